@@ -1,0 +1,1 @@
+"""otel-sessions collector plugin: OTLP receiver and Redis session store."""

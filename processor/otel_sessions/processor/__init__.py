@@ -1,0 +1,1 @@
+"""otel-sessions span processor."""

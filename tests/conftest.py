@@ -1,0 +1,30 @@
+"""Shared fixtures: a real redis-server started by the suite on a free port.
+
+The suite never uses the machine's Redis on 6379: each session of tests starts its own
+server, and each test gets a flushed database.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_sessions.exporter.embedded_redis import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedRedis:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=None, persistent=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """URL of the suite's Redis, flushed before the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
