@@ -1,0 +1,310 @@
+"""From an OTLP export request to per-session write groups: the receiver's hot path.
+
+One pass over the spans of a request extracts what the store needs per span (ids, times,
+errors, tokens, cost, model, kind labels) and groups the serialized spans by session:
+
+* a span naming a session (``session.id`` or an alias, see ``conventions.md``) goes to it;
+* a span without one goes to the session its trace names elsewhere in the request, else it
+  is an *orphan* of its trace, resolved by the store (trace joining).
+
+Per-span facts travel to the store's Lua script as fixed-size binary records
+(:data:`RECORD`), so a whole session's part of a batch is one script call.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+from otel_sessions.processor import attributes as attr
+
+from .pricing import PriceTable
+from .span_codec import ChunkGroup, encode_chunk
+
+__all__ = ["RECORD", "Group", "Batch", "BatchBuilder", "FLAG_ERROR", "FLAG_ROOT", "FLAG_COST_ESTIMATED"]
+
+#: dedupe id (span id + low half of trace id), trace id, flags, start µs, end µs,
+#: input tokens, output tokens, cost USD.
+RECORD = struct.Struct(">16s16sBddddd")
+FLAG_ERROR = 1
+FLAG_ROOT = 2
+FLAG_COST_ESTIMATED = 4
+
+_STATUS_ERROR = 2
+
+# Attribute key -> (slot, rank). Lower rank wins within a slot.
+_S_SESSION, _S_THREAD, _S_USER, _S_NAME, _S_IN, _S_OUT, _S_COST, _S_MODEL = range(8)
+_S_AGENT, _S_TOOL, _S_PREVIOUS, _S_ESCALATED, _S_OPERATION = range(8, 13)
+_N_SLOTS = 13
+_SLOTS: dict[str, tuple[int, int]] = {}
+for _slot, _names in (
+    (_S_SESSION, attr.SESSION_ID_ALIASES[:-1]),  # the conversation id is a fallback, handled below
+    (_S_THREAD, attr.THREAD_ID_ALIASES),
+    (_S_USER, attr.USER_ID_ALIASES),
+    (_S_NAME, attr.SESSION_NAME_ALIASES),
+    (_S_IN, attr.INPUT_TOKENS),
+    (_S_OUT, attr.OUTPUT_TOKENS),
+    (_S_COST, attr.COST_USD),
+    (_S_MODEL, attr.MODEL),
+    (_S_AGENT, (attr.AGENT_NAME,)),
+    (_S_TOOL, (attr.TOOL_NAME,)),
+    (_S_PREVIOUS, (attr.SESSION_PREVIOUS_ID,)),
+    (_S_ESCALATED, (attr.SESSION_ESCALATED,)),
+    (_S_OPERATION, (attr.OPERATION_NAME, attr.OPENINFERENCE_SPAN_KIND, attr.TRACELOOP_SPAN_KIND)),
+):
+    for _rank, _name in enumerate(_names):
+        _SLOTS.setdefault(_name, (_slot, _rank))
+_METADATA_PREFIX = attr.SESSION_METADATA_PREFIX
+_METADATA_PREFIX_LEN = len(_METADATA_PREFIX)
+
+
+def _text(value) -> str | None:
+    """An AnyValue as an id string (strings as they are, integers in decimal), else None."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return str(value.int_value)
+    return None
+
+
+def _number(value) -> float:
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return float(value.int_value)
+    if kind == "double_value":
+        return value.double_value
+    if kind == "string_value":
+        try:
+            return float(value.string_value)
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+@dataclass
+class Group:
+    """Spans of one session (or, for orphans, of one trace) from one request."""
+
+    records: list[bytes] = field(default_factory=list)
+    chunk_groups: dict[tuple[int, int], ChunkGroup] = field(default_factory=dict)
+    root_names: dict[bytes, str] = field(default_factory=dict)
+    labels: set[str] = field(default_factory=set)
+    metadata: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    previous_id: str | None = None
+    ended: bool = False
+    escalated: bool = False
+    trace_ids: set[bytes] = field(default_factory=set)
+    extra_chunks: list[bytes] = field(default_factory=list)  # already-encoded chunks (joined orphans)
+
+    @property
+    def span_count(self) -> int:
+        return len(self.records)
+
+    def chunk(self) -> bytes | None:
+        """This group's spans as one stored chunk (None when the group has only extra chunks)."""
+        if not self.chunk_groups:
+            return None
+        return encode_chunk(list(self.chunk_groups.values()))
+
+    def merge(self, other: Group) -> None:
+        """Add ``other``'s spans (an orphan group joining this session)."""
+        self.records.extend(other.records)
+        for key, (res, res_schema, scope, scope_schema, spans) in other.chunk_groups.items():
+            mine = self.chunk_groups.get(key)
+            if mine is None:
+                self.chunk_groups[key] = (res, res_schema, scope, scope_schema, list(spans))
+            else:
+                mine[4].extend(spans)  # type: ignore[union-attr]
+        for trace_id, name in other.root_names.items():
+            self.root_names.setdefault(trace_id, name)
+        self.labels |= other.labels
+        for key, value in other.metadata.items():
+            self.metadata.setdefault(key, value)
+        self.trace_ids |= other.trace_ids
+        self.extra_chunks.extend(other.extra_chunks)
+        self.ended = self.ended or other.ended
+        self.escalated = self.escalated or other.escalated
+        for name in ("name", "user_id", "thread_id", "previous_id"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(other, name))
+
+
+@dataclass
+class Batch:
+    """The result of one request: session groups, orphan groups, and what was refused."""
+
+    sessions: dict[str, Group] = field(default_factory=dict)
+    orphans: dict[bytes, Group] = field(default_factory=dict)
+    trace_sessions: dict[bytes, str] = field(default_factory=dict)  # first session named per trace
+    span_count: int = 0
+    rejected: int = 0
+    invalid_ids: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def join_local(self) -> int:
+        """Move orphans whose trace names a session in this same request; returns spans moved."""
+        moved = 0
+        for trace_id in [t for t in self.orphans if t in self.trace_sessions]:
+            group = self.orphans.pop(trace_id)
+            self.sessions[self.trace_sessions[trace_id]].merge(group)
+            moved += group.span_count
+        return moved
+
+
+class BatchBuilder:
+    """Turns ``ResourceSpans`` into a :class:`Batch` (stateless apart from its settings)."""
+
+    def __init__(self, prices: PriceTable | None = None, max_id_length: int = attr.MAX_ID_LENGTH) -> None:
+        self.prices = prices or PriceTable()
+        self.max_id_length = max_id_length
+
+    def build(self, resource_spans: Iterable[ResourceSpans], force_session: str | None = None) -> Batch:
+        """Group every span; ``force_session`` assigns spans without a session id to that session."""
+        batch = Batch()
+        for res_index, rs in enumerate(resource_spans):
+            resource = rs.resource
+            service = None
+            for kv in resource.attributes:
+                if kv.key == attr.SERVICE_NAME:
+                    service = kv.value.string_value
+                    break
+            service_label = "s:" + service if service else None
+            resource_bytes = resource.SerializeToString()
+            for scope_index, ss in enumerate(rs.scope_spans):
+                scope_bytes = ss.scope.SerializeToString()
+                key = (res_index, scope_index)
+                for span in ss.spans:
+                    self._add_span(batch, span, key, resource_bytes, rs.schema_url, scope_bytes, ss.schema_url,
+                                   service_label, force_session)
+        return batch
+
+    def _add_span(self, batch, span, key, resource_bytes, res_schema, scope_bytes, scope_schema,
+                  service_label, force_session) -> None:
+        trace_id = span.trace_id
+        span_id = span.span_id
+        if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
+            batch.rejected += 1
+            if len(batch.errors) < 5:
+                batch.errors.append(
+                    f"span {span.name[:64]!r}: trace_id must be 16 bytes and span_id 8 bytes, not all zero"
+                )
+            return
+        batch.span_count += 1
+
+        found: list = [None] * _N_SLOTS
+        ranks = [99] * _N_SLOTS
+        metadata = None
+        conversation = None
+        for kv in span.attributes:
+            k = kv.key
+            hit = _SLOTS.get(k)
+            if hit is None:
+                if k.startswith(_METADATA_PREFIX):
+                    metadata = metadata or {}
+                    metadata[k[_METADATA_PREFIX_LEN:]] = kv.value
+                continue
+            slot, rank = hit
+            if rank < ranks[slot]:
+                ranks[slot] = rank
+                found[slot] = kv.value
+            if k == attr.THREAD_ID:
+                conversation = kv.value
+
+        # --- ids ---------------------------------------------------------------------------
+        session_value = found[_S_SESSION] if found[_S_SESSION] is not None else conversation
+        session_id = _text(session_value) if session_value is not None else None
+        if session_id is not None and not attr.is_valid_id(session_id, self.max_id_length):
+            batch.invalid_ids += 1
+            session_id = None
+        if session_id is None:
+            session_id = force_session
+        elif trace_id not in batch.trace_sessions:
+            batch.trace_sessions[trace_id] = session_id
+
+        if session_id is None:
+            group = batch.orphans.get(trace_id)
+            if group is None:
+                group = batch.orphans[trace_id] = Group()
+        else:
+            group = batch.sessions.get(session_id)
+            if group is None:
+                group = batch.sessions[session_id] = Group()
+
+        if group.thread_id is None and found[_S_THREAD] is not None:
+            group.thread_id = self._valid(batch, _text(found[_S_THREAD]))
+        if group.user_id is None and found[_S_USER] is not None:
+            group.user_id = self._valid(batch, _text(found[_S_USER]))
+        if group.name is None and found[_S_NAME] is not None:
+            name = _text(found[_S_NAME])
+            group.name = name[:1024] if name else None
+        if group.previous_id is None and found[_S_PREVIOUS] is not None:
+            group.previous_id = self._valid(batch, _text(found[_S_PREVIOUS]))
+        if found[_S_ESCALATED] is not None:
+            value = found[_S_ESCALATED]
+            group.escalated = group.escalated or value.bool_value or value.string_value.lower() == "true"
+        if metadata:
+            for meta_key, value in metadata.items():
+                text = _text(value)
+                if text is None:
+                    kind = value.WhichOneof("value")
+                    text = str(getattr(value, kind)) if kind in ("bool_value", "double_value") else None
+                if text is not None and meta_key not in group.metadata and len(group.metadata) < 64:
+                    group.metadata[meta_key[:128]] = text[:1024]
+
+        # --- facts -------------------------------------------------------------------------
+        flags = 0
+        if span.status.code == _STATUS_ERROR:
+            flags = FLAG_ERROR
+        if span.events:
+            for event in span.events:
+                event_name = event.name
+                if event_name == attr.EXCEPTION_EVENT:
+                    flags |= FLAG_ERROR
+                elif event_name == attr.SESSION_END_EVENT:
+                    group.ended = True
+        if not span.parent_span_id:
+            flags |= FLAG_ROOT
+            group.root_names.setdefault(trace_id, span.name)
+        in_tokens = _number(found[_S_IN]) if found[_S_IN] is not None else 0.0
+        out_tokens = _number(found[_S_OUT]) if found[_S_OUT] is not None else 0.0
+        model = _text(found[_S_MODEL]) if found[_S_MODEL] is not None else None
+        if model:
+            group.labels.add("m:" + model[:256])
+        if found[_S_COST] is not None:
+            cost = _number(found[_S_COST])
+        elif model and (in_tokens or out_tokens):
+            estimate = self.prices.estimate(model, in_tokens, out_tokens)
+            cost = estimate or 0.0
+            if estimate is not None:
+                flags |= FLAG_COST_ESTIMATED
+        else:
+            cost = 0.0
+        if found[_S_AGENT] is not None:
+            group.labels.add("a:" + found[_S_AGENT].string_value[:256])
+        if found[_S_TOOL] is not None:
+            group.labels.add("t:" + found[_S_TOOL].string_value[:256])
+        if service_label:
+            group.labels.add(service_label)
+
+        start = span.start_time_unix_nano // 1000
+        end = max(start, span.end_time_unix_nano // 1000)
+        group.records.append(
+            RECORD.pack(span_id + trace_id[8:], trace_id, flags, start, end, in_tokens, out_tokens, cost)
+        )
+        group.trace_ids.add(trace_id)
+        chunk_group = group.chunk_groups.get(key)
+        if chunk_group is None:
+            chunk_group = group.chunk_groups[key] = (resource_bytes, res_schema, scope_bytes, scope_schema, [])
+        chunk_group[4].append(span.SerializeToString())
+
+    def _valid(self, batch: Batch, value: str | None) -> str | None:
+        if value is None or attr.is_valid_id(value, self.max_id_length):
+            return value
+        batch.invalid_ids += 1
+        return None

@@ -1,0 +1,109 @@
+"""Every Redis key of the store, built in one place.
+
+Layout (``P`` is the key prefix, default ``ots``)::
+
+    P:{S}:sum            hash   session summary (counters, flags, labels, metadata)
+    P:{S}:chunks         list   compressed span chunks, oldest first
+    P:{S}:ids            hash   span-id buckets for idempotency (16 bytes per span)
+    P:{S}:traces         hash   trace id (16 bytes) -> packed trace summary + root name
+    P:{ix:N}:seen        zset   session -> last write (ms); also what prunes expired sessions
+    P:{ix:N}:start|end|duration|spans|traces|tokens|cost   zsets for sorting
+    P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
+    P:{ix:N}:thread:T    zset   sessions of thread T (score: session start, µs)
+    P:{ix:N}:name:NAME   zset   sessions named NAME (score: last write ms)
+    P:{tj:N}:t:TRACE     string session of a trace, for joining spans without a session id
+    P:{tj:N}:p:TRACE     list   spans of a trace that has not named its session yet
+
+``S`` is the session's hash tag: all keys of one session live in one cluster slot, so one
+Lua script can write them atomically. Cross-session indexes are sharded over
+:data:`INDEX_SHARDS` slots (``N = crc32(session) % 16``); readers merge the shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+__all__ = ["INDEX_SHARDS", "SORT_INDEXES", "Keys"]
+
+#: Shards of every cross-session index. Part of the data model: all receivers must agree.
+INDEX_SHARDS = 16
+
+#: Sort keys served by an index, with the ZADD flag that keeps each score monotonic
+#: (a session's start only moves earlier, every other figure only grows).
+SORT_INDEXES: dict[str, str] = {
+    "start": "LT",
+    "end": "GT",
+    "duration": "GT",
+    "spans": "GT",
+    "traces": "GT",
+    "tokens": "GT",
+    "cost": "GT",
+}
+
+
+def session_tag(session_id: str) -> str:
+    """The hash tag of a session: its id, or a digest when the id contains a brace."""
+    if "{" in session_id or "}" in session_id:
+        return "h:" + hashlib.sha1(session_id.encode()).hexdigest()
+    return session_id
+
+
+def session_shard(session_id: str) -> int:
+    return zlib.crc32(session_id.encode()) % INDEX_SHARDS
+
+
+def trace_shard(trace_id: bytes) -> int:
+    return trace_id[-1] % INDEX_SHARDS
+
+
+class Keys:
+    """Key builders for one key prefix."""
+
+    def __init__(self, prefix: str = "ots") -> None:
+        self.prefix = prefix
+
+    # --- one session (one slot) -------------------------------------------------------------
+    def session(self, session_id: str) -> tuple[str, str, str, str]:
+        """``(summary, chunks, ids, traces)`` keys of a session, in the order the scripts take."""
+        base = f"{self.prefix}:{{{session_tag(session_id)}}}:"
+        return base + "sum", base + "chunks", base + "ids", base + "traces"
+
+    def summary(self, session_id: str) -> str:
+        return self.session(session_id)[0]
+
+    def tail_channel(self, session_id: str) -> str:
+        """Pub/sub channel announcing new chunks of a session."""
+        return f"{self.prefix}:{{{session_tag(session_id)}}}:tail"
+
+    # --- cross-session indexes (sharded) ----------------------------------------------------
+    def _shard(self, shard: int) -> str:
+        return f"{self.prefix}:{{ix:{shard}}}:"
+
+    def seen(self, shard: int) -> str:
+        return self._shard(shard) + "seen"
+
+    def sort_index(self, shard: int, sort_key: str) -> str:
+        if sort_key not in SORT_INDEXES:
+            raise KeyError(sort_key)
+        return self._shard(shard) + sort_key
+
+    def shard_indexes(self, shard: int) -> list[str]:
+        """The ``seen`` index then every sort index of a shard, in :data:`SORT_INDEXES` order."""
+        return [self.seen(shard)] + [self.sort_index(shard, name) for name in SORT_INDEXES]
+
+    def user(self, shard: int, user_id: str) -> str:
+        return self._shard(shard) + "user:" + user_id
+
+    def thread(self, shard: int, thread_id: str) -> str:
+        return self._shard(shard) + "thread:" + thread_id
+
+    def name(self, shard: int, name: str) -> str:
+        return self._shard(shard) + "name:" + name
+
+    # --- trace joining (sharded by trace id) ------------------------------------------------
+    def trace_session(self, trace_id: bytes) -> str:
+        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:t:{trace_id.hex()}"
+
+    def trace_pending(self, trace_id: bytes) -> str:
+        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:p:{trace_id.hex()}"

@@ -1,0 +1,226 @@
+"""Service settings: resolved in one place (flag, then env var, then default) and validated.
+
+A bad value raises :class:`SettingsError` whose message names both the flag and the env
+var, so ``serve`` can stop at start-up with a sentence the operator can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "SettingsError", "parse_duration", "parse_listen", "default_data_dir", "OPTIONS"]
+
+
+class SettingsError(ValueError):
+    """A setting has an impossible value; the message names the flag and the env var."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``"500ms"``, ``"30s"``, ``"5m"``, ``"24h"``, ``"7d"`` (or bare seconds) to seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 24h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Parse ``host:port`` (``[::1]:4317`` for IPv6); port 0 picks a free port."""
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"not a host:port address: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def default_data_dir() -> Path:
+    """Per-user data folder: ``$XDG_DATA_HOME/otel-sessions`` or ``~/.local/share/otel-sessions``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "otel-sessions"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its attribute name, flag, env var, default and help text."""
+
+    name: str
+    flag: str
+    env: str
+    default: Any
+    help: str
+    repeatable: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("redis_url", "--redis-url", "OTEL_SESSIONS_REDIS_URL", None,
+           "Redis to store sessions in (redis://, rediss://, unix://). Default: start an embedded "
+           "redis-server with its data under --data-dir."),
+    Option("redis_cluster", "--redis-cluster", "OTEL_SESSIONS_REDIS_CLUSTER", False,
+           "Treat --redis-url as a Redis Cluster seed node."),
+    Option("data_dir", "--data-dir", "OTEL_SESSIONS_DATA_DIR", None,
+           "Folder of the embedded Redis (append-only file). Default: a per-user data folder."),
+    Option("grpc_listen", "--grpc-listen", "OTEL_SESSIONS_GRPC_LISTEN", "127.0.0.1:4317",
+           "OTLP/gRPC and SessionService address."),
+    Option("http_listen", "--http-listen", "OTEL_SESSIONS_HTTP_LISTEN", "127.0.0.1:4318",
+           "OTLP/HTTP, REST, health and metrics address."),
+    Option("forward", "--forward", "OTEL_SESSIONS_FORWARD", (),
+           "Forward every span to this OTLP endpoint (grpc://host:4317 or http://host:4318); "
+           "repeatable, or comma-separated in the env var.", repeatable=True),
+    Option("retention", "--retention", "OTEL_SESSIONS_RETENTION", "24h",
+           "Sliding TTL of every key of a session."),
+    Option("thread_idle", "--thread-idle", "OTEL_SESSIONS_THREAD_IDLE", "1h",
+           "A thread with no activity for this long expires (its sessions stay)."),
+    Option("idle_after", "--idle-after", "OTEL_SESSIONS_IDLE_AFTER", "5m",
+           "A session with no new span for this long is idle."),
+    Option("abandon_after", "--abandon-after", "OTEL_SESSIONS_ABANDON_AFTER", "30m",
+           "A session with no new span for this long is abandoned."),
+    Option("key_prefix", "--key-prefix", "OTEL_SESSIONS_KEY_PREFIX", "ots",
+           "Prefix of every Redis key."),
+    Option("ingest_token", "--ingest-token", "OTEL_SESSIONS_INGEST_TOKEN", None,
+           "When set, OTLP requests need 'Authorization: Bearer <token>'."),
+    Option("query_token", "--query-token", "OTEL_SESSIONS_QUERY_TOKEN", None,
+           "When set, lookups need 'Authorization: Bearer <token>'."),
+    Option("max_request_bytes", "--max-request-bytes", "OTEL_SESSIONS_MAX_REQUEST_BYTES", 64 * 1024 * 1024,
+           "Largest OTLP request accepted, compressed or not (gRPC message size too)."),
+    Option("max_spans_per_session", "--max-spans-per-session", "OTEL_SESSIONS_MAX_SPANS_PER_SESSION", 100_000,
+           "Spans kept per session; beyond it the oldest are dropped from the store."),
+    Option("max_id_length", "--max-id-length", "OTEL_SESSIONS_MAX_ID_LENGTH", 256,
+           "Longest session, thread or user id used for grouping."),
+    Option("prices", "--prices", "OTEL_SESSIONS_PRICES", None,
+           "JSON file of model prices (USD per million tokens) to extend the built-in table."),
+    Option("workers", "--workers", "OTEL_SESSIONS_WORKERS", 1,
+           "Server processes sharing the ports (SO_REUSEPORT); one per core for top ingest speed."),
+    Option("log_level", "--log-level", "OTEL_SESSIONS_LOG_LEVEL", "info",
+           "debug, info, warning or error."),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved, validated settings of one ``serve`` process."""
+
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    data_dir: Path = field(default_factory=default_data_dir)
+    grpc_listen: tuple[str, int] = ("127.0.0.1", 4317)
+    http_listen: tuple[str, int] = ("127.0.0.1", 4318)
+    forward: tuple[str, ...] = ()
+    retention: float = 86400.0
+    thread_idle: float = 3600.0
+    idle_after: float = 300.0
+    abandon_after: float = 1800.0
+    key_prefix: str = "ots"
+    ingest_token: str | None = field(default=None, repr=False)
+    query_token: str | None = field(default=None, repr=False)
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_spans_per_session: int = 100_000
+    max_id_length: int = 256
+    prices: Path | None = None
+    workers: int = 1
+    log_level: str = "info"
+
+    @classmethod
+    def resolve(cls, args: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """Resolve every option: ``args[name]`` when not None, else the env var, else the default."""
+        args = dict(args or {})
+        env = os.environ if env is None else env
+        raw: dict[str, Any] = {}
+        for option in OPTIONS:
+            value = args.get(option.name)
+            if value in (None, [], ()):
+                env_value = env.get(option.env)
+                if env_value not in (None, ""):
+                    value = [v.strip() for v in env_value.split(",") if v.strip()] if option.repeatable else env_value
+                else:
+                    value = option.default
+            raw[option.name] = value
+        return cls._validated(raw)
+
+    @classmethod
+    def _validated(cls, raw: dict[str, Any]) -> Settings:
+        values: dict[str, Any] = {}
+
+        def fail(name: str, problem: str) -> SettingsError:
+            option = _BY_NAME[name]
+            return SettingsError(f"{option.flag} / {option.env}: {problem}")
+
+        for name in ("retention", "thread_idle", "idle_after", "abandon_after"):
+            try:
+                seconds = parse_duration(raw[name])
+            except ValueError as exc:
+                raise fail(name, str(exc)) from None
+            if seconds <= 0:
+                raise fail(name, "must be greater than zero")
+            values[name] = seconds
+        if values["abandon_after"] < values["idle_after"]:
+            raise fail("abandon_after", "must not be shorter than --idle-after")
+
+        for name in ("grpc_listen", "http_listen"):
+            try:
+                values[name] = parse_listen(raw[name])
+            except ValueError as exc:
+                raise fail(name, str(exc)) from None
+
+        for name, low in (("max_request_bytes", 1024), ("max_spans_per_session", 1), ("max_id_length", 1),
+                          ("workers", 1)):
+            try:
+                number = int(raw[name])
+            except (TypeError, ValueError):
+                raise fail(name, f"not a whole number: {raw[name]!r}") from None
+            if number < low:
+                raise fail(name, f"must be at least {low}")
+            values[name] = number
+
+        url = raw["redis_url"]
+        if url is not None and not re.match(r"^(redis|rediss|unix)://", str(url)):
+            raise fail("redis_url", f"must start with redis://, rediss:// or unix:// (got {_redact(url)!r})")
+        values["redis_url"] = url
+        cluster = raw["redis_cluster"]
+        values["redis_cluster"] = cluster if isinstance(cluster, bool) else str(cluster).lower() in ("1", "true", "yes")
+        if values["redis_cluster"] and url is None:
+            raise fail("redis_cluster", "needs --redis-url (the embedded Redis is not a cluster)")
+
+        values["data_dir"] = Path(raw["data_dir"]).expanduser() if raw["data_dir"] else default_data_dir()
+
+        forward = raw["forward"]
+        forward = (forward,) if isinstance(forward, str) else tuple(forward)
+        for target in forward:
+            if not re.match(r"^(grpc|http|https)://[^/\s]+", target):
+                raise fail("forward", f"must look like grpc://host:4317 or http://host:4318 (got {target!r})")
+        values["forward"] = forward
+
+        prefix = str(raw["key_prefix"])
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", prefix):
+            raise fail("key_prefix", "use 1 to 64 letters, digits or _ . : - (no braces)")
+        values["key_prefix"] = prefix
+
+        for name in ("ingest_token", "query_token"):
+            token = raw[name]
+            values[name] = str(token) if token else None
+
+        values["prices"] = Path(raw["prices"]).expanduser() if raw["prices"] else None
+        if values["prices"] is not None and not values["prices"].is_file():
+            raise fail("prices", f"no such file: {values['prices']}")
+
+        level = str(raw["log_level"]).lower()
+        if level not in ("debug", "info", "warning", "error"):
+            raise fail("log_level", "use debug, info, warning or error")
+        values["log_level"] = level
+        return cls(**values)
+
+    @property
+    def redacted_redis_url(self) -> str | None:
+        return _redact(self.redis_url) if self.redis_url else None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a Redis URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))

@@ -1,0 +1,454 @@
+"""The Redis session store: writes batches grouped by session, reads sessions back.
+
+Write path of one export request (:meth:`SessionStore.write`), three pipelined round trips:
+
+1. *join* (only when needed): for each trace that names a session and is not yet known to
+   this process, claim trace -> session (first claim wins) and collect spans parked earlier
+   for that trace; for each trace with spans but no session, park them unless the trace's
+   session is already known (``join_traces.lua``, one call per trace shard).
+2. *sessions*: one ``write_session.lua`` call per session (atomic, idempotent, sliding TTL).
+3. *indexes*: one ``update_indexes.lua`` call per index shard with the figures step 2
+   returned, and trimming of parked spans that step 2 stored.
+
+Every step is idempotent, so a request that fails anywhere is safely retried by the exporter
+(the receiver answers UNAVAILABLE on :class:`StoreUnavailable`). Nothing is acknowledged
+before step 3 succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import struct
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from redis import exceptions as redis_errors
+
+from .batch import Batch, BatchBuilder, Group
+from .keys import INDEX_SHARDS, Keys, session_shard, trace_shard
+from .span_codec import decode_chunks
+from .summary import SessionSummary, TraceSummary
+
+__all__ = ["SessionStore", "StoreUnavailable", "WriteResult", "connect"]
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+    redis_errors.MasterDownError,
+    OSError,
+)
+_ROOT_NAME = struct.Struct(">16sH")
+
+
+class StoreUnavailable(Exception):
+    """Redis could not take the write or answer the read; the caller should retry later."""
+
+
+@dataclass
+class WriteResult:
+    """What one :meth:`SessionStore.write` did."""
+
+    sessions: int = 0
+    spans_new: int = 0
+    spans_duplicate: int = 0
+    spans_parked: int = 0
+    spans_joined: int = 0
+
+
+def _load_lua(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", name).read_text()
+
+
+def connect(url: str, cluster: bool = False, **options: Any):
+    """An asyncio Redis (or Redis Cluster) client for ``url``."""
+    options.setdefault("socket_timeout", 5.0)
+    options.setdefault("socket_connect_timeout", 2.0)
+    if cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, **options)
+    return aioredis.Redis.from_url(url, **options)
+
+
+class _Script:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = _load_lua(name)
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+
+class SessionStore:
+    """Sessions in Redis. One instance per process; safe for concurrent use from one event loop.
+
+    :param client: an asyncio Redis or RedisCluster client.
+    :param retention_s: sliding TTL of every key of a session.
+    :param thread_idle_s: TTL of a thread index, refreshed by each write to the thread.
+    :param idle_after_s, abandon_after_s: status thresholds, applied at read time.
+    :param max_spans_per_session: spans kept per session (oldest chunks dropped beyond it).
+    """
+
+    def __init__(
+        self,
+        client,
+        *,
+        keys: Keys | None = None,
+        builder: BatchBuilder | None = None,
+        retention_s: float = 86400.0,
+        thread_idle_s: float = 3600.0,
+        idle_after_s: float = 300.0,
+        abandon_after_s: float = 1800.0,
+        max_spans_per_session: int = 100_000,
+        publish_tail: bool = True,
+    ) -> None:
+        self.client = client
+        self.keys = keys or Keys()
+        self.builder = builder or BatchBuilder()
+        self.retention_ms = int(retention_s * 1000)
+        self.thread_idle_ms = int(thread_idle_s * 1000)
+        self.idle_after_s = idle_after_s
+        self.abandon_after_s = abandon_after_s
+        self.max_spans = max_spans_per_session
+        self.publish_tail = publish_tail
+        self._write_session = _Script("write_session.lua")
+        self._update_indexes = _Script("update_indexes.lua")
+        self._join_traces = _Script("join_traces.lua")
+        self._delete_session = _Script("delete_session.lua")
+        self._scripts = (self._write_session, self._update_indexes, self._join_traces, self._delete_session)
+        # trace id -> session, for traces this process already claimed (no need to claim again)
+        self._claimed: OrderedDict[bytes, str] = OrderedDict()
+        self._claimed_max = 100_000
+
+    # --- plumbing ---------------------------------------------------------------------------
+    async def load_scripts(self) -> None:
+        """Load every Lua script (on every primary in a cluster)."""
+        for script in self._scripts:
+            if hasattr(self.client, "get_primaries"):
+                from redis.asyncio.cluster import RedisCluster
+
+                await self.client.script_load(script.source, target_nodes=RedisCluster.PRIMARIES)
+            else:
+                await self.client.script_load(script.source)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except _UNAVAILABLE:
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _run(self, fill) -> list[Any]:
+        """Run a pipeline filled by ``fill(pipe)``; reload scripts once on NOSCRIPT."""
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            fill(pipe)
+            try:
+                return await pipe.execute()
+            except redis_errors.NoScriptError:
+                if attempt == 2:
+                    raise
+                await self.load_scripts()
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+            except redis_errors.ResponseError as exc:
+                if "NOSCRIPT" in str(exc) and attempt == 1:
+                    await self.load_scripts()
+                    continue
+                if str(exc).startswith(("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "OOM")):
+                    raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+                raise
+        raise AssertionError("unreachable")
+
+    # --- write ------------------------------------------------------------------------------
+    async def write(self, batch: Batch) -> WriteResult:
+        """Store ``batch`` durably; raises :class:`StoreUnavailable` when Redis fails."""
+        result = WriteResult()
+        result.spans_joined += batch.join_local()
+        now_ms = int(time.time() * 1000)
+
+        trim_pending: list[tuple[str, int]] = []
+        await self._join(batch, result, trim_pending)
+        if not batch.sessions:
+            return result
+
+        groups = list(batch.sessions.items())
+        sws = self._write_session
+
+        def fill_sessions(pipe) -> None:
+            for session_id, group in groups:
+                pipe.evalsha(sws.sha, 4, *self.keys.session(session_id), *self._session_args(
+                    now_ms, session_id, group))
+
+        replies = await self._run(fill_sessions)
+
+        per_shard: dict[int, list[tuple[str, Group, list]]] = {}
+        for (session_id, group), reply in zip(groups, replies):
+            new = int(reply[0])
+            result.spans_new += new
+            result.spans_duplicate += group.span_count - new
+            per_shard.setdefault(session_shard(session_id), []).append((session_id, group, reply))
+        result.sessions = len(groups)
+
+        def fill_indexes(pipe) -> None:
+            for shard, entries in per_shard.items():
+                keys = self.keys.shard_indexes(shard)
+                args: list[Any] = [now_ms, self.retention_ms, self.thread_idle_ms, len(entries)]
+                for session_id, group, reply in entries:
+                    _new, start, end, spans, traces, tokens, cost, seen = reply
+                    mask = 0
+                    if group.user_id:
+                        mask |= 1
+                        keys.append(self.keys.user(shard, group.user_id))
+                    if group.thread_id:
+                        mask |= 2
+                        keys.append(self.keys.thread(shard, group.thread_id))
+                    if group.name:
+                        mask |= 4
+                        keys.append(self.keys.name(shard, group.name))
+                    args += [session_id, seen or now_ms, start, end, spans, traces, tokens, cost, mask]
+                pipe.evalsha(self._update_indexes.sha, len(keys), *keys, *args)
+            for key, count in trim_pending:
+                pipe.ltrim(key, count, -1)
+
+        await self._run(fill_indexes)
+        return result
+
+    def _session_args(self, now_ms: int, session_id: str, group: Group) -> list[Any]:
+        roots = b"".join(
+            _ROOT_NAME.pack(trace_id, len(encoded)) + encoded
+            for trace_id, name in group.root_names.items()
+            for encoded in (name.encode()[:1024],)
+        )
+        flags = (1 if group.ended else 0) | (2 if group.escalated else 0)
+        meta = "\0".join(part for item in group.metadata.items() for part in item)
+        chunks = list(group.extra_chunks)
+        own = group.chunk()
+        if own is not None:
+            chunks.append(own)
+        return [
+            now_ms, self.retention_ms, self.max_spans, session_id,
+            group.name or "", group.user_id or "", group.thread_id or "", group.previous_id or "",
+            flags, b"".join(group.records), "\0".join(sorted(group.labels)), meta, roots,
+            self.keys.tail_channel(session_id) if self.publish_tail else "",
+            *chunks,
+        ]
+
+    async def _join(self, batch: Batch, result: WriteResult, trim_pending: list[tuple[str, int]]) -> None:
+        """Step 1: claim traces that name sessions, park or resolve orphans."""
+        ops: dict[int, list[tuple[bytes, str, Any]]] = {}
+        for trace_id, session_id in batch.trace_sessions.items():
+            if self._claimed.get(trace_id) != session_id:
+                ops.setdefault(trace_shard(trace_id), []).append((trace_id, "c", session_id))
+        for trace_id in list(batch.orphans):
+            owner = self._claimed.get(trace_id)
+            if owner is not None:
+                self._adopt(batch, owner, batch.orphans.pop(trace_id), result)
+            else:
+                group = batch.orphans[trace_id]
+                ops.setdefault(trace_shard(trace_id), []).append((trace_id, "p", group))
+        if not ops:
+            return
+        shards = list(ops.items())
+
+        def fill(pipe) -> None:
+            for _shard, entries in shards:
+                keys: list[str] = []
+                args: list[Any] = [self.retention_ms]
+                for trace_id, op, value in entries:
+                    keys += [self.keys.trace_session(trace_id), self.keys.trace_pending(trace_id)]
+                    if op == "c":
+                        args += ["c", value]
+                    else:
+                        chunk = value.chunk()
+                        args += ["p", chunk]
+                pipe.evalsha(self._join_traces.sha, len(keys), *keys, *args)
+
+        replies = await self._run(fill)
+        for (_shard, entries), reply in zip(shards, replies):
+            for (trace_id, op, value), answer in zip(entries, reply):
+                if op == "c":
+                    owner = answer[0].decode()
+                    self._remember(trace_id, owner)
+                    parked = answer[1:]
+                    if parked:
+                        self._adopt_parked(batch, owner, parked, result)
+                        trim_pending.append((self.keys.trace_pending(trace_id), len(parked)))
+                else:
+                    group = batch.orphans.pop(trace_id)
+                    if answer:
+                        owner = answer[0].decode()
+                        self._remember(trace_id, owner)
+                        self._adopt(batch, owner, group, result)
+                    else:
+                        result.spans_parked += group.span_count
+
+    def _remember(self, trace_id: bytes, session_id: str) -> None:
+        self._claimed[trace_id] = session_id
+        if len(self._claimed) > self._claimed_max:
+            self._claimed.popitem(last=False)
+
+    @staticmethod
+    def _adopt(batch: Batch, session_id: str, group: Group, result: WriteResult) -> None:
+        target = batch.sessions.get(session_id)
+        if target is None:
+            target = batch.sessions[session_id] = Group()
+        target.merge(group)
+        result.spans_joined += group.span_count
+
+    def _adopt_parked(self, batch: Batch, session_id: str, chunks: list[bytes], result: WriteResult) -> None:
+        """Spans parked before their trace named ``session_id`` join that session."""
+        data = TracesData.FromString(decode_chunks(chunks))
+        parked = self.builder.build(data.resource_spans, force_session=session_id)
+        for sid, group in parked.sessions.items():
+            if sid == session_id:
+                group.chunk_groups.clear()
+                group.extra_chunks = list(chunks)
+            self._adopt(batch, sid, group, result)
+
+    # --- read -------------------------------------------------------------------------------
+    def _now_ms(self) -> float:
+        return time.time() * 1000
+
+    async def get_session(self, session_id: str, with_traces: bool = False) -> SessionSummary | None:
+        """The session's summary (and its traces, in start order), or None when unknown."""
+        sum_key, _chunks, _ids, traces_key = self.keys.session(session_id)
+        try:
+            if with_traces:
+                raw, traces = await asyncio.gather(self.client.hgetall(sum_key), self.client.hgetall(traces_key))
+            else:
+                raw, traces = await self.client.hgetall(sum_key), None
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if not raw:
+            return None
+        summary = SessionSummary.from_redis(raw, self._now_ms(), self.idle_after_s, self.abandon_after_s)
+        if traces is not None:
+            summary.traces = sorted(
+                (TraceSummary.from_redis(tid, packed) for tid, packed in traces.items()),
+                key=lambda t: (t.start_us, t.trace_id),
+            )
+        return summary
+
+    async def get_summaries(self, session_ids: list[str]) -> list[SessionSummary | None]:
+        """Summaries of many sessions in one pipeline (None for sessions that expired)."""
+        if not session_ids:
+            return []
+
+        def fill(pipe) -> None:
+            for session_id in session_ids:
+                pipe.hgetall(self.keys.summary(session_id))
+
+        now = self._now_ms()
+        replies = await self._run(fill)
+        return [
+            SessionSummary.from_redis(raw, now, self.idle_after_s, self.abandon_after_s) if raw else None
+            for raw in replies
+        ]
+
+    async def get_spans(self, session_id: str) -> TracesData | None:
+        """Every stored span of the session as one OTLP ``TracesData`` (duplicates removed)."""
+        _sum, chunks_key, _ids, _traces = self.keys.session(session_id)
+        try:
+            chunks = await self.client.lrange(chunks_key, 0, -1)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if not chunks:
+            return None if not await self.client.exists(self.keys.summary(session_id)) else TracesData()
+        return dedupe_spans(TracesData.FromString(decode_chunks(chunks)))
+
+    async def get_trace_session(self, trace_id: bytes) -> str | None:
+        """The session a trace joined, when any span of it named one."""
+        value = await self.client.get(self.keys.trace_session(trace_id))
+        return value.decode() if value else None
+
+    async def get_parked_spans(self, trace_id: bytes) -> TracesData:
+        """Spans of a trace that never named a session (kept by trace id for lookups)."""
+        chunks = await self.client.lrange(self.keys.trace_pending(trace_id), 0, -1)
+        return dedupe_spans(TracesData.FromString(decode_chunks(chunks)))
+
+    async def recent_session_ids(self, limit: int = 50, offset: int = 0) -> tuple[list[str], int]:
+        """Session ids by last activity, newest first, merged over the index shards; and the total."""
+        cutoff = self._now_ms() - self.retention_ms
+        want = offset + limit
+
+        def fill(pipe) -> None:
+            for shard in range(INDEX_SHARDS):
+                pipe.zrevrangebyscore(self.keys.seen(shard), "+inf", cutoff, start=0, num=want, withscores=True)
+                pipe.zcount(self.keys.seen(shard), cutoff, "+inf")
+
+        replies = await self._run(fill)
+        merged: list[tuple[float, str]] = []
+        total = 0
+        for i in range(0, len(replies), 2):
+            merged += [(score, member.decode()) for member, score in replies[i]]
+            total += replies[i + 1]
+        merged.sort(reverse=True)
+        return [sid for _score, sid in merged[offset:want]], total
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Remove the session and its index entries at once; False when it did not exist."""
+        shard = session_shard(session_id)
+
+        def fill(pipe) -> None:
+            pipe.evalsha(self._delete_session.sha, 4, *self.keys.session(session_id))
+
+        reply = (await self._run(fill))[0]
+        if not reply:
+            return False
+        user, thread, name = (part.decode() for part in reply)
+
+        def fill_indexes(pipe) -> None:
+            for key in self.keys.shard_indexes(shard):
+                pipe.zrem(key, session_id)
+            if user:
+                pipe.zrem(self.keys.user(shard, user), session_id)
+            if thread:
+                pipe.zrem(self.keys.thread(shard, thread), session_id)
+            if name:
+                pipe.zrem(self.keys.name(shard, name), session_id)
+
+        await self._run(fill_indexes)
+        return True
+
+
+def dedupe_spans(data: TracesData) -> TracesData:
+    """Drop repeated spans (same trace and span id) that partially retried writes stored twice."""
+    seen: set[bytes] = set()
+    duplicate = False
+    for rs in data.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key in seen:
+                    duplicate = True
+                seen.add(key)
+    if not duplicate:
+        return data
+    seen.clear()
+    for rs in data.resource_spans:
+        for ss in rs.scope_spans:
+            keep = []
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key not in seen:
+                    seen.add(key)
+                    keep.append(span)
+            if len(keep) != len(ss.spans):
+                del ss.spans[:]
+                ss.spans.extend(keep)
+    return data
+

@@ -1,0 +1,196 @@
+"""Session and trace summaries as read from the store, and the status rules.
+
+Status is evaluated at read time from the summary (store.md), so it moves from ``active`` to
+``idle`` to ``abandoned`` with the clock, without writes:
+
+1. ``failed``     a root span of the session ended with status ERROR;
+2. ``escalated``  a span carried ``session.escalated=true`` (handed to a human);
+3. ``completed``  the session was ended explicitly (``session.end`` event / ``end_session()``);
+4. otherwise by the time since the last span arrived: ``active`` (< idle-after),
+   ``idle`` (< abandon-after), ``abandoned``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["SessionSummary", "TraceSummary", "STATUSES", "session_status", "TRACE_STRUCT"]
+
+STATUSES = ("active", "idle", "completed", "failed", "abandoned", "escalated")
+TRACE_STRUCT = struct.Struct(">ddIIddd")
+
+
+def session_status(fields: dict[str, str], now_ms: float, idle_after_s: float, abandon_after_s: float) -> str:
+    if fields.get("failed") == "1":
+        return "failed"
+    if fields.get("escalated") == "1":
+        return "escalated"
+    if fields.get("ended") == "1":
+        return "completed"
+    quiet_ms = now_ms - float(fields.get("seen") or 0)
+    if quiet_ms < idle_after_s * 1000:
+        return "active"
+    if quiet_ms < abandon_after_s * 1000:
+        return "idle"
+    return "abandoned"
+
+
+def _iso(micros: float) -> str | None:
+    if not micros:
+        return None
+    return datetime.fromtimestamp(micros / 1e6, tz=timezone.utc).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+@dataclass
+class TraceSummary:
+    """One trace of a session: id, root span name, times, counts, tokens."""
+
+    trace_id: str
+    root_name: str
+    start_us: float
+    end_us: float
+    span_count: int
+    error_count: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+    @classmethod
+    def from_redis(cls, trace_id: bytes, packed: bytes) -> TraceSummary:
+        start, end, spans, errors, tin, tout, cost = TRACE_STRUCT.unpack_from(packed)
+        name = packed[TRACE_STRUCT.size:].decode(errors="replace")
+        return cls(trace_id.hex(), name, start, end, spans, errors, int(tin), int(tout), cost)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "root_name": self.root_name,
+            "start_time": _iso(self.start_us),
+            "end_time": _iso(self.end_us),
+            "duration_ms": round((self.end_us - self.start_us) / 1000, 3),
+            "span_count": self.span_count,
+            "error_count": self.error_count,
+            "error": self.error_count > 0,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "cost_usd": round(self.cost_usd, 10),
+        }
+
+
+@dataclass
+class SessionSummary:
+    """A session as the store keeps it (the ``Session`` JSON shape of interface.md)."""
+
+    id: str
+    name: str | None
+    user_id: str | None
+    thread_id: str | None
+    previous_id: str | None
+    status: str
+    start_us: float
+    end_us: float
+    last_seen_ms: float
+    trace_count: int
+    span_count: int
+    error_count: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cost_estimated: bool
+    models: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    spans_dropped: int = 0
+    traces: list[TraceSummary] | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def duration_ms(self) -> float:
+        return max(0.0, (self.end_us - self.start_us) / 1000)
+
+    @property
+    def truncated(self) -> bool:
+        return self.spans_dropped > 0
+
+    @classmethod
+    def from_redis(cls, raw: dict[bytes, bytes], now_ms: float, idle_after_s: float,
+                   abandon_after_s: float) -> SessionSummary:
+        fields = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+        labels: dict[str, list[str]] = {"m": [], "s": [], "a": [], "t": []}
+        metadata = {}
+        for key, value in fields.items():
+            kind, sep, rest = key.partition(":")
+            if not sep:
+                continue
+            if kind == "x":
+                metadata[rest] = value
+            elif kind in labels:
+                labels[kind].append(rest)
+        return cls(
+            id=fields.get("id", ""),
+            name=fields.get("name"),
+            user_id=fields.get("user"),
+            thread_id=fields.get("thread"),
+            previous_id=fields.get("prev"),
+            status=session_status(fields, now_ms, idle_after_s, abandon_after_s),
+            start_us=float(fields.get("start") or 0),
+            end_us=float(fields.get("end") or 0),
+            last_seen_ms=float(fields.get("seen") or 0),
+            trace_count=int(fields.get("traces") or 0),
+            span_count=int(fields.get("spans") or 0),
+            error_count=int(fields.get("errors") or 0),
+            input_tokens=int(fields.get("in") or 0),
+            output_tokens=int(fields.get("out") or 0),
+            cost_usd=float(fields.get("cost") or 0),
+            cost_estimated=fields.get("est") == "1",
+            models=sorted(labels["m"]),
+            services=sorted(labels["s"]),
+            agents=sorted(labels["a"]),
+            tools=sorted(labels["t"]),
+            metadata=metadata,
+            spans_dropped=int(fields.get("dropped") or 0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``Session`` JSON of interface.md (plus ``traces`` when loaded)."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "user_id": self.user_id,
+            "thread_id": self.thread_id,
+            "previous_id": self.previous_id,
+            "status": self.status,
+            "start_time": _iso(self.start_us),
+            "end_time": _iso(self.end_us),
+            "duration_ms": round(self.duration_ms, 3),
+            "last_activity": _iso(self.last_seen_ms * 1000),
+            "trace_count": self.trace_count,
+            "span_count": self.span_count,
+            "error_count": self.error_count,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": round(self.cost_usd, 10),
+            "cost_estimated": self.cost_estimated,
+            "models": self.models,
+            "services": self.services,
+            "agents": self.agents,
+            "tools": self.tools,
+            "metadata": self.metadata,
+            "truncated": self.truncated,
+            "spans_dropped": self.spans_dropped,
+        }
+        if self.traces is not None:
+            out["traces"] = [t.to_json() for t in self.traces]
+        return out
