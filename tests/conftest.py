@@ -7,7 +7,6 @@ server, and each test gets a flushed database.
 from __future__ import annotations
 
 import pytest
-
 from otel_sessions.exporter.embedded_redis import EmbeddedRedis
 
 
@@ -28,3 +27,12 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture()
+def service(redis_url: str):
+    """A running otel-sessions service (gRPC + HTTP on port 0) on the suite's Redis."""
+    from tests.support import RunningService
+
+    with RunningService(redis_url) as running:
+        yield running

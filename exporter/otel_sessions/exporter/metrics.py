@@ -1,0 +1,50 @@
+"""The service's own metrics, exposed in Prometheus text format on ``GET /metrics``.
+
+With ``--workers`` above one, every worker writes to ``PROMETHEUS_MULTIPROC_DIR`` (set by
+``serve`` before the workers start) and a scrape of any worker reports the sum.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+__all__ = ["METRICS", "render"]
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "otel_sessions_export_requests_total", "OTLP export requests by transport and outcome",
+            ["transport", "outcome"])
+        self.spans_received = Counter("otel_sessions_spans_received_total", "Spans received in valid requests")
+        self.spans_stored = Counter("otel_sessions_spans_stored_total", "Spans stored for the first time")
+        self.spans_duplicate = Counter(
+            "otel_sessions_spans_duplicate_total", "Spans received again (retries) and not counted twice")
+        self.spans_rejected = Counter(
+            "otel_sessions_spans_rejected_total", "Spans refused (partial success), e.g. invalid trace or span id")
+        self.spans_joined = Counter(
+            "otel_sessions_spans_joined_by_trace_total", "Spans without a session id joined to their trace's session")
+        self.spans_parked = Counter(
+            "otel_sessions_spans_unjoined_total", "Spans whose trace has named no session yet (kept by trace id)")
+        self.invalid_ids = Counter(
+            "otel_sessions_invalid_ids_total", "Session, thread or user ids refused for grouping (too long, control characters)")
+        self.redis_errors = Counter("otel_sessions_redis_errors_total", "Store operations that failed on Redis")
+        self.request_seconds = Histogram(
+            "otel_sessions_export_request_duration_seconds", "Time to handle an OTLP export request",
+            ["transport"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+METRICS = _Metrics()
+
+
+def render() -> bytes:
+    """The current metrics in Prometheus text format."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)

@@ -1,0 +1,153 @@
+"""One server process: the gRPC port and the HTTP port over one session store.
+
+:class:`Service` owns the Redis client, the store, both servers and their shutdown:
+``stop()`` refuses new requests, lets in-flight ones finish within a grace period (so what
+was acknowledged is written and what was not gets an error the exporter retries), then
+closes Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .batch import BatchBuilder
+from .ingest import Ingestor
+from .keys import Keys
+from .pricing import PriceTable
+from .receiver_grpc import TRACE_SERVICE, trace_service_handler
+from .receiver_http import create_app
+from .settings import Settings
+from .store import SessionStore, connect
+
+__all__ = ["Service", "Listening"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Listening:
+    grpc: tuple[str, int]
+    http: tuple[str, int]
+
+
+class Service:
+    """The gRPC and HTTP servers of one process. ``await start()``, then ``await stop()``."""
+
+    def __init__(self, settings: Settings, redis_url: str,
+                 extra_http_routes: Iterable[Callable[[web.Application], None]] = ()) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.extra_http_routes = list(extra_http_routes)
+        self.store: SessionStore | None = None
+        self.ingestor: Ingestor | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self._health: health.aio.HealthServicer | None = None
+        self.listening: Listening | None = None
+
+    async def _connect(self, timeout: float = 15.0) -> SessionStore:
+        s = self.settings
+        client = connect(self.redis_url, cluster=s.redis_cluster)
+        store = SessionStore(
+            client,
+            keys=Keys(s.key_prefix),
+            builder=BatchBuilder(PriceTable.load(s.prices), max_id_length=s.max_id_length),
+            retention_s=s.retention,
+            thread_idle_s=s.thread_idle,
+            idle_after_s=s.idle_after,
+            abandon_after_s=s.abandon_after,
+            max_spans_per_session=s.max_spans_per_session,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await store.load_scripts()
+                return store
+            except Exception as exc:  # connection refused, loading, auth...
+                if loop.time() > deadline:
+                    await store.close()
+                    raise RuntimeError(f"cannot reach Redis at {s.redacted_redis_url or 'the embedded server'}: {exc}") from exc
+                await asyncio.sleep(0.25)
+
+    async def start(self) -> Listening:
+        s = self.settings
+        self.store = await self._connect()
+        self.ingestor = Ingestor(self.store)
+
+        reuse_port = 1 if s.workers > 1 else 0
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", s.max_request_bytes),
+            ("grpc.max_send_message_length", s.max_request_bytes),
+            ("grpc.so_reuseport", reuse_port),
+        ])
+        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, s.ingest_token),))
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (TRACE_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server)
+        host, port = s.grpc_listen
+        bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        if bound == 0:
+            raise RuntimeError(f"cannot listen on {host}:{port} for gRPC (--grpc-listen): address in use?")
+        await server.start()
+        self._grpc = server
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(TRACE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+
+        app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_token=s.ingest_token,
+                         extra_routes=self.extra_http_routes)
+        runner = web.AppRunner(app, auto_decompress=False, shutdown_timeout=10.0, access_log=None)
+        await runner.setup()
+        http_host, http_port = s.http_listen
+        site = web.TCPSite(runner, http_host, http_port, reuse_port=bool(reuse_port))
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            await server.stop(None)
+            raise RuntimeError(f"cannot listen on {http_host}:{http_port} for HTTP (--http-listen): {exc}") from exc
+        self._http = runner
+        actual_http = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+        self.listening = Listening(grpc=(host, bound), http=(http_host, actual_http[1]))
+        return self.listening
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking requests, finish in-flight ones within ``grace`` seconds, close Redis."""
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        tasks = []
+        if self._grpc is not None:
+            tasks.append(self._grpc.stop(grace))
+        if self._http is not None:
+            tasks.append(self._http.cleanup())
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._grpc = self._http = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    async def run_until_signal(self, on_ready: Callable[[Listening], None] | None = None) -> None:
+        """Start, call ``on_ready``, serve until SIGTERM or SIGINT, then stop cleanly."""
+        listening = await self.start()
+        if on_ready is not None:
+            on_ready(listening)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("draining in-flight requests")
+            await self.stop()
