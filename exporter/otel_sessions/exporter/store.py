@@ -279,7 +279,7 @@ class SessionStore:
 
         replies = await self._run(fill)
         for (_shard, entries), reply in zip(shards, replies):
-            for (trace_id, op, value), answer in zip(entries, reply):
+            for (trace_id, op, _value), answer in zip(entries, reply):
                 if op == "c":
                     owner = answer[0].decode()
                     self._remember(trace_id, owner)

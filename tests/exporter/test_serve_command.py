@@ -1,0 +1,115 @@
+"""``otel-sessions serve`` as a user runs it: embedded Redis, restart, settings errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from otel_sessions.exporter.store import SessionStore, connect
+
+from tests.exporter.test_bad_input import InMemoryOne
+
+SERVE = [sys.executable, "-m", "otel_sessions.exporter.cli", "serve"]
+
+
+def _start(data_dir, *extra: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    process = subprocess.Popen(
+        [*SERVE, "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OTEL_SESSIONS_REDIS_URL": ""},
+    )
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if m := re.search(r"OTLP/gRPC on ([\d.]+:\d+)", line):
+            seen["grpc"] = m.group(1)
+        if m := re.search(r"OTLP/HTTP on (http://[\d.]+:\d+)", line):
+            seen["http"] = m.group(1)
+        if m := re.search(r"at (unix://\S+),", line):
+            seen["redis"] = m.group(1)
+        if "ready" in line and line.strip().endswith("ready"):
+            return process, seen
+    process.kill()
+    raise AssertionError("serve did not become ready:\n" + "".join(lines))
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, out
+    return out
+
+
+def _summary(redis_url: str, session_id: str):
+    async def read():
+        store = SessionStore(connect(redis_url))
+        try:
+            return await store.get_session(session_id)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_embedded_redis_keeps_sessions_across_restarts(tmp_path):
+    process, seen = _start(tmp_path)
+    try:
+        assert seen["redis"].startswith("unix://" + str(tmp_path))
+        GrpcExporter(endpoint=seen["grpc"], insecure=True).export(InMemoryOne("sess-durable").spans)
+    finally:
+        out = _stop(process)
+    assert "embedded redis stopped" in out
+    assert (tmp_path / "redis").exists()
+
+    process, seen = _start(tmp_path)
+    try:
+        summary = _summary(seen["redis"], "sess-durable")
+        assert summary is not None and summary.span_count == 1
+        GrpcExporter(endpoint=seen["grpc"], insecure=True).export(InMemoryOne("sess-durable").spans)
+        assert _summary(seen["redis"], "sess-durable").span_count == 2
+    finally:
+        _stop(process)
+
+
+@pytest.mark.parametrize(("args", "env", "named"), [
+    (["--retention", "forever"], {}, "--retention / OTEL_SESSIONS_RETENTION"),
+    ([], {"OTEL_SESSIONS_IDLE_AFTER": "-5m"}, "--idle-after / OTEL_SESSIONS_IDLE_AFTER"),
+    (["--grpc-listen", "localhost"], {}, "--grpc-listen / OTEL_SESSIONS_GRPC_LISTEN"),
+    (["--redis-url", "http://x"], {}, "--redis-url / OTEL_SESSIONS_REDIS_URL"),
+    (["--forward", "ftp://x"], {}, "--forward / OTEL_SESSIONS_FORWARD"),
+    (["--idle-after", "1h", "--abandon-after", "5m"], {}, "--abandon-after / OTEL_SESSIONS_ABANDON_AFTER"),
+])
+def test_bad_settings_stop_start_up_naming_flag_and_env(args, env, named):
+    result = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, **env})
+    assert result.returncode == 2
+    assert named in result.stdout
+
+
+def test_redis_password_is_not_printed(tmp_path):
+    result = subprocess.run([*SERVE, "--redis-url", "redis://:hunter2@127.0.0.1:1/0", "--grpc-listen",
+                             "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "cannot reach Redis" in result.stdout
+
+
+def test_help_lists_every_env_var():
+    from otel_sessions.exporter.settings import OPTIONS
+
+    out = subprocess.run([*SERVE, "--help"], capture_output=True, text=True, timeout=30).stdout
+    for option in OPTIONS:
+        assert option.flag in out and option.env in out
