@@ -49,7 +49,7 @@ def test_second_service_spans_carry_the_first_services_session(service_b: str) -
     assert a["b_answer"] == {"session_id": a["session_id"]}
     with urllib.request.urlopen(f"{service_b}/spans", timeout=30) as response:
         spans = json.loads(response.read())
-    assert sorted(s["name"] for s in spans) == ["GET", "b-work"]  # the WSGI server span and ours
+    assert sorted(s["name"] for s in spans) == ["GET /work", "b-work"]  # the WSGI server span and ours
     for span in spans:
         assert span["trace_id"] == a["trace_id"]  # one trace across both processes
         attrs = span["attributes"]
