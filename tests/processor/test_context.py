@@ -244,3 +244,22 @@ def test_current_session_is_none_outside_and_attributes_read_only() -> None:
         assert current_session() is s
         with pytest.raises(TypeError):
             s.attributes[SESSION_ID] = "other"  # type: ignore[index]
+
+
+def test_one_session_object_entered_by_concurrent_tasks(traced: Traced) -> None:
+    shared = session(user_id="u-shared")
+
+    async def turn(name: str) -> str:
+        async with shared as mine:
+            await asyncio.sleep(0)  # the other task enters and leaves meanwhile
+            traced.tracer.start_span(name).end()
+            assert current_session() is mine
+        assert current_session() is None
+        return mine.session_id
+
+    async def main() -> list[str]:
+        return await asyncio.gather(turn("t1"), turn("t2"))
+
+    first, second = asyncio.run(main())
+    assert first != second
+    assert traced.attrs("t1")[SESSION_ID] == first and traced.attrs("t2")[SESSION_ID] == second

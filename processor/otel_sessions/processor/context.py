@@ -202,9 +202,16 @@ def _check(
 
 # --- activation: one ContextVar set (+ baggage when enabled), undone in reverse ------------
 class _Activation:
-    __slots__ = ("token", "previous", "otel_token")
+    __slots__ = ("active", "token", "previous", "otel_token")
 
-    def __init__(self, token: Token[SessionContext | None], previous: SessionContext | None, otel_token: object) -> None:
+    def __init__(
+        self,
+        active: SessionContext,
+        token: Token[SessionContext | None],
+        previous: SessionContext | None,
+        otel_token: object,
+    ) -> None:
+        self.active = active
         self.token = token
         self.previous = previous
         self.otel_token = otel_token
@@ -219,7 +226,7 @@ def _activate(active: SessionContext) -> _Activation:
             otel_token = otel_context.attach(context_with_session_baggage(active))
         except Exception:  # never raise into the app
             _logger.debug("otel-sessions: could not set baggage", exc_info=True)
-    return _Activation(token, previous, otel_token)
+    return _Activation(active, token, previous, otel_token)
 
 
 def _deactivate(activation: _Activation) -> None:
@@ -272,8 +279,16 @@ class session:  # noqa: N801 - used like a function: `with session(...)`, `@sess
         return active
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._activations:
-            _deactivate(self._activations.pop())
+        # One session object may be entered by several threads or tasks at once: undo the
+        # activation of *this* context, recognised by the SessionContext it made current.
+        current = _ACTIVE.get()
+        activations = self._activations
+        for index in range(len(activations) - 1, -1, -1):
+            if activations[index].active is current:
+                _deactivate(activations.pop(index))
+                return
+        if activations:
+            _deactivate(activations.pop())
 
     async def __aenter__(self) -> SessionContext:
         return self.__enter__()
