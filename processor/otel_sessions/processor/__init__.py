@@ -1,1 +1,35 @@
-"""otel-sessions span processor."""
+"""otel-sessions span processor: sessions, threads and users on every span.
+
+```python
+provider.add_span_processor(SessionSpanProcessor())
+with session(user_id="u-123", name="Support chat"):
+    ...  # every span started here carries session.id, gen_ai.conversation.id, user.id
+```
+"""
+
+from .context import SessionContext, current_session, session, wrap
+from .events import end_session, escalate_session, state_change
+from .grouping import SessionGroupingSpanProcessor
+from .ids import new_session_id, new_thread_id
+from .middleware import SessionASGIMiddleware, SessionWSGIMiddleware, session_from_headers
+from .processor import SessionSpanProcessor
+from .propagation import baggage_enabled, enable_baggage
+
+__all__ = [
+    "SessionASGIMiddleware",
+    "SessionContext",
+    "SessionGroupingSpanProcessor",
+    "SessionSpanProcessor",
+    "SessionWSGIMiddleware",
+    "baggage_enabled",
+    "current_session",
+    "enable_baggage",
+    "end_session",
+    "escalate_session",
+    "new_session_id",
+    "new_thread_id",
+    "session",
+    "session_from_headers",
+    "state_change",
+    "wrap",
+]

@@ -22,6 +22,11 @@ SESSION_ESCALATED = "session.escalated"
 SESSION_END_EVENT = "session.end"
 #: Span event recording a state change (key + size-capped value).
 STATE_CHANGE_EVENT = "state_change"
+#: Attributes of the ``state_change`` event: what changed, and its (size-capped) new value.
+STATE_CHANGE_KEY = "state_change.key"
+STATE_CHANGE_VALUE = "state_change.value"
+#: True on a ``state_change`` event whose value was cut to the size cap.
+STATE_CHANGE_TRUNCATED = "state_change.truncated"
 #: Span event of a recorded exception (OTel semantic convention).
 EXCEPTION_EVENT = "exception"
 
