@@ -151,9 +151,9 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))
     import redis
+    from workload import export_requests
 
     from otel_sessions.exporter.embedded_redis import EmbeddedRedis
-    from workload import export_requests
 
     tmp = Path(tempfile.mkdtemp(prefix="otel-sessions-bench-"))
     print(f"encoding {args.requests} requests x 512 spans with the stock OTLP encoder ...", flush=True)

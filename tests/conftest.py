@@ -7,6 +7,7 @@ server, and each test gets a flushed database.
 from __future__ import annotations
 
 import pytest
+
 from otel_sessions.exporter.embedded_redis import EmbeddedRedis
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+
 from otel_sessions.exporter.server import Service
 from otel_sessions.exporter.settings import Settings
 
@@ -98,6 +99,7 @@ class OtlpJsonExporter(SpanExporter):
 
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
         from opentelemetry.sdk.trace.export import SpanExportResult
+
         from otel_sessions.exporter.otlp_json import message_to_json
 
         body = message_to_json(encode_spans(spans))

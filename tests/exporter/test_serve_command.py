@@ -12,8 +12,8 @@ import time
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-from otel_sessions.exporter.store import SessionStore, connect
 
+from otel_sessions.exporter.store import SessionStore, connect
 from tests.exporter.test_bad_input import InMemoryOne
 
 SERVE = [sys.executable, "-m", "otel_sessions.exporter.cli", "serve"]

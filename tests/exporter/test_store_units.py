@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.trace import Status, StatusCode
+
 from otel_sessions.exporter.keys import INDEX_SHARDS, Keys, session_shard
 from otel_sessions.exporter.pricing import PriceTable
 from otel_sessions.exporter.settings import Settings, SettingsError, parse_duration
 from otel_sessions.exporter.summary import session_status
-
 from tests.support import RunningService, provider_with, span_count
 
 

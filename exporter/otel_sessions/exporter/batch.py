@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
 from otel_sessions.processor import attributes as attr
 
 from .pricing import PriceTable
