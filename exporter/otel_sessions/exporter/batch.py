@@ -87,7 +87,11 @@ def _number(value) -> float:
 
 @dataclass
 class Group:
-    """Spans of one session (or, for orphans, of one trace) from one request."""
+    """Spans of one session (or, for orphans, of one trace) from one request.
+
+    Besides the spans themselves it carries their figures precomputed for the store's script:
+    totals over all spans and per trace, used as they are when every span is new.
+    """
 
     records: list[bytes] = field(default_factory=list)
     chunk_groups: dict[tuple[int, int], ChunkGroup] = field(default_factory=dict)
@@ -100,18 +104,62 @@ class Group:
     previous_id: str | None = None
     ended: bool = False
     escalated: bool = False
-    trace_ids: set[bytes] = field(default_factory=set)
+    failed: bool = False  # a root span ended with status ERROR
+    cost_estimated: bool = False
+    errors: int = 0
+    input_tokens: float = 0.0
+    output_tokens: float = 0.0
+    cost: float = 0.0
+    start_us: int = 0
+    end_us: int = 0
+    #: trace id -> [start µs, end µs, spans, errors, input, output, cost]
+    traces: dict[bytes, list] = field(default_factory=dict)
     extra_chunks: list[bytes] = field(default_factory=list)  # already-encoded chunks (joined orphans)
 
     @property
     def span_count(self) -> int:
         return len(self.records)
 
+    @property
+    def trace_ids(self) -> set[bytes]:
+        return set(self.traces)
+
     def chunk(self) -> bytes | None:
         """This group's spans as one stored chunk (None when the group has only extra chunks)."""
         if not self.chunk_groups:
             return None
         return encode_chunk(list(self.chunk_groups.values()))
+
+    def add_figures(self, trace_id: bytes, flags: int, start: int, end: int, in_tokens: float,
+                    out_tokens: float, cost: float) -> None:
+        error = flags & FLAG_ERROR
+        if error:
+            self.errors += 1
+            if flags & FLAG_ROOT:
+                self.failed = True
+        if flags & FLAG_COST_ESTIMATED:
+            self.cost_estimated = True
+        self.input_tokens += in_tokens
+        self.output_tokens += out_tokens
+        self.cost += cost
+        if not self.start_us or start < self.start_us:
+            self.start_us = start
+        if end > self.end_us:
+            self.end_us = end
+        t = self.traces.get(trace_id)
+        if t is None:
+            self.traces[trace_id] = [start, end, 1, 1 if error else 0, in_tokens, out_tokens, cost]
+            return
+        if start < t[0]:
+            t[0] = start
+        if end > t[1]:
+            t[1] = end
+        t[2] += 1
+        if error:
+            t[3] += 1
+        t[4] += in_tokens
+        t[5] += out_tokens
+        t[6] += cost
 
     def merge(self, other: Group) -> None:
         """Add ``other``'s spans (an orphan group joining this session)."""
@@ -127,10 +175,29 @@ class Group:
         self.labels |= other.labels
         for key, value in other.metadata.items():
             self.metadata.setdefault(key, value)
-        self.trace_ids |= other.trace_ids
+        for trace_id, (start, end, spans, errors, tin, tout, cost) in other.traces.items():
+            t = self.traces.get(trace_id)
+            if t is None:
+                self.traces[trace_id] = [start, end, spans, errors, tin, tout, cost]
+            else:
+                t[0], t[1] = min(t[0], start), max(t[1], end)
+                t[2] += spans
+                t[3] += errors
+                t[4] += tin
+                t[5] += tout
+                t[6] += cost
+        self.errors += other.errors
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost += other.cost
+        if other.start_us and (not self.start_us or other.start_us < self.start_us):
+            self.start_us = other.start_us
+        self.end_us = max(self.end_us, other.end_us)
         self.extra_chunks.extend(other.extra_chunks)
         self.ended = self.ended or other.ended
         self.escalated = self.escalated or other.escalated
+        self.failed = self.failed or other.failed
+        self.cost_estimated = self.cost_estimated or other.cost_estimated
         for name in ("name", "user_id", "thread_id", "previous_id"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(other, name))
@@ -164,6 +231,16 @@ class BatchBuilder:
     def __init__(self, prices: PriceTable | None = None, max_id_length: int = attr.MAX_ID_LENGTH) -> None:
         self.prices = prices or PriceTable()
         self.max_id_length = max_id_length
+        self._valid: dict[str, bool] = {}  # id -> valid, for ids seen lately (ids repeat on every span)
+
+    def _is_valid(self, value: str) -> bool:
+        known = self._valid.get(value)
+        if known is None:
+            known = attr.is_valid_id(value, self.max_id_length)
+            if len(self._valid) >= 50_000:
+                self._valid.clear()
+            self._valid[value] = known
+        return known
 
     def build(self, resource_spans: Iterable[ResourceSpans], force_session: str | None = None) -> Batch:
         """Group every span; ``force_session`` assigns spans without a session id to that session."""
@@ -220,7 +297,7 @@ class BatchBuilder:
         # --- ids ---------------------------------------------------------------------------
         session_value = found[_S_SESSION] if found[_S_SESSION] is not None else conversation
         session_id = _text(session_value) if session_value is not None else None
-        if session_id is not None and not attr.is_valid_id(session_id, self.max_id_length):
+        if session_id is not None and not self._is_valid(session_id):
             batch.invalid_ids += 1
             session_id = None
         if session_id is None:
@@ -298,14 +375,14 @@ class BatchBuilder:
         group.records.append(
             RECORD.pack(span_id + trace_id[8:], trace_id, flags, start, end, in_tokens, out_tokens, cost)
         )
-        group.trace_ids.add(trace_id)
+        group.add_figures(trace_id, flags, start, end, in_tokens, out_tokens, cost)
         chunk_group = group.chunk_groups.get(key)
         if chunk_group is None:
             chunk_group = group.chunk_groups[key] = (resource_bytes, res_schema, scope_bytes, scope_schema, [])
         chunk_group[4].append(span.SerializeToString())
 
     def _valid(self, batch: Batch, value: str | None) -> str | None:
-        if value is None or attr.is_valid_id(value, self.max_id_length):
+        if value is None or self._is_valid(value):
             return value
         batch.invalid_ids += 1
         return None

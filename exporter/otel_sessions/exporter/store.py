@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from redis import exceptions as redis_errors
 
-from .batch import Batch, BatchBuilder, Group
+from .batch import RECORD, Batch, BatchBuilder, Group
 from .keys import INDEX_SHARDS, Keys, session_shard, trace_shard
 from .span_codec import decode_chunks
 from .summary import SessionSummary, TraceSummary
@@ -50,7 +50,9 @@ _UNAVAILABLE = (
     redis_errors.MasterDownError,
     OSError,
 )
-_ROOT_NAME = struct.Struct(">16sH")
+_TRACE_FIGURES = struct.Struct(">16sddIIdddH")
+_TOTALS = struct.Struct(">ddddddd")
+_INDEX_FIGURES = struct.Struct(">dddddddB")
 
 
 class StoreUnavailable(Exception):
@@ -127,6 +129,10 @@ class SessionStore:
         self._join_traces = _Script("join_traces.lua")
         self._delete_session = _Script("delete_session.lua")
         self._scripts = (self._write_session, self._update_indexes, self._join_traces, self._delete_session)
+        # user/thread/name index entries this process wrote lately: (key, session) -> ms. Those keys
+        # get a TTL longer by the slack, so refreshing them at most once per slack/2 is safe.
+        self._index_slack_ms = min(60_000, self.thread_idle_ms // 4, self.retention_ms // 4)
+        self._index_written: OrderedDict[tuple[str, str], int] = OrderedDict()
         # trace id -> session, for traces this process already claimed (no need to claim again)
         self._claimed: OrderedDict[bytes, str] = OrderedDict()
         self._claimed_max = 100_000
@@ -206,21 +212,21 @@ class SessionStore:
         def fill_indexes(pipe) -> None:
             for shard, entries in per_shard.items():
                 keys = self.keys.shard_indexes(shard)
-                args: list[Any] = [now_ms, self.retention_ms, self.thread_idle_ms, len(entries)]
+                figures, ids = [], []
                 for session_id, group, reply in entries:
                     _new, start, end, spans, traces, tokens, cost, seen = reply
                     mask = 0
-                    if group.user_id:
-                        mask |= 1
-                        keys.append(self.keys.user(shard, group.user_id))
-                    if group.thread_id:
-                        mask |= 2
-                        keys.append(self.keys.thread(shard, group.thread_id))
-                    if group.name:
-                        mask |= 4
-                        keys.append(self.keys.name(shard, group.name))
-                    args += [session_id, seen or now_ms, start, end, spans, traces, tokens, cost, mask]
-                pipe.evalsha(self._update_indexes.sha, len(keys), *keys, *args)
+                    for bit, index_key in ((1, self.keys.user(shard, group.user_id) if group.user_id else None),
+                                           (2, self.keys.thread(shard, group.thread_id) if group.thread_id else None),
+                                           (4, self.keys.name(shard, group.name) if group.name else None)):
+                        if index_key is not None and self._index_due(index_key, session_id, now_ms):
+                            mask |= bit
+                            keys.append(index_key)
+                    figures.append(_INDEX_FIGURES.pack(seen or now_ms, start, end, spans, traces, tokens,
+                                                       float(cost), mask))
+                    ids.append(session_id)
+                pipe.evalsha(self._update_indexes.sha, len(keys), *keys, now_ms, self.retention_ms,
+                             self.thread_idle_ms, self._index_slack_ms, b"".join(figures), *ids)
             for key, count in trim_pending:
                 pipe.ltrim(key, count, -1)
 
@@ -228,23 +234,29 @@ class SessionStore:
         return result
 
     def _session_args(self, now_ms: int, session_id: str, group: Group) -> list[Any]:
-        roots = b"".join(
-            _ROOT_NAME.pack(trace_id, len(encoded)) + encoded
-            for trace_id, name in group.root_names.items()
-            for encoded in (name.encode()[:1024],)
+        """ARGV of ``write_session.lua`` (see its header)."""
+        traces = b"".join(
+            _TRACE_FIGURES.pack(trace_id, *figures, len(name)) + name
+            for trace_id, figures in group.traces.items()
+            for name in (group.root_names.get(trace_id, "").encode()[:1024],)
         )
-        flags = (1 if group.ended else 0) | (2 if group.escalated else 0)
+        flags = ((1 if group.ended else 0) | (2 if group.escalated else 0) | (4 if group.failed else 0)
+                 | (8 if group.cost_estimated else 0))
+        totals = _TOTALS.pack(group.span_count, group.errors, group.input_tokens, group.output_tokens,
+                              group.cost, group.start_us, group.end_us)
         meta = "\0".join(part for item in group.metadata.items() for part in item)
         chunks = list(group.extra_chunks)
         own = group.chunk()
         if own is not None:
             chunks.append(own)
+        records = b"".join(group.records)
+        ids = b"".join([records[i:i + 16] for i in range(0, len(records), RECORD.size)])
         return [
             now_ms, self.retention_ms, self.max_spans, session_id,
             group.name or "", group.user_id or "", group.thread_id or "", group.previous_id or "",
-            flags, b"".join(group.records), "\0".join(sorted(group.labels)), meta, roots,
+            flags, ids, totals, traces, "\0".join(sorted(group.labels)), meta,
             self.keys.tail_channel(session_id) if self.publish_tail else "",
-            *chunks,
+            records, *chunks,
         ]
 
     async def _join(self, batch: Batch, result: WriteResult, trim_pending: list[tuple[str, int]]) -> None:
@@ -295,6 +307,18 @@ class SessionStore:
                         self._adopt(batch, owner, group, result)
                     else:
                         result.spans_parked += group.span_count
+
+    def _index_due(self, key: str, session_id: str, now_ms: int) -> bool:
+        """True when this (index, session) entry was not refreshed in the last slack/2."""
+        entry = (key, session_id)
+        last = self._index_written.get(entry)
+        if last is not None and now_ms - last < self._index_slack_ms // 2:
+            return False
+        self._index_written[entry] = now_ms
+        self._index_written.move_to_end(entry)
+        if len(self._index_written) > 200_000:
+            self._index_written.popitem(last=False)
+        return True
 
     def _remember(self, trace_id: bytes, session_id: str) -> None:
         self._claimed[trace_id] = session_id
@@ -410,6 +434,8 @@ class SessionStore:
         if not reply:
             return False
         user, thread, name = (part.decode() for part in reply)
+        for key in (self.keys.user(shard, user), self.keys.thread(shard, thread), self.keys.name(shard, name)):
+            self._index_written.pop((key, session_id), None)
 
         def fill_indexes(pipe) -> None:
             for key in self.keys.shard_indexes(shard):
