@@ -231,15 +231,15 @@ class BatchBuilder:
     def __init__(self, prices: PriceTable | None = None, max_id_length: int = attr.MAX_ID_LENGTH) -> None:
         self.prices = prices or PriceTable()
         self.max_id_length = max_id_length
-        self._valid: dict[str, bool] = {}  # id -> valid, for ids seen lately (ids repeat on every span)
+        self._id_validity: dict[str, bool] = {}  # id -> valid, for ids seen lately (ids repeat on every span)
 
     def _is_valid(self, value: str) -> bool:
-        known = self._valid.get(value)
+        known = self._id_validity.get(value)
         if known is None:
             known = attr.is_valid_id(value, self.max_id_length)
-            if len(self._valid) >= 50_000:
-                self._valid.clear()
-            self._valid[value] = known
+            if len(self._id_validity) >= 50_000:
+                self._id_validity.clear()
+            self._id_validity[value] = known
         return known
 
     def build(self, resource_spans: Iterable[ResourceSpans], force_session: str | None = None) -> Batch:
