@@ -98,11 +98,11 @@ def _loader(target: str, bodies_file: str, indexes: list[int], inflight: int, st
             future.result()
         except grpc.RpcError:
             failures += 1
-    out.put((time.time(), failures))
+    out.put((time.time(), failures, time.process_time()))
 
 
-def drive(target: str, bodies_file: str, n_requests: int, loaders: int, inflight: int) -> tuple[float, int]:
-    """Send every request once from ``loaders`` processes; returns (seconds, failed requests)."""
+def drive(target: str, bodies_file: str, n_requests: int, loaders: int, inflight: int) -> tuple[float, int, float]:
+    """Send every request once from ``loaders`` processes; returns (seconds, failed requests, loader CPU s)."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 2.0
@@ -113,7 +113,8 @@ def drive(target: str, bodies_file: str, n_requests: int, loaders: int, inflight
     results = [out.get(timeout=600) for _ in procs]
     for p in procs:
         p.join()
-    return max(end for end, _ in results) - start_at, sum(f for _, f in results)
+    return (max(end for end, _f, _c in results) - start_at, sum(f for _e, f, _c in results),
+            sum(c for _e, _f, c in results))
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -125,6 +126,34 @@ def wait_port(port: int, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"port {port} did not open")
+
+
+def _redis_cpu(client) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _tree_cpu(root_pid: int) -> float:
+    """CPU seconds so far of a process and its live descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += cpu.get(pid, 0.0)
+        stack += [child for child, parent in parents.items() if parent == pid]
+    return total
 
 
 def stored_spans(redis_client, prefix: str = "ots") -> int:
@@ -177,8 +206,8 @@ def main() -> None:
             for s in servers:
                 s.start()
             wait_port(port)
-            seconds, failures = drive(f"127.0.0.1:{port}", str(bodies_file), args.requests, args.loaders,
-                                      args.inflight)
+            seconds, _failures, _cpu = drive(f"127.0.0.1:{port}", str(bodies_file), args.requests,
+                                             args.loaders, args.inflight)
             for s in servers:
                 s.terminate()
                 s.join()
@@ -196,8 +225,12 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             wait_port(grpc_port)
             time.sleep(1.0)  # every worker bound
-            seconds, failures_ours = drive(f"127.0.0.1:{grpc_port}", str(bodies_file), args.requests,
-                                           args.loaders, args.inflight)
+            redis_cpu = _redis_cpu(client)
+            server_before = _tree_cpu(service.pid)
+            seconds, failures_ours, loader_cpu = drive(f"127.0.0.1:{grpc_port}", str(bodies_file), args.requests,
+                                                       args.loaders, args.inflight)
+            redis_cpu = _redis_cpu(client) - redis_cpu
+            server_cpu = _tree_cpu(service.pid) - server_before
             service.send_signal(signal.SIGTERM)
             service.wait(30)
             stored = stored_spans(client)
@@ -206,7 +239,9 @@ def main() -> None:
             mem.append(used / max(stored, 1))
             print(f"round {round_no}: baseline {base[-1]:,.0f} spans/s; ours {ours[-1]:,.0f} spans/s stored "
                   f"({stored} of {total_spans} counted in Redis, {failures_ours} failed requests); "
-                  f"{mem[-1]:.0f} bytes of Redis memory per span", flush=True)
+                  f"{mem[-1]:.0f} bytes of Redis memory per span; CPU per span: server "
+                  f"{server_cpu / stored * 1e6:.1f} µs, Redis {redis_cpu / stored * 1e6:.1f} µs, load "
+                  f"{loader_cpu / stored * 1e6:.1f} µs", flush=True)
     finally:
         redis_server.stop()
     print()

@@ -22,7 +22,7 @@ SECTION = "## In your app: the span processor"
 def _blocks(language: str) -> list[str]:
     text = (ROOT / "README.md").read_text()
     assert SECTION in text
-    section = text.split(SECTION, 1)[1]
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 
