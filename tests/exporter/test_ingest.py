@@ -39,12 +39,17 @@ def _emit_conversations(provider) -> dict[str, dict]:
     return plan
 
 
-@pytest.mark.parametrize("transport", ["grpc", "http-protobuf", "http-json"])
+@pytest.mark.parametrize("transport", ["grpc", "grpc-gzip", "http-protobuf", "http-protobuf-gzip", "http-json"])
 def test_stock_exporters_store_exact_sessions(service, transport):
-    if transport == "grpc":
-        exporter = GrpcExporter(endpoint=service.grpc_endpoint, insecure=True)
-    elif transport == "http-protobuf":
-        exporter = HttpExporter(endpoint=service.http_url + "/v1/traces")
+    from grpc import Compression as GrpcCompression
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+    if transport.startswith("grpc"):
+        exporter = GrpcExporter(endpoint=service.grpc_endpoint, insecure=True,
+                                compression=GrpcCompression.Gzip if "gzip" in transport else None)
+    elif transport.startswith("http-protobuf"):
+        exporter = HttpExporter(endpoint=service.http_url + "/v1/traces",
+                                compression=HttpCompression.Gzip if "gzip" in transport else None)
     else:
         exporter = OtlpJsonExporter(service.http_url + "/v1/traces")
     provider = provider_with(exporter)
