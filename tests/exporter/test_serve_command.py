@@ -113,3 +113,35 @@ def test_help_lists_every_env_var():
     out = subprocess.run([*SERVE, "--help"], capture_output=True, text=True, timeout=30).stdout
     for option in OPTIONS:
         assert option.flag in out and option.env in out
+
+
+def test_two_workers_share_the_ports(tmp_path):
+    import urllib.request
+
+    from otel_sessions.exporter.embedded_redis import free_port
+
+    grpc_port, http_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [*SERVE, "--data-dir", str(tmp_path), "--workers", "2", "--grpc-listen", f"127.0.0.1:{grpc_port}",
+         "--http-listen", f"127.0.0.1:{http_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OTEL_SESSIONS_REDIS_URL": ""})
+    try:
+        redis_url = None
+        for line in process.stdout:
+            if m := re.search(r"at (unix://\S+),", line):
+                redis_url = m.group(1)
+            if line.strip().endswith("ready"):
+                break
+        time.sleep(1.0)  # the second worker binds too
+        for i in range(8):  # a connection each: the kernel spreads them over the workers
+            GrpcExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True).export(InMemoryOne(f"sess-w{i}").spans)
+        for i in range(8):
+            assert _summary(redis_url, f"sess-w{i}").span_count == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics") as response:
+            metrics = response.read().decode()
+        stored = [x for x in metrics.splitlines() if x.startswith("otel_sessions_spans_stored_total ")]
+        assert float(stored[0].split()[1]) == 8.0  # the workers' counters, summed
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
