@@ -176,6 +176,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--loaders", type=int, default=2)
     parser.add_argument("--inflight", type=int, default=4)
+    parser.add_argument("--no-aof", dest="aof", action="store_false",
+                        help="run Redis without its append-only file (the embedded default has one)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(HERE))
@@ -215,7 +217,7 @@ def main() -> None:
 
             # ours: the real service and store
             client.flushall()
-            client.config_set("appendonly", "yes")
+            client.config_set("appendonly", "yes" if args.aof else "no")
             used_before = client.info("memory")["used_memory"]
             grpc_port, http_port = free_port(), free_port()
             service = subprocess.Popen(
