@@ -383,3 +383,17 @@ def test_query_token_guards_the_api(redis_server):
         assert status == 401 and body["errors"][0]["code"] == 401
         status, body = _get(service, "/api/services", headers={"Authorization": "Bearer s3cret"})
         assert status == 200 and "otel-sessions" in body["data"]
+
+
+def test_every_key_the_api_index_writes_has_a_ttl(api):
+    import redis
+
+    service, _data = api
+    client = redis.Redis.from_url(service.redis_url)
+    try:
+        keys = list(client.scan_iter(count=1000))
+        index_keys = [k for k in keys if b"{jo:" in k or b":s:" in k]
+        assert index_keys  # services, operations and synthetic trace ids were written
+        assert all(client.pttl(k) > 0 for k in keys)
+    finally:
+        client.close()
