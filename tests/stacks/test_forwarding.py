@@ -181,3 +181,36 @@ def test_shutdown_is_bounded_when_the_downstream_is_down(redis_url, grpc_downstr
         service.stop()
     assert metric(DROPPED, destination=url, reason="shutdown") == 6
     assert metric(QUEUED, destination=url) == 0
+
+
+def test_a_second_otel_sessions_downstream_stores_the_forwarded_sessions(redis_server):
+    """Stock wire format end to end: otel-sessions forwarding to otel-sessions (gRPC and HTTP)."""
+    import redis
+
+    urls = []
+    for db in (5, 6, 7):
+        url = redis_server.url.rsplit("/", 1)[0] + f"/{db}"
+        redis.Redis.from_url(url).flushdb()
+        urls.append(url)
+    with RunningService(urls[1]) as via_grpc, RunningService(urls[2]) as via_http:
+        with RunningService(urls[0], forward=[f"grpc://{via_grpc.grpc_endpoint}", via_http.http_url]) as upstream:
+            named, unnamed = _session_trace("sess-chain", **{"user.id": "u-c"})
+            send(upstream.grpc_endpoint, named)
+            send(upstream.grpc_endpoint, unnamed)  # joined upstream; downstream gets them with session.id
+        for downstream in (via_grpc, via_http):
+            summary = wait_until(lambda d=downstream: (s := d.session("sess-chain")) and s.span_count == 3 and s,
+                                 message="forwarded session stored downstream")
+            assert summary.user_id == "u-c"
+
+
+def test_forwarding_settings_are_validated():
+    from otel_sessions.exporter.settings import Settings, SettingsError
+
+    s = Settings.resolve({"forward": ["grpc://a:4317"]}, env={"OTEL_SESSIONS_FORWARD_QUEUE": "500",
+                                                               "OTEL_SESSIONS_FORWARD_RETRY_MAX": "30s"})
+    assert (s.forward_queue, s.forward_retry_max, s.forward_timeout) == (500, 30.0, 10.0)
+    for args, names in (({"forward_queue": "0"}, "--forward-queue / OTEL_SESSIONS_FORWARD_QUEUE"),
+                        ({"forward_retry_max": "soon"}, "--forward-retry-max / OTEL_SESSIONS_FORWARD_RETRY_MAX"),
+                        ({"forward_timeout": "0s"}, "--forward-timeout / OTEL_SESSIONS_FORWARD_TIMEOUT")):
+        with pytest.raises(SettingsError, match=names):
+            Settings.resolve(args, env={})
