@@ -13,10 +13,15 @@ Layout (``P`` is the key prefix, default ``ots``)::
     P:{ix:N}:name:NAME   zset   sessions named NAME (score: last write ms)
     P:{tj:N}:t:TRACE     string session of a trace, for joining spans without a session id
     P:{tj:N}:p:TRACE     list   spans of a trace that has not named its session yet
+    P:{tj:N}:s:TRACE     string session of a synthetic session trace id (Jaeger API, jaeger.py)
+    P:{jo:N}:services    zset   service names seen (score: last seen ms), for the Jaeger API
+    P:{jo:N}:ops:SERVICE zset   "kind NUL operation" of a service (score: last seen ms)
 
 ``S`` is the session's hash tag: all keys of one session live in one cluster slot, so one
 Lua script can write them atomically. Cross-session indexes are sharded over
-:data:`INDEX_SHARDS` slots (``N = crc32(session) % 16``); readers merge the shards.
+:data:`INDEX_SHARDS` slots (``N = crc32(session) % 16``); readers merge the shards. The
+Jaeger API's service and operation lists are sharded by service (``N = crc32(service) % 16``),
+a service's operations living in the slot of its ``services`` shard.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ def session_shard(session_id: str) -> int:
 
 def trace_shard(trace_id: bytes) -> int:
     return trace_id[-1] % INDEX_SHARDS
+
+
+def service_shard(service: str) -> int:
+    return zlib.crc32(service.encode()) % INDEX_SHARDS
 
 
 class Keys:
@@ -107,3 +116,14 @@ class Keys:
 
     def trace_pending(self, trace_id: bytes) -> str:
         return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:p:{trace_id.hex()}"
+
+    def synthetic_trace(self, trace_id: bytes) -> str:
+        """Session of a synthetic session trace id (see ``jaeger.session_trace_id``)."""
+        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:s:{trace_id.hex()}"
+
+    # --- Jaeger API: services and operations (sharded by service) ---------------------------
+    def services(self, shard: int) -> str:
+        return f"{self.prefix}:{{jo:{shard}}}:services"
+
+    def operations(self, service: str) -> str:
+        return f"{self.prefix}:{{jo:{service_shard(service)}}}:ops:{service}"

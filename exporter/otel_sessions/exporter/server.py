@@ -20,7 +20,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .batch import BatchBuilder
+from .forward import Forwarding
 from .ingest import Ingestor
+from .jaeger import JaegerIndex, jaeger_routes
 from .keys import Keys
 from .pricing import PriceTable
 from .receiver_grpc import TRACE_SERVICE, trace_service_handler
@@ -46,12 +48,15 @@ class Service:
                  extra_http_routes: Iterable[Callable[[web.Application], None]] = ()) -> None:
         self.settings = settings
         self.redis_url = redis_url
-        self.extra_http_routes = list(extra_http_routes)
+        # The Jaeger-compatible query API (/api/...) is always served on the HTTP port.
+        self.extra_http_routes = [jaeger_routes(settings.query_token), *extra_http_routes]
         self.store: SessionStore | None = None
         self.ingestor: Ingestor | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._health: health.aio.HealthServicer | None = None
+        self.forwarding: Forwarding | None = None
+        self._jaeger_index: JaegerIndex | None = None
         self.listening: Listening | None = None
 
     async def _connect(self, timeout: float = 15.0) -> SessionStore:
@@ -83,6 +88,13 @@ class Service:
         s = self.settings
         self.store = await self._connect()
         self.ingestor = Ingestor(self.store)
+        self._jaeger_index = JaegerIndex(self.store)
+        self.ingestor.after_store.append(self._jaeger_index)
+        if s.forward:
+            self.forwarding = Forwarding(s.forward, self.store, max_queued_spans=s.forward_queue,
+                                         retry_max_s=s.forward_retry_max, timeout_s=s.forward_timeout)
+            await self.forwarding.start()
+            self.ingestor.after_store.append(self.forwarding)
 
         reuse_port = 1 if s.workers > 1 else 0
         server = grpc.aio.server(options=[
@@ -123,7 +135,8 @@ class Service:
         return self.listening
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop taking requests, finish in-flight ones within ``grace`` seconds, close Redis."""
+        """Stop taking requests, finish in-flight ones within ``grace`` seconds, drain forwarding
+        (within ``grace`` seconds more), close Redis."""
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         tasks = []
@@ -133,6 +146,12 @@ class Service:
             tasks.append(self._http.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
         self._grpc = self._http = None
+        if self.forwarding is not None:
+            await self.forwarding.stop(grace)
+            self.forwarding = None
+        if self._jaeger_index is not None:
+            await self._jaeger_index.stop()
+            self._jaeger_index = None
         if self.store is not None:
             await self.store.close()
             self.store = None

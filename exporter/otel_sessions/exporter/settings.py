@@ -73,6 +73,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("forward", "--forward", "OTEL_SESSIONS_FORWARD", (),
            "Forward every span to this OTLP endpoint (grpc://host:4317 or http://host:4318); "
            "repeatable, or comma-separated in the env var.", repeatable=True),
+    Option("forward_queue", "--forward-queue", "OTEL_SESSIONS_FORWARD_QUEUE", 20_000,
+           "Spans waiting per --forward destination; beyond it new batches are dropped and counted."),
+    Option("forward_retry_max", "--forward-retry-max", "OTEL_SESSIONS_FORWARD_RETRY_MAX", "5m",
+           "Longest time a batch is retried (with backoff) before a --forward destination drops it."),
+    Option("forward_timeout", "--forward-timeout", "OTEL_SESSIONS_FORWARD_TIMEOUT", "10s",
+           "Timeout of one export request to a --forward destination."),
     Option("retention", "--retention", "OTEL_SESSIONS_RETENTION", "24h",
            "Sliding TTL of every key of a session."),
     Option("thread_idle", "--thread-idle", "OTEL_SESSIONS_THREAD_IDLE", "1h",
@@ -113,6 +119,9 @@ class Settings:
     grpc_listen: tuple[str, int] = ("127.0.0.1", 4317)
     http_listen: tuple[str, int] = ("127.0.0.1", 4318)
     forward: tuple[str, ...] = ()
+    forward_queue: int = 20_000
+    forward_retry_max: float = 300.0
+    forward_timeout: float = 10.0
     retention: float = 86400.0
     thread_idle: float = 3600.0
     idle_after: float = 300.0
@@ -152,7 +161,8 @@ class Settings:
             option = _BY_NAME[name]
             return SettingsError(f"{option.flag} / {option.env}: {problem}")
 
-        for name in ("retention", "thread_idle", "idle_after", "abandon_after"):
+        for name in ("retention", "thread_idle", "idle_after", "abandon_after", "forward_retry_max",
+                     "forward_timeout"):
             try:
                 seconds = parse_duration(raw[name])
             except ValueError as exc:
@@ -170,7 +180,7 @@ class Settings:
                 raise fail(name, str(exc)) from None
 
         for name, low in (("max_request_bytes", 1024), ("max_spans_per_session", 1), ("max_id_length", 1),
-                          ("workers", 1)):
+                          ("workers", 1), ("forward_queue", 1)):
             try:
                 number = int(raw[name])
             except (TypeError, ValueError):
