@@ -69,7 +69,9 @@ def _worker(settings: Settings, redis_url: str, index: int) -> None:
         if index == 0:
             _say(f"OTLP/gRPC on {listening.grpc[0]}:{listening.grpc[1]} (also health, reflection)")
             _say(f"OTLP/HTTP on http://{listening.http[0]}:{listening.http[1]}/v1/traces "
-                 f"(also /healthz, /readyz, /metrics)")
+                 f"(also the Jaeger-compatible /api, /healthz, /readyz, /metrics)")
+            for target in settings.forward:
+                _say(f"forwarding every span to {target}")
             if settings.workers > 1:
                 _say(f"{settings.workers} worker processes share both ports")
             _say("ready")
