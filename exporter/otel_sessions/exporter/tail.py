@@ -1,0 +1,80 @@
+"""Live tail of a session: its spans as they arrive, from the moment of the call.
+
+The write path (``write_session.lua``) publishes on ``Keys.tail_channel(session)`` the new
+length of the session's chunk list after every write that stored new spans. A tail
+subscribes first, then reads the list's length, so no write after the call is missed; on each
+announcement it reads the chunks from the last length it knew (``LRANGE``). When the list
+was trimmed (a session over ``--max-spans-per-session`` drops its oldest chunks, so lengths
+stop growing) it reads the newest chunk. Spans are sent once: a tail remembers the ids it
+sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from .span_codec import decode_chunks
+from .store import _UNAVAILABLE, SessionStore, StoreUnavailable
+
+__all__ = ["tail_session"]
+
+
+def _new_spans(data: TracesData, sent: set[bytes]) -> TracesData | None:
+    """``data`` without spans already sent (None when nothing is left)."""
+    out = TracesData()
+    for rs in data.resource_spans:
+        keep_rs = None
+        for ss in rs.scope_spans:
+            fresh = []
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key not in sent:
+                    sent.add(key)
+                    fresh.append(span)
+            if fresh:
+                if keep_rs is None:
+                    keep_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
+                keep_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=fresh)
+    return out if out.resource_spans else None
+
+
+async def tail_session(store: SessionStore, session_id: str, idle_s: float = 15.0) -> AsyncIterator[TracesData | None]:
+    """Yield the spans of each write to ``session_id`` after the call; ``None`` after ``idle_s``
+    seconds without any (so callers can send keep-alives). Runs until the consumer stops."""
+    client = store.client
+    chunks_key = store.keys.session(session_id)[1]
+    pubsub = client.pubsub()
+    try:
+        try:
+            await pubsub.subscribe(store.keys.tail_channel(session_id))
+            position = int(await client.llen(chunks_key))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        sent: set[bytes] = set()
+        while True:
+            try:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=idle_s)
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            if message is None:
+                yield None
+                continue
+            if message.get("type") != "message":
+                continue
+            length = int(message["data"])
+            if length > position:
+                chunks = await client.lrange(chunks_key, position, length - 1)
+                position = length
+            else:
+                chunks = await client.lrange(chunks_key, -1, -1)
+            if not chunks:
+                continue
+            fresh = _new_spans(TracesData.FromString(decode_chunks(chunks)), sent)
+            if fresh is not None:
+                yield fresh
+    finally:
+        with contextlib.suppress(Exception):  # the connection may already be gone
+            await pubsub.aclose()
