@@ -407,7 +407,8 @@ class SessionQueries:
         live.sort(reverse=q.descending)
         source_key = {sid: key_of(shard) for shard, sid in candidates}
 
-        if not q.post_filtered() and not _needs_time_check(q, lo, hi):
+        both_ids = q.thread_id is not None and q.user_id is not None  # the thread is the source
+        if not q.post_filtered() and not _needs_time_check(q, lo, hi) and not both_ids:
             page = [sid for _score, sid in live[q.offset:q.offset + q.limit]]
             sessions = []
             for sid, summary in zip(page, await self._summaries(page)):
