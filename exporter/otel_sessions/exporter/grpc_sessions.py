@@ -15,7 +15,7 @@ from .auth import bearer_ok
 from .query import MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
 from .store import SessionStore, StoreUnavailable
 from .summary import SessionSummary, TraceSummary
-from .tail import tail_session
+from .tail import SessionTail
 
 __all__ = ["SESSION_SERVICE", "SessionService", "add_session_service", "session_to_proto"]
 
@@ -115,17 +115,17 @@ class SessionService(pb_grpc.SessionServiceServicer):
         summary = await self._guarded(context, lambda: self.store.get_session(request.session_id))
         if summary is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
-        # Headers go out now: the client knows the tail is live before any span arrives.
-        await context.send_initial_metadata(())
-        stream = tail_session(self.store, request.session_id)
+        following = await self._guarded(context, lambda: SessionTail(self.store, request.session_id).start())
         try:
-            async for data in stream:
+            # Headers go out once subscribed: a client that has them knows no later span is missed.
+            await context.send_initial_metadata((("x-otel-sessions-tail", "live"),))
+            async for data in following:
                 if data is not None:
                     await context.write(data)
         except StoreUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"session store unavailable ({exc})")
         finally:
-            await stream.aclose()
+            await following.close()
 
     async def GetThread(self, request, context):
         await self._check(context, request.thread_id, "thread_id")

@@ -23,7 +23,7 @@ from .otlp_json import message_to_json
 from .query import MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
 from .receiver_http import INGESTOR
 from .store import StoreUnavailable
-from .tail import tail_session
+from .tail import SessionTail
 
 __all__ = ["lookup_routes", "QUERIES"]
 
@@ -97,12 +97,13 @@ async def tail(request: web.Request) -> web.StreamResponse:
     store = request.app[INGESTOR].store
     if await store.get_session(session_id) is None:
         return _error(404, f"no session {session_id!r}")
-    stream = tail_session(store, session_id)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    await response.write(b": tailing " + session_id.encode() + b"\n\n")
+    following = await SessionTail(store, session_id).start()
     try:
-        async for data in stream:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        # the first line tells the client the tail is live: spans stored from now on will come
+        await response.write(b": tailing " + session_id.encode() + b"\n\n")
+        async for data in following:
             if data is None:
                 await response.write(b": keep-alive\n\n")
             else:
@@ -110,7 +111,7 @@ async def tail(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, StoreUnavailable):
         pass
     finally:
-        await stream.aclose()
+        await following.close()
     return response
 
 

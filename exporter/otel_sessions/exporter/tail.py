@@ -19,7 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from .span_codec import decode_chunks
 from .store import _UNAVAILABLE, SessionStore, StoreUnavailable
 
-__all__ = ["tail_session"]
+__all__ = ["SessionTail"]
 
 
 def _new_spans(data: TracesData, sent: set[bytes]) -> TracesData | None:
@@ -41,40 +41,52 @@ def _new_spans(data: TracesData, sent: set[bytes]) -> TracesData | None:
     return out if out.resource_spans else None
 
 
-async def tail_session(store: SessionStore, session_id: str, idle_s: float = 15.0) -> AsyncIterator[TracesData | None]:
-    """Yield the spans of each write to ``session_id`` after the call; ``None`` after ``idle_s``
-    seconds without any (so callers can send keep-alives). Runs until the consumer stops."""
-    client = store.client
-    chunks_key = store.keys.session(session_id)[1]
-    pubsub = client.pubsub()
-    try:
+class SessionTail:
+    """Follows one session. ``await start()`` subscribes (from then on nothing is missed), then
+    ``async for data in tail`` yields each write's new spans, or ``None`` after ``idle_s``
+    seconds without any (so callers can send keep-alives); ``await close()`` when done."""
+
+    def __init__(self, store: SessionStore, session_id: str, idle_s: float = 15.0) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.idle_s = idle_s
+        self._chunks_key = store.keys.session(session_id)[1]
+        self._pubsub = store.client.pubsub()
+        self._position = 0
+        self._sent: set[bytes] = set()
+
+    async def start(self) -> SessionTail:
         try:
-            await pubsub.subscribe(store.keys.tail_channel(session_id))
-            position = int(await client.llen(chunks_key))
+            await self._pubsub.subscribe(self.store.keys.tail_channel(self.session_id))
+            self._position = int(await self.store.client.llen(self._chunks_key))
         except _UNAVAILABLE as exc:
+            await self.close()
             raise StoreUnavailable(str(exc)) from exc
-        sent: set[bytes] = set()
+        return self
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # the connection may already be gone
+            await self._pubsub.aclose()
+
+    async def __aiter__(self) -> AsyncIterator[TracesData | None]:
+        client = self.store.client
         while True:
             try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=idle_s)
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=self.idle_s)
+                if message is None:
+                    yield None
+                    continue
+                if message.get("type") != "message":
+                    continue
+                length = int(message["data"])
+                if length > self._position:
+                    chunks = await client.lrange(self._chunks_key, self._position, length - 1)
+                    self._position = length
+                else:  # the list was trimmed: the newest chunk holds this write
+                    chunks = await client.lrange(self._chunks_key, -1, -1)
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(str(exc)) from exc
-            if message is None:
-                yield None
-                continue
-            if message.get("type") != "message":
-                continue
-            length = int(message["data"])
-            if length > position:
-                chunks = await client.lrange(chunks_key, position, length - 1)
-                position = length
-            else:
-                chunks = await client.lrange(chunks_key, -1, -1)
-            if not chunks:
-                continue
-            fresh = _new_spans(TracesData.FromString(decode_chunks(chunks)), sent)
-            if fresh is not None:
-                yield fresh
-    finally:
-        with contextlib.suppress(Exception):  # the connection may already be gone
-            await pubsub.aclose()
+            if chunks:
+                fresh = _new_spans(TracesData.FromString(decode_chunks(chunks)), self._sent)
+                if fresh is not None:
+                    yield fresh
