@@ -25,7 +25,7 @@ SESSION_SERVICE = pb.DESCRIPTOR.services_by_name["SessionService"].full_name
 def _trace_to_proto(t: TraceSummary) -> pb.TraceSummary:
     return pb.TraceSummary(
         trace_id=t.trace_id, root_name=t.root_name,
-        start_time_unix_nano=int(t.start_us * 1000), end_time_unix_nano=int(t.end_us * 1000),
+        start_time_unix_nano=int(t.start_us) * 1000, end_time_unix_nano=int(t.end_us) * 1000,
         duration_ms=(t.end_us - t.start_us) / 1000, span_count=t.span_count, error_count=t.error_count,
         error=t.error_count > 0, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
         total_tokens=t.input_tokens + t.output_tokens, cost_usd=t.cost_usd,
@@ -36,8 +36,8 @@ def session_to_proto(s: SessionSummary) -> pb.Session:
     message = pb.Session(
         id=s.id, name=s.name or "", user_id=s.user_id or "", thread_id=s.thread_id or "",
         previous_id=s.previous_id or "", status=s.status,
-        start_time_unix_nano=int(s.start_us * 1000), end_time_unix_nano=int(s.end_us * 1000),
-        duration_ms=s.duration_ms, last_activity_unix_nano=int(s.last_seen_ms * 1_000_000),
+        start_time_unix_nano=int(s.start_us) * 1000, end_time_unix_nano=int(s.end_us) * 1000,
+        duration_ms=s.duration_ms, last_activity_unix_nano=int(s.last_seen_ms) * 1_000_000,
         trace_count=s.trace_count, span_count=s.span_count, error_count=s.error_count,
         input_tokens=s.input_tokens, output_tokens=s.output_tokens, total_tokens=s.total_tokens,
         cost_usd=s.cost_usd, cost_estimated=s.cost_estimated, models=s.models, services=s.services,
