@@ -97,13 +97,15 @@ async def tail(request: web.Request) -> web.StreamResponse:
     store = request.app[INGESTOR].store
     if await store.get_session(session_id) is None:
         return _error(404, f"no session {session_id!r}")
-    following = await SessionTail(store, session_id).start()
+    following = await SessionTail(store, session_id, idle_s=5.0).start()
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         # the first line tells the client the tail is live: spans stored from now on will come
         await response.write(b": tailing " + session_id.encode() + b"\n\n")
         async for data in following:
+            if request.transport is None or request.transport.is_closing():
+                break  # the client went away
             if data is None:
                 await response.write(b": keep-alive\n\n")
             else:
