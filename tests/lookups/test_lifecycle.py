@@ -126,3 +126,36 @@ def test_query_token_guards_the_lookups(redis_url):
         assert status == 200 and body["total"] == len(dataset.PLAN)
         assert http("GET", svc.http_url + "/v1/sessions", headers={"Authorization": "Bearer wrong"})[0] == 401
         assert http("GET", svc.http_url + "/openapi.json")[0] == 200  # the description is public
+
+
+def test_merge_of_shards_pages_exactly_over_many_sessions(service):
+    """400 sessions over the 16 shards: every small page equals the slice of the full sort."""
+    import random
+
+    from bench.lookup import _group
+    from otel_sessions.exporter.batch import Batch
+
+    async def fill() -> None:
+        rng = random.Random(4)
+        chunk = next(iter(service.store.builder.build([]).sessions.values()), None)  # no spans needed
+        batch = Batch()
+        now_us = int(time.time() * 1e6)
+        for i in range(400):
+            session_id, group = _group(i, rng, chunk or b"", now_us, users=7)
+            group.extra_chunks = []  # summaries and indexes only: no span bodies needed here
+            batch.sessions[session_id] = group
+        await service.store.write(batch)
+
+    service.call(fill())
+    for key, field in (("cost", "cost_usd"), ("start", "start_time"), ("spans", "span_count"),
+                       ("tokens", "total_tokens")):
+        for order in ("asc", "desc"):
+            full = get(service, f"/v1/sessions?sort_by={key}&sort_order={order}&limit=500")
+            assert full["total"] == 400 and len(full["data"]) == 400
+            values = [s[field] for s in full["data"]]
+            assert values == sorted(values, reverse=order == "desc")
+            for offset in (0, 7, 133, 390, 399):
+                page = get(service, f"/v1/sessions?sort_by={key}&sort_order={order}&limit=7&offset={offset}")
+                assert ids(page) == ids(full)[offset:offset + 7]
+    user = get(service, "/v1/sessions?user_id=user-0003&sort_by=cost&limit=500")
+    assert user["total"] == len([i for i in range(400) if i % 7 == 3])

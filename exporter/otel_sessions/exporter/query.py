@@ -213,7 +213,7 @@ class ListResult:
 
 @dataclass
 class _Stale:
-    """Index entries found dangling (summary gone) during one lookup."""
+    """Index entries found dangling (summary gone) during one lookup (id "" only asks for a rerun)."""
 
     entries: dict[str, set[str]] = field(default_factory=dict)  # session -> extra index keys
 
@@ -239,15 +239,14 @@ class SessionQueries:
     def _cutoff_ms(self) -> float:
         return time.time() * 1000 - self.store.retention_ms
 
-    async def _prune_expired(self) -> bool:
-        """Remove entries whose last write is older than the retention from every shard's indexes."""
+    def _scan_expired(self, pipe) -> None:
+        """Queue, per shard, the entries whose last write is older than the retention."""
         cutoff = self._cutoff_ms()
+        for shard in range(INDEX_SHARDS):
+            pipe.zrangebyscore(self.keys.seen(shard), "-inf", f"({cutoff}", start=0, num=_EXPIRED_SCAN)
 
-        def fill(pipe) -> None:
-            for shard in range(INDEX_SHARDS):
-                pipe.zrangebyscore(self.keys.seen(shard), "-inf", f"({cutoff}", start=0, num=_EXPIRED_SCAN)
-
-        replies = await self.store._run(fill)
+    async def _remove_expired(self, replies: list) -> bool:
+        """Remove the entries :meth:`_scan_expired` found from every index of their shard."""
         expired = [(shard, ids) for shard, ids in enumerate(replies) if ids]
         if not expired:
             return False
@@ -265,6 +264,8 @@ class SessionQueries:
 
         def fill(pipe) -> None:
             for session_id, extra in stale.entries.items():
+                if not session_id:
+                    continue
                 for key in (*self.keys.shard_indexes(session_shard(session_id)), *extra):
                     pipe.zrem(key, session_id)
 
@@ -275,7 +276,6 @@ class SessionQueries:
 
     # --- list -------------------------------------------------------------------------------
     async def list_sessions(self, query: SessionQuery) -> ListResult:
-        await self._prune_expired()
         result = None
         for _attempt in range(4):
             stale = _Stale()
@@ -298,21 +298,31 @@ class SessionQueries:
             return await self._from_sorted_filtered(q, stale, lo, hi)
         return await self._from_sorted(q, stale, lo, hi)
 
-    async def _top(self, sort_by: str, descending: bool, n: int, lo, hi) -> tuple[list[tuple[float, str]], bool]:
-        """The first ``n`` entries of the merged shards of a sort index, and whether that is all.
+    async def _top(self, sort_by: str, descending: bool, n: int, lo, hi,
+                   prelude=None) -> tuple[list[tuple[float, str]], bool, list]:
+        """The first ``n`` entries of the merged shards of a sort index, whether that is all, and
+        the replies of ``prelude(pipe) -> commands queued``, run in the first round trip.
 
         Each round reads a window per shard; merged entries are certain up to the weakest last
         entry among the shards that have more. Uniform shards need one round.
         """
+        prelude_replies: list = []
         if n <= 0:
-            return [], False
-        per = max(32, 2 * math.ceil(n / INDEX_SHARDS))
+            if prelude is not None:
+                prelude_replies = await self.store._run(prelude)
+            return [], False, prelude_replies
+        per = 2 * math.ceil(n / INDEX_SHARDS) + 4  # uniform shards: one round trip
         got: list[list[tuple[float, str]]] = [[] for _ in range(INDEX_SHARDS)]
         more = [True] * INDEX_SHARDS
         while True:
             todo = [s for s in range(INDEX_SHARDS) if more[s]]
 
-            def fill(pipe, todo=todo, per=per) -> None:
+            first_round = prelude is not None and not prelude_replies
+            queued = [0]
+
+            def fill(pipe, todo=todo, per=per, first_round=first_round, queued=queued) -> None:
+                if first_round:
+                    queued[0] = prelude(pipe)
                 for shard in todo:
                     key = self._index(shard, sort_by)
                     if descending:
@@ -321,31 +331,40 @@ class SessionQueries:
                         pipe.zrangebyscore(key, lo, hi, start=len(got[shard]), num=per, withscores=True)
 
             replies = await self.store._run(fill)
+            if first_round:
+                prelude_replies, replies = replies[:queued[0]], replies[queued[0]:]
             for shard, reply in zip(todo, replies):
                 got[shard] += [(score, member.decode()) for member, score in reply]
                 more[shard] = len(reply) == per
             merged = sorted((e for entries in got for e in entries), reverse=descending)
             if not any(more):
-                return merged[:n], len(merged) <= n
+                return merged[:n], len(merged) <= n, prelude_replies
             # the weakest last entry of a shard with more: everything before it is in final order
             lasts = [got[s][-1] for s in range(INDEX_SHARDS) if more[s]]
             bound = max(lasts) if descending else min(lasts)
             certain = sum(1 for e in merged if (e > bound if descending else e < bound))
             if certain >= n:
-                return merged[:n], False
+                return merged[:n], False, prelude_replies
             per *= 2
 
-    async def _count(self, sort_by: str, lo, hi) -> int:
-        def fill(pipe) -> None:
-            for shard in range(INDEX_SHARDS):
-                pipe.zcount(self._index(shard, sort_by), lo, hi)
-
-        return sum(await self.store._run(fill))
-
     async def _from_sorted(self, q: SessionQuery, stale: _Stale, lo, hi) -> ListResult:
-        """No filter beyond the sort index's own bounds: exact page and total."""
-        total = await self._count(q.sort_by, lo, hi)
-        entries, _all = await self._top(q.sort_by, q.descending, q.offset + q.limit, lo, hi)
+        """No filter beyond the sort index's own bounds: exact page and total.
+
+        Round trip 1: expired-entry scan, counts and the first window of every shard; round
+        trip 2: the page's summaries. Expired entries found in 1 are removed, then it reruns.
+        """
+
+        def prelude(pipe) -> int:
+            self._scan_expired(pipe)
+            for shard in range(INDEX_SHARDS):
+                pipe.zcount(self._index(shard, q.sort_by), lo, hi)
+            return 2 * INDEX_SHARDS
+
+        entries, _all, head = await self._top(q.sort_by, q.descending, q.offset + q.limit, lo, hi, prelude)
+        if await self._remove_expired(head[:INDEX_SHARDS]):
+            stale.add("")  # run the lookup again
+            return ListResult([], 0, q.limit, q.offset)
+        total = sum(head[INDEX_SHARDS:])
         ids = [sid for _score, sid in entries[q.offset:]]
         sessions = []
         for sid, summary in zip(ids, await self._summaries(ids)):
@@ -357,7 +376,14 @@ class SessionQueries:
 
     async def _from_sorted_filtered(self, q: SessionQuery, stale: _Stale, lo, hi) -> ListResult:
         """Post filters over the first ``max_candidates`` sessions in sort order."""
-        entries, complete = await self._top(q.sort_by, q.descending, self.max_candidates, lo, hi)
+        def prelude(pipe) -> int:
+            self._scan_expired(pipe)
+            return INDEX_SHARDS
+
+        entries, complete, head = await self._top(q.sort_by, q.descending, self.max_candidates, lo, hi, prelude)
+        if await self._remove_expired(head):
+            stale.add("")  # run the lookup again
+            return ListResult([], 0, q.limit, q.offset)
         ids = [sid for _score, sid in entries]
         matched = []
         for sid, summary in zip(ids, await self._summaries(ids)):
@@ -373,11 +399,16 @@ class SessionQueries:
         cap = self.max_candidates
 
         def fill(pipe) -> None:
+            self._scan_expired(pipe)
             for shard in range(INDEX_SHARDS):
                 pipe.zcount(key_of(shard), lo, hi)
                 pipe.zrangebyscore(key_of(shard), lo, hi, start=0, num=cap)
 
         replies = await self.store._run(fill)
+        if await self._remove_expired(replies[:INDEX_SHARDS]):
+            stale.add("")  # run the lookup again
+            return ListResult([], 0, q.limit, q.offset)
+        replies = replies[INDEX_SHARDS:]
         population = sum(replies[0::2])
         by_shard = [[m.decode() for m in members] for members in replies[1::2]]
         candidates = [(shard, sid) for shard, ids in enumerate(by_shard) for sid in ids]
