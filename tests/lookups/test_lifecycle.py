@@ -132,8 +132,9 @@ def test_merge_of_shards_pages_exactly_over_many_sessions(service):
     """400 sessions over the 16 shards: every small page equals the slice of the full sort."""
     import random
 
-    from bench.lookup import _group
     from otel_sessions.exporter.batch import Batch
+
+    from bench.lookup import _group
 
     async def fill() -> None:
         rng = random.Random(4)
