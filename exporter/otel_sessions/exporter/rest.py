@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .auth import bearer_ok
 from .otlp_json import message_to_json
-from .query import MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
+from .query import LIST_PARAMS, MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
 from .receiver_http import INGESTOR
 from .store import StoreUnavailable
 from .tail import SessionTail
@@ -29,8 +29,7 @@ __all__ = ["lookup_routes", "QUERIES"]
 
 QUERIES: web.AppKey[SessionQueries] = web.AppKey("queries", SessionQueries)
 _THREAD_PARAMS = ("limit", "offset")
-_USER_PARAMS = tuple(p for p in ("limit", "offset", "thread_id", "name", "status", "service", "model",
-                                 "start_time", "end_time", "sort_by", "sort_order"))
+_USER_PARAMS = tuple(p for p in LIST_PARAMS if p != "user_id")  # the user is in the path
 
 
 def _error(status: int, message: str, parameter: str | None = None, headers=None) -> web.Response:
