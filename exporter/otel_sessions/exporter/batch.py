@@ -130,8 +130,11 @@ class Group:
             return None
         return encode_chunk(list(self.chunk_groups.values()))
 
-    def add_figures(self, trace_id: bytes, flags: int, start: int, end: int, in_tokens: float,
-                    out_tokens: float, cost: float) -> None:
+    def add_record(self, span_id: bytes, trace_id: bytes, flags: int, start: int, end: int, in_tokens: float,
+                   out_tokens: float, cost: float) -> None:
+        """Count one span: its record for the store's script, and the group's figures."""
+        self.records.append(RECORD.pack(span_id + trace_id[8:], trace_id, flags, start, end, in_tokens,
+                                        out_tokens, cost))
         error = flags & FLAG_ERROR
         if error:
             self.errors += 1
@@ -372,10 +375,7 @@ class BatchBuilder:
 
         start = span.start_time_unix_nano // 1000
         end = max(start, span.end_time_unix_nano // 1000)
-        group.records.append(
-            RECORD.pack(span_id + trace_id[8:], trace_id, flags, start, end, in_tokens, out_tokens, cost)
-        )
-        group.add_figures(trace_id, flags, start, end, in_tokens, out_tokens, cost)
+        group.add_record(span_id, trace_id, flags, start, end, in_tokens, out_tokens, cost)
         chunk_group = group.chunk_groups.get(key)
         if chunk_group is None:
             chunk_group = group.chunk_groups[key] = (resource_bytes, res_schema, scope_bytes, scope_schema, [])

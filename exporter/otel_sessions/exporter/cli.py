@@ -1,7 +1,8 @@
 """The ``otel-sessions`` command.
 
 ``otel-sessions serve`` runs the service; every flag defaults from its ``OTEL_SESSIONS_*``
-env var (``otel-sessions serve --help`` lists them with their defaults).
+env var (``otel-sessions serve --help`` lists them with their defaults). The lookup commands
+(``sessions``, ``threads``, ``users``, ``grpc``) live in lookup_cli.py, ``demo`` in demo.py.
 """
 
 from __future__ import annotations
@@ -52,7 +53,52 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_serve(sub)
+    from .lookup_cli import add_lookup_commands
+
+    add_lookup_commands(sub)
+    _add_demo(sub)
     return parser
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="send a realistic multi-agent conversation to a running service",
+                          description="Send a thread of three sessions (router agent handing off to a support "
+                          "and a billing agent, LLM calls with tokens, tool calls, a failed tool call, a "
+                          "guardrail check) through the OpenTelemetry SDK to the service, then print the "
+                          "commands that show it.")
+    demo.add_argument("--endpoint", default=os.environ.get("OTEL_SESSIONS_SERVER") or "http://127.0.0.1:4318",
+                      help="OTLP/HTTP base URL of the service [env OTEL_SESSIONS_SERVER; default: %(default)s]")
+    demo.add_argument("--seed", type=int, default=None, help="random seed (same ids and figures each run)")
+    demo.add_argument("--json", action="store_true", help="print the ids sent as JSON")
+
+
+def demo(args: argparse.Namespace) -> int:
+    import json
+
+    from .demo import run_demo
+
+    try:
+        conversation = run_demo(args.endpoint, seed=args.seed)
+    except ConnectionError as exc:
+        print(f"otel-sessions: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"thread_id": conversation.thread_id, "user_id": conversation.user_id,
+                          "sessions": conversation.sessions}, indent=2))
+        return 0
+    server = "" if args.endpoint.rstrip("/") == "http://127.0.0.1:4318" else f" --server {args.endpoint}"
+    first, last = conversation.sessions[0]["id"], conversation.sessions[-1]["id"]
+    print(f"Sent {len(conversation.sessions)} sessions ({conversation.span_count} spans) of thread "
+          f"{conversation.thread_id} for user {conversation.user_id} to {args.endpoint}.")
+    print("Look at them:")
+    for line in (f"otel-sessions sessions list --thread {conversation.thread_id}{server}",
+                 f"otel-sessions sessions get {last} --tree{server}",
+                 f"otel-sessions threads get {conversation.thread_id}{server}",
+                 f"otel-sessions users get {conversation.user_id}{server}",
+                 f"curl -s {args.endpoint.rstrip('/')}/v1/sessions/{first}"):
+        print("  " + line)
+    print(f"  or open {args.endpoint.rstrip('/')}/ in a browser")
+    return 0
 
 
 def _say(message: str) -> None:
@@ -67,9 +113,13 @@ def _worker(settings: Settings, redis_url: str, index: int) -> None:
 
     def ready(listening) -> None:
         if index == 0:
-            _say(f"OTLP/gRPC on {listening.grpc[0]}:{listening.grpc[1]} (also health, reflection)")
-            _say(f"OTLP/HTTP on http://{listening.http[0]}:{listening.http[1]}/v1/traces "
-                 f"(also the Jaeger-compatible /api, /healthz, /readyz, /metrics)")
+            http = f"http://{listening.http[0]}:{listening.http[1]}"
+            _say(f"OTLP/gRPC on {listening.grpc[0]}:{listening.grpc[1]} "
+                 "(also otel_sessions.v1.SessionService, grpc.health.v1.Health, server reflection)")
+            _say(f"OTLP/HTTP on {http}/v1/traces")
+            _say(f"lookups on {http}/v1/sessions (OpenAPI: {http}/openapi.json), web page {http}/")
+            _say(f"health {http}/healthz and {http}/readyz, metrics {http}/metrics")
+            _say(f"Jaeger-compatible query API on {http}/api (Grafana's Jaeger data source, Jaeger UI)")
             for target in settings.forward:
                 _say(f"forwarding every span to {target}")
             if settings.workers > 1:
@@ -148,6 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "demo":
+        return demo(args)
+    if hasattr(args, "func"):
+        from .lookup_cli import run
+
+        return run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -21,12 +21,14 @@ from grpc_reflection.v1alpha import reflection
 
 from .batch import BatchBuilder
 from .forward import Forwarding
+from .grpc_sessions import SESSION_SERVICE, add_session_service
 from .ingest import Ingestor
 from .jaeger import JaegerIndex, jaeger_routes
 from .keys import Keys
 from .pricing import PriceTable
 from .receiver_grpc import TRACE_SERVICE, trace_service_handler
 from .receiver_http import create_app
+from .rest import lookup_routes
 from .settings import Settings
 from .store import SessionStore, connect
 
@@ -42,7 +44,11 @@ class Listening:
 
 
 class Service:
-    """The gRPC and HTTP servers of one process. ``await start()``, then ``await stop()``."""
+    """The gRPC and HTTP servers of one process. ``await start()``, then ``await stop()``.
+
+    Both ports always serve the session lookups (REST routes of rest.py, gRPC SessionService);
+    ``extra_http_routes`` adds more routes to the HTTP port.
+    """
 
     def __init__(self, settings: Settings, redis_url: str,
                  extra_http_routes: Iterable[Callable[[web.Application], None]] = ()) -> None:
@@ -103,10 +109,12 @@ class Service:
             ("grpc.so_reuseport", reuse_port),
         ])
         server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, s.ingest_token),))
+        add_session_service(server, self.store, s.query_token)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (TRACE_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (TRACE_SERVICE, SESSION_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME),
             server)
         host, port = s.grpc_listen
         bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
@@ -116,9 +124,10 @@ class Service:
         self._grpc = server
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(TRACE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(SESSION_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
         app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_token=s.ingest_token,
-                         extra_routes=self.extra_http_routes)
+                         extra_routes=[lookup_routes(s.query_token), *self.extra_http_routes])
         runner = web.AppRunner(app, auto_decompress=False, shutdown_timeout=10.0, access_log=None)
         await runner.setup()
         http_host, http_port = s.http_listen

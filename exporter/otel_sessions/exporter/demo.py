@@ -1,0 +1,214 @@
+"""``otel-sessions demo``: a realistic multi-agent conversation sent to a running service.
+
+One thread of three sessions for one user, each session a few turns (one trace per turn): a
+router agent classifies the request with a small model and hands off to ``support_agent`` or
+``billing_agent``; those call bigger models and tools. There is one guardrail check, one
+tool call that fails (and is retried), token usage on every LLM call, and the first and last
+sessions end explicitly (``session.end``). Spans go through the real OpenTelemetry SDK and
+the stock OTLP/HTTP exporter. The conversation is dated in the last few minutes.
+
+The session attributes are set by :func:`session_attributes`, the one place to switch to the
+in-app processor (``otel_sessions.processor.session(...)``) once it is available.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from otel_sessions.processor import attributes as attr
+
+__all__ = ["DemoConversation", "run_demo", "session_attributes"]
+
+
+def session_attributes(session_id: str, *, thread_id: str, user_id: str, name: str,
+                       metadata: dict[str, str], previous_id: str | None = None) -> dict[str, str]:
+    """The attributes the processor stamps on every span of a session (attributes.py names)."""
+    out = {attr.SESSION_ID: session_id, attr.THREAD_ID: thread_id, attr.USER_ID: user_id,
+           attr.SESSION_NAME: name}
+    if previous_id:
+        out[attr.SESSION_PREVIOUS_ID] = previous_id
+    out.update({attr.SESSION_METADATA_PREFIX + key: value for key, value in metadata.items()})
+    return out
+
+
+@dataclass
+class DemoConversation:
+    """What the demo sent: ids to look up."""
+
+    thread_id: str
+    user_id: str
+    sessions: list[dict] = field(default_factory=list)  # {"id", "name", "spans"}
+
+    @property
+    def span_count(self) -> int:
+        return sum(s["spans"] for s in self.sessions)
+
+
+class _Clock:
+    """Explicit span times: the conversation happened in the last few minutes."""
+
+    def __init__(self, start_ns: int, rng: random.Random) -> None:
+        self.now = start_ns
+        self.rng = rng
+
+    def advance(self, ms_low: float, ms_high: float) -> int:
+        self.now += int(self.rng.uniform(ms_low, ms_high) * 1_000_000)
+        return self.now
+
+
+class _Session:
+    """Emits the spans of one session with explicit times."""
+
+    def __init__(self, tracer, clock: _Clock, ids: dict[str, str], rng: random.Random) -> None:
+        self.tracer = tracer
+        self.clock = clock
+        self.ids = ids
+        self.rng = rng
+        self.spans = 0
+
+    @contextmanager
+    def span(self, name: str, parent=None, **attributes) -> Iterator:
+        from opentelemetry import trace
+
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        span = self.tracer.start_span(name, context=context, attributes={**self.ids, **attributes},
+                                      start_time=self.clock.advance(1, 5))
+        try:
+            yield span
+        finally:
+            span.end(end_time=self.clock.advance(1, 5))
+            self.spans += 1
+
+    def llm(self, parent, model: str, tokens_in: int, tokens_out: int, finish: str = "stop") -> None:
+        with self.span(f"chat {model}", parent, **{
+            attr.OPERATION_NAME: "chat", "gen_ai.system": "openai" if model.startswith("gpt") else "anthropic",
+            "gen_ai.request.model": model, "gen_ai.response.model": model,
+            attr.INPUT_TOKENS[0]: tokens_in, attr.OUTPUT_TOKENS[0]: tokens_out,
+            "gen_ai.response.finish_reasons": (finish,),
+        }):
+            self.clock.advance(400, 2500)
+
+    def tool(self, parent, name: str, arguments: str, fail: str | None = None) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        with self.span(f"execute_tool {name}", parent, **{
+            attr.OPERATION_NAME: "execute_tool", attr.TOOL_NAME: name,
+            "gen_ai.tool.call.id": f"call_{self.rng.getrandbits(64):016x}", "gen_ai.tool.call.arguments": arguments,
+        }) as span:
+            self.clock.advance(50, 600)
+            if fail:
+                span.add_event(attr.EXCEPTION_EVENT, {"exception.type": "TimeoutError", "exception.message": fail},
+                               timestamp=self.clock.now)
+                span.set_status(Status(StatusCode.ERROR, fail))
+
+    def guardrail(self, parent, name: str) -> None:
+        with self.span(f"guardrail {name}", parent, **{"guardrail.name": name, "guardrail.result": "pass",
+                                                       attr.OPERATION_NAME: "guardrail"}):
+            self.clock.advance(20, 80)
+
+    def agent(self, parent, agent: str):
+        return self.span(f"invoke_agent {agent}", parent, **{attr.OPERATION_NAME: "invoke_agent",
+                                                             attr.AGENT_NAME: agent})
+
+    def turn(self, text: str, route_to: str, body, end_session: bool = False) -> None:
+        """One user message: router (guardrail, classify, handoff), then the chosen agent's work."""
+        with self.agent(None, "router") as root:
+            root.set_attribute("input.value", text)
+            body(self, root, route_to)
+            if end_session:
+                root.add_event(attr.SESSION_END_EVENT, timestamp=self.clock.now)
+        self.clock.advance(8_000, 30_000)  # the user reads and types
+
+
+def _order_status(s: _Session, root, agent: str) -> None:
+    s.guardrail(root, "input_moderation")
+    s.llm(root, "gpt-4o-mini", 412, 18)
+    with s.agent(root, agent) as handoff:
+        s.llm(handoff, "gpt-4o", 1310, 64, "tool_calls")
+        s.tool(handoff, "get_order_status", '{"order_id": "A-10045"}')
+        s.llm(handoff, "gpt-4o", 1502, 151)
+
+
+def _thanks(s: _Session, root, agent: str) -> None:
+    s.llm(root, "gpt-4o-mini", 388, 12)
+    with s.agent(root, agent) as handoff:
+        s.llm(handoff, "gpt-4o", 1720, 42)
+
+
+def _refund(s: _Session, root, agent: str) -> None:
+    s.llm(root, "gpt-4o-mini", 455, 21)
+    with s.agent(root, agent) as handoff:
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2210, 88, "tool_calls")
+        s.tool(handoff, "lookup_invoice", '{"order_id": "A-10045"}')
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2650, 95, "tool_calls")
+        s.tool(handoff, "refund_payment", '{"invoice": "INV-7781", "amount": 42.5}',
+               fail="payment gateway timed out after 10s")
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2890, 70, "tool_calls")
+        s.tool(handoff, "refund_payment", '{"invoice": "INV-7781", "amount": 42.5}')
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 3010, 160)
+
+
+def _follow_up(s: _Session, root, agent: str) -> None:
+    s.llm(root, "gpt-4o-mini", 402, 15)
+    with s.agent(root, agent) as handoff:
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 1980, 120, "tool_calls")
+        s.tool(handoff, "get_refund_status", '{"invoice": "INV-7781"}')
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2105, 98)
+
+
+def _check_reachable(endpoint: str) -> None:
+    try:
+        with urllib.request.urlopen(endpoint.rstrip("/") + "/healthz", timeout=5):
+            pass
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"cannot reach the otel-sessions service at {endpoint}: {reason}. "
+                              "Start it with `otel-sessions serve`, or point --endpoint at it.") from None
+
+
+def run_demo(endpoint: str, *, seed: int | None = None, headers: dict[str, str] | None = None) -> DemoConversation:
+    """Send the conversation to ``endpoint`` (the service's OTLP/HTTP base URL); returns its ids."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    _check_reachable(endpoint)
+    rng = random.Random(seed)
+    provider = TracerProvider(resource=Resource.create({
+        "service.name": "support-bot", "service.version": "1.4.2", "deployment.environment.name": "demo"}))
+    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", headers=headers, timeout=10)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("otel_sessions.demo")
+
+    suffix = f"{rng.getrandbits(48):012x}"
+    conversation = DemoConversation(thread_id=f"thrd_demo_{suffix}", user_id="u-123")
+    clock = _Clock(time.time_ns() - 6 * 60 * 1_000_000_000, rng)
+    metadata = {"channel": "web", "plan": "pro"}
+    plan = [
+        ("Order status", [("Where is my order A-10045?", "support_agent", _order_status, False),
+                          ("Great, thanks!", "support_agent", _thanks, True)]),
+        ("Refund request", [("The blender arrived broken, I want a refund.", "billing_agent", _refund, False)]),
+        ("Refund follow-up", [("Has my refund gone through?", "billing_agent", _follow_up, False),
+                              ("Perfect, that's all.", "support_agent", _thanks, True)]),
+    ]
+    previous = None
+    try:
+        for number, (name, turns) in enumerate(plan, start=1):
+            session_id = f"sess_demo_{suffix}_{number}"
+            ids = session_attributes(session_id, thread_id=conversation.thread_id, user_id=conversation.user_id,
+                                     name=name, metadata=metadata, previous_id=previous)
+            session = _Session(tracer, clock, ids, rng)
+            for text, agent, body, end in turns:
+                session.turn(text, agent, body, end_session=end)
+            conversation.sessions.append({"id": session_id, "name": name, "spans": session.spans})
+            previous = session_id
+            clock.advance(30_000, 60_000)
+    finally:
+        provider.shutdown()
+    return conversation

@@ -1,0 +1,155 @@
+"""gRPC ``otel_sessions.v1.SessionService`` (proto/otel_sessions/v1/session_service.proto).
+
+The same lookups as the REST API (query.py, tail.py), with gRPC status codes: ``NOT_FOUND``
+for unknown sessions and threads, ``INVALID_ARGUMENT`` for bad requests (the message names
+the field), ``UNAVAILABLE`` when Redis fails, ``UNAUTHENTICATED`` without the query token.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from otel_sessions.v1 import session_service_pb2 as pb
+from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
+
+from .auth import bearer_ok
+from .query import MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
+from .store import SessionStore, StoreUnavailable
+from .summary import SessionSummary, TraceSummary
+from .tail import SessionTail
+
+__all__ = ["SESSION_SERVICE", "SessionService", "add_session_service", "session_to_proto"]
+
+SESSION_SERVICE = pb.DESCRIPTOR.services_by_name["SessionService"].full_name
+
+
+def _trace_to_proto(t: TraceSummary) -> pb.TraceSummary:
+    return pb.TraceSummary(
+        trace_id=t.trace_id, root_name=t.root_name,
+        start_time_unix_nano=int(t.start_us) * 1000, end_time_unix_nano=int(t.end_us) * 1000,
+        duration_ms=(t.end_us - t.start_us) / 1000, span_count=t.span_count, error_count=t.error_count,
+        error=t.error_count > 0, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
+        total_tokens=t.input_tokens + t.output_tokens, cost_usd=t.cost_usd,
+    )
+
+
+def session_to_proto(s: SessionSummary) -> pb.Session:
+    message = pb.Session(
+        id=s.id, name=s.name or "", user_id=s.user_id or "", thread_id=s.thread_id or "",
+        previous_id=s.previous_id or "", status=s.status,
+        start_time_unix_nano=int(s.start_us) * 1000, end_time_unix_nano=int(s.end_us) * 1000,
+        duration_ms=s.duration_ms, last_activity_unix_nano=int(s.last_seen_ms) * 1_000_000,
+        trace_count=s.trace_count, span_count=s.span_count, error_count=s.error_count,
+        input_tokens=s.input_tokens, output_tokens=s.output_tokens, total_tokens=s.total_tokens,
+        cost_usd=s.cost_usd, cost_estimated=s.cost_estimated, models=s.models, services=s.services,
+        agents=s.agents, tools=s.tools, metadata=s.metadata, truncated=s.truncated,
+        spans_dropped=s.spans_dropped,
+    )
+    if s.traces is not None:
+        message.traces.extend(_trace_to_proto(t) for t in s.traces)
+    return message
+
+
+def _query_from_request(request: pb.ListSessionsRequest) -> SessionQuery:
+    return SessionQuery.build(
+        limit=request.limit if request.HasField("limit") else None, offset=request.offset,
+        user_id=request.user_id, thread_id=request.thread_id, name=request.name,
+        statuses=tuple(request.status), service=request.service, model=request.model,
+        start_us=request.start_time_unix_nano / 1000 if request.start_time_unix_nano else None,
+        end_us=request.end_time_unix_nano / 1000 if request.end_time_unix_nano else None,
+        metadata=tuple(sorted(request.metadata.items())), sort_by=request.sort_by, sort_order=request.sort_order,
+    )
+
+
+class SessionService(pb_grpc.SessionServiceServicer):
+    """The servicer; one per server, over the process's store."""
+
+    def __init__(self, store: SessionStore, query_token: str | None = None) -> None:
+        self.store = store
+        self.queries = SessionQueries(store)
+        self.token = query_token
+
+    async def _check(self, context: grpc.aio.ServicerContext, session_id: str | None = None,
+                     field: str = "session_id") -> None:
+        if self.token is not None:
+            metadata = dict(context.invocation_metadata() or ())
+            if not bearer_ok(metadata.get("authorization"), self.token):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        if session_id is not None and not session_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: required")
+
+    async def _guarded(self, context, call):
+        try:
+            return await call()
+        except QueryError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"session store unavailable, retry later ({exc})")
+
+    async def ListSessions(self, request, context):
+        await self._check(context)
+
+        async def call():
+            result = await self.queries.list_sessions(_query_from_request(request))
+            return pb.ListSessionsResponse(sessions=[session_to_proto(s) for s in result.sessions],
+                                           total=result.total, limit=result.limit, offset=result.offset,
+                                           partial=result.partial)
+
+        return await self._guarded(context, call)
+
+    async def GetSession(self, request, context):
+        await self._check(context, request.session_id)
+        summary = await self._guarded(context, lambda: self.store.get_session(request.session_id, with_traces=True))
+        if summary is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+        return session_to_proto(summary)
+
+    async def GetSessionSpans(self, request, context):
+        await self._check(context, request.session_id)
+        data = await self._guarded(context, lambda: self.store.get_spans(request.session_id))
+        if data is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+        return data
+
+    async def TailSession(self, request, context):
+        await self._check(context, request.session_id)
+        summary = await self._guarded(context, lambda: self.store.get_session(request.session_id))
+        if summary is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+        following = await self._guarded(context, lambda: SessionTail(self.store, request.session_id).start())
+        try:
+            # Headers go out once subscribed: a client that has them knows no later span is missed.
+            await context.send_initial_metadata((("x-otel-sessions-tail", "live"),))
+            async for data in following:
+                if data is not None:
+                    await context.write(data)
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"session store unavailable ({exc})")
+        finally:
+            await following.close()
+
+    async def GetThread(self, request, context):
+        await self._check(context, request.thread_id, "thread_id")
+
+        async def call():
+            limit = parse_count("limit", request.limit if request.HasField("limit") else None, MAX_LIMIT, MAX_LIMIT)
+            return await self.queries.thread(request.thread_id, limit=limit, offset=request.offset)
+
+        result = await self._guarded(context, call)
+        if result is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no thread {request.thread_id!r}")
+        return pb.Thread(id=request.thread_id, sessions=[session_to_proto(s) for s in result.sessions],
+                         total=result.total)
+
+    async def DeleteSession(self, request, context):
+        await self._check(context, request.session_id)
+        deleted = await self._guarded(context, lambda: self.store.delete_session(request.session_id))
+        if not deleted:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+        return pb.DeleteSessionResponse()
+
+
+def add_session_service(server: grpc.aio.Server, store: SessionStore, query_token: str | None) -> SessionService:
+    servicer = SessionService(store, query_token)
+    pb_grpc.add_SessionServiceServicer_to_server(servicer, server)
+    return servicer

@@ -1,0 +1,191 @@
+"""The OpenAPI 3.1 description of the HTTP port's lookups, served at ``GET /openapi.json``.
+
+tests/lookups/test_rest.py checks that every route the app serves is described here.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .query import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS
+from .summary import STATUSES
+
+__all__ = ["OPENAPI"]
+
+try:
+    _VERSION = version("otel-sessions")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    _VERSION = "0"
+
+
+def _param(name: str, description: str, schema: dict | None = None, where: str = "query",
+           required: bool = False) -> dict:
+    return {"name": name, "in": where, "required": required or where == "path", "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _json(ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+_ERR = "#/components/schemas/Error"
+_ERRORS = {
+    "400": _json(_ERR, "A bad parameter; `parameter` names it"),
+    "401": _json(_ERR, "Missing or wrong bearer token (service started with --query-token)"),
+    "503": _json(_ERR, "Redis unavailable; retry after `Retry-After` seconds"),
+}
+_NOT_FOUND = {"404": _json(_ERR, "Unknown id")}
+_TIME = "RFC 3339 (`2025-01-31T12:00:00Z`) or unix milliseconds"
+_PAGE = [
+    _param("limit", f"Page size (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}; 0 returns only `total`)",
+           {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+    _param("offset", "Sessions to skip", {"type": "integer", "minimum": 0, "default": 0}),
+]
+_FILTERS = [
+    _param("thread_id", "Sessions of this thread (gen_ai.conversation.id)"),
+    _param("name", "Case-insensitive substring of the session name"),
+    _param("status", "One status or several, comma-separated", {"type": "string", "example": "failed,escalated"}),
+    _param("service", "Sessions with spans from this service.name"),
+    _param("model", "Sessions that used this model (exact name or prefix, e.g. gpt-4o)"),
+    _param("start_time", f"Sessions that started at or after this time: {_TIME}"),
+    _param("end_time", f"Sessions that started at or before this time: {_TIME}"),
+    {"name": "metadata", "in": "query", "style": "deepObject", "explode": True,
+     "description": "`metadata.<key>=<value>`: session.metadata.<key> equals value (every pair must match)",
+     "schema": {"type": "object", "additionalProperties": {"type": "string"}}},
+    _param("sort_by", "Sort key", {"type": "string", "enum": list(SORT_KEYS), "default": "start"}),
+    _param("sort_order", "Sort order", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}),
+]
+_JAEGER = "Jaeger-compatible query API (what Grafana's Jaeger data source and Jaeger UI call), in Jaeger's JSON shape"
+_JAEGER_OK = {"200": {"description": "Jaeger JSON: `data`, `total`, `limit`, `offset`, `errors`",
+                      "content": {"application/json": {"schema": {"type": "object"}}}}}
+_JAEGER_PATHS = {
+    "/api/services": {"get": {"operationId": "jaegerServices", "summary": f"Service names. {_JAEGER}",
+                              "responses": _JAEGER_OK}},
+    "/api/services/{service}/operations": {"get": {
+        "operationId": "jaegerServiceOperations", "summary": "Operation names of a service",
+        "parameters": [_param("service", "service.name", where="path")], "responses": _JAEGER_OK}},
+    "/api/operations": {"get": {
+        "operationId": "jaegerOperations", "summary": "Operations of a service, with span kinds",
+        "parameters": [_param("service", "service.name", required=True), _param("spanKind", "Span kind")],
+        "responses": _JAEGER_OK}},
+    "/api/traces": {"get": {
+        "operationId": "jaegerFindTraces",
+        "summary": "Search traces; tags session.id, user.id and gen_ai.conversation.id find a session's traces",
+        "parameters": [_param("service", "service.name"), _param("operation", "Span name"),
+                       _param("tags", "JSON object of tags, e.g. {\"session.id\":\"sess_1\"}"),
+                       _param("tag", "key:value (repeatable)"), _param("start", "Earliest start, µs"),
+                       _param("end", "Latest start, µs"), _param("limit", "Traces at most"),
+                       _param("minDuration", "e.g. 100ms"), _param("maxDuration", "e.g. 1.2s")],
+        "responses": _JAEGER_OK}},
+    "/api/traces/{trace_id}": {"get": {
+        "operationId": "jaegerGetTrace",
+        "summary": "One trace; a session's synthetic trace id (sha256(session id)[:16]) returns the whole session",
+        "parameters": [_param("trace_id", "32 hex digits", where="path")],
+        "responses": {**_JAEGER_OK, "404": {"description": "Unknown trace, Jaeger error shape"}}}},
+    "/api/sessions/{session_id}/trace": {"get": {
+        "operationId": "jaegerSessionTrace", "summary": "A session as one synthetic trace (its traces under one root)",
+        "parameters": [_param("session_id", "Session id", where="path")],
+        "responses": {**_JAEGER_OK, "404": {"description": "Unknown session, Jaeger error shape"}}}},
+    "/api/dependencies": {"get": {"operationId": "jaegerDependencies",
+                                  "summary": "Service dependencies (always empty)", "responses": _JAEGER_OK}},
+}
+_SESSION_PROPS = {
+    "id": {"type": "string"}, "name": {"type": ["string", "null"]}, "user_id": {"type": ["string", "null"]},
+    "thread_id": {"type": ["string", "null"]}, "previous_id": {"type": ["string", "null"]},
+    "status": {"type": "string", "enum": list(STATUSES)},
+    "start_time": {"type": ["string", "null"], "format": "date-time"},
+    "end_time": {"type": ["string", "null"], "format": "date-time"},
+    "duration_ms": {"type": "number"}, "last_activity": {"type": ["string", "null"], "format": "date-time"},
+    "trace_count": {"type": "integer"}, "span_count": {"type": "integer"}, "error_count": {"type": "integer"},
+    "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"},
+    "cost_usd": {"type": "number"}, "cost_estimated": {"type": "boolean"},
+    "models": {"type": "array", "items": {"type": "string"}},
+    "services": {"type": "array", "items": {"type": "string"}},
+    "agents": {"type": "array", "items": {"type": "string"}},
+    "tools": {"type": "array", "items": {"type": "string"}},
+    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+    "truncated": {"type": "boolean"}, "spans_dropped": {"type": "integer"},
+    "traces": {"type": "array", "items": {"$ref": "#/components/schemas/TraceSummary"},
+               "description": "Only in GET /v1/sessions/{id}, in start order"},
+}
+_LIST_PROPS = {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+    "total": {"type": "integer", "description": "Matching sessions (among the candidates examined when partial)"},
+    "limit": {"type": "integer"}, "offset": {"type": "integer"},
+    "partial": {"type": "boolean", "description": "A filter no index serves was applied to a bounded candidate "
+                                                  "set that did not cover every session: more may match"},
+}
+
+OPENAPI: dict = {
+    "openapi": "3.1.0",
+    "info": {"title": "otel-sessions lookups", "version": _VERSION,
+             "description": "Sessions of LLM and agent apps, stored from OpenTelemetry spans. OTLP ingest is "
+                            "POST /v1/traces (OTLP/HTTP); this document covers the lookups."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                       "description": "Only when the service has --query-token"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"],
+                      "properties": {"error": {"type": "string"}, "parameter": {"type": "string"}}},
+            "TraceSummary": {"type": "object", "properties": {
+                "trace_id": {"type": "string"}, "root_name": {"type": "string"},
+                "start_time": {"type": "string", "format": "date-time"},
+                "end_time": {"type": "string", "format": "date-time"}, "duration_ms": {"type": "number"},
+                "span_count": {"type": "integer"}, "error_count": {"type": "integer"}, "error": {"type": "boolean"},
+                "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+                "total_tokens": {"type": "integer"}, "cost_usd": {"type": "number"}}},
+            "Session": {"type": "object", "properties": _SESSION_PROPS},
+            "SessionList": {"type": "object", "properties": _LIST_PROPS},
+            "Thread": {"type": "object", "properties": {"id": {"type": "string"}, **_LIST_PROPS}},
+            "UserSessions": {"type": "object", "properties": {"id": {"type": "string"}, **_LIST_PROPS}},
+        },
+    },
+    "security": [{}, {"bearer": []}],
+    "paths": {
+        "/v1/sessions": {"get": {
+            "operationId": "listSessions", "summary": "List sessions with filters, sort and paging",
+            "parameters": [*_PAGE, _param("user_id", "Sessions of this user (user.id)"), *_FILTERS],
+            "responses": {"200": _json("#/components/schemas/SessionList", "A page of sessions"), **_ERRORS}}},
+        "/v1/sessions/{session_id}": {
+            "get": {"operationId": "getSession", "summary": "One session with its traces",
+                    "parameters": [_param("session_id", "Session id", where="path")],
+                    "responses": {"200": _json("#/components/schemas/Session", "The session"), **_NOT_FOUND,
+                                  **_ERRORS}},
+            "delete": {"operationId": "deleteSession", "summary": "Delete a session and its index entries",
+                       "parameters": [_param("session_id", "Session id", where="path")],
+                       "responses": {"204": {"description": "Deleted"}, **_NOT_FOUND, **_ERRORS}}},
+        "/v1/sessions/{session_id}/spans": {"get": {
+            "operationId": "getSessionSpans", "summary": "Every stored span of a session as OTLP TracesData",
+            "parameters": [_param("session_id", "Session id", where="path"),
+                           _param("format", "otlp-json (hex ids) or otlp-proto",
+                                  {"type": "string", "enum": ["otlp-json", "otlp-proto"], "default": "otlp-json"})],
+            "responses": {"200": {"description": "OTLP TracesData", "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}},
+                **_NOT_FOUND, **_ERRORS}}},
+        "/v1/sessions/{session_id}/tail": {"get": {
+            "operationId": "tailSession",
+            "summary": "Server-sent events: one `data:` event (OTLP/JSON TracesData) per write, from the call on",
+            "parameters": [_param("session_id", "Session id", where="path")],
+            "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}},
+                          **_NOT_FOUND, **_ERRORS}}},
+        "/v1/threads/{thread_id}": {"get": {
+            "operationId": "getThread", "summary": "The sessions of a thread in start order",
+            "parameters": [_param("thread_id", "Thread id (gen_ai.conversation.id)", where="path"),
+                           _param("limit", f"Sessions per page (default and maximum {MAX_LIMIT})",
+                                  {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}),
+                           _PAGE[1]],
+            "responses": {"200": _json("#/components/schemas/Thread", "The thread"), **_NOT_FOUND, **_ERRORS}}},
+        "/v1/users/{user_id}/sessions": {"get": {
+            "operationId": "getUserSessions", "summary": "The sessions of a user (same filters as /v1/sessions)",
+            "parameters": [_param("user_id", "User id (user.id)", where="path"), *_PAGE, *_FILTERS],
+            "responses": {"200": _json("#/components/schemas/UserSessions", "The user's sessions"), **_NOT_FOUND,
+                          **_ERRORS}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "security": [{}],
+                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        **_JAEGER_PATHS,
+        "/": {"get": {"operationId": "webPage", "summary": "The web page: session list and session detail",
+                      "security": [{}], "responses": {"200": {"description": "HTML",
+                                                              "content": {"text/html": {}}}}}},
+    },
+}

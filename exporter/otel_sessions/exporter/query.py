@@ -1,0 +1,495 @@
+"""Session lookups over the store's indexes: list with filters and sort, threads, users.
+
+No lookup scans the keyspace. Every list starts from an index (keys.py) and merges its 16
+shards:
+
+* no filter, or only a start-time range with ``sort_by=start``: the sort index itself, read
+  per shard with ``ZRANGEBYSCORE ... LIMIT`` and merge-sorted (:meth:`SessionQueries._top`);
+  only the page's summaries are read. Exact, with an exact ``total``.
+* ``thread_id`` / ``user_id``: the members of that thread's or user's index (all shards),
+  sorted by their score in the sort index (``ZMSCORE``). Exact as long as the set holds at
+  most ``max_candidates`` sessions.
+* a start-time range with another sort key: the ``start`` index bounded by the range.
+* filters no index serves (``status``, ``service``, ``model``, ``metadata.*``, ``name``
+  substring) are applied to a bounded candidate set: at most ``max_candidates`` sessions of
+  the source above, in sort order. When that set does not cover the whole source the result
+  says ``partial``: ``total`` counts the matches among the candidates examined.
+
+Expired sessions never appear: index entries whose last write is older than the retention
+are removed from the shard's indexes on read (the write path does the same on write), and
+an entry whose summary is gone is removed from the index it came from (``ZREM``) and the
+lookup is run again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from .keys import INDEX_SHARDS, SORT_INDEXES, session_shard
+from .store import SessionStore
+from .summary import STATUSES, SessionSummary
+
+__all__ = [
+    "DEFAULT_LIMIT", "MAX_LIMIT", "MAX_CANDIDATES", "SORT_KEYS", "QueryError", "SessionQuery", "ListResult",
+    "SessionQueries", "parse_time",
+]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+#: Sessions examined at most for filters that no index serves (and for a user's or thread's set).
+MAX_CANDIDATES = 2000
+#: Sort keys: the store's sort indexes, and ``last_activity`` (the ``seen`` index).
+SORT_KEYS: tuple[str, ...] = (*SORT_INDEXES, "last_activity")
+#: Query parameters of ``GET /v1/sessions`` (besides ``metadata.<key>``).
+LIST_PARAMS = ("limit", "offset", "user_id", "thread_id", "name", "status", "service", "model",
+               "start_time", "end_time", "sort_by", "sort_order")
+_METADATA = "metadata."
+_EXPIRED_SCAN = 200  # expired entries removed per shard per read
+
+
+class QueryError(ValueError):
+    """A bad lookup parameter; ``param`` names it (REST 400, gRPC INVALID_ARGUMENT)."""
+
+    def __init__(self, param: str, problem: str) -> None:
+        self.param = param
+        super().__init__(f"{param}: {problem}")
+
+
+def parse_time(param: str, text: str) -> float:
+    """RFC 3339 (``2025-01-31T12:00:00Z``) or unix milliseconds to unix microseconds."""
+    text = text.strip()
+    if re.fullmatch(r"\d{1,16}(\.\d+)?", text):
+        return float(text) * 1000
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(param, f"{text[:64]!r} is neither RFC 3339 (2025-01-31T12:00:00Z) nor unix ms") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp() * 1e6
+
+
+def parse_count(param: str, text: str | int | None, default: int, maximum: int | None) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise QueryError(param, f"not a whole number: {str(text)[:32]!r}") from None
+    if value < 0:
+        raise QueryError(param, "must not be negative")
+    if maximum is not None and value > maximum:
+        raise QueryError(param, f"at most {maximum} (got {value})")
+    return value
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """A validated list query. Time bounds are unix µs and bound the session's start."""
+
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    user_id: str | None = None
+    thread_id: str | None = None
+    name: str | None = None
+    statuses: tuple[str, ...] = ()
+    service: str | None = None
+    model: str | None = None
+    start_us: float | None = None
+    end_us: float | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    sort_by: str = "start"
+    descending: bool = True
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], *, allow: tuple[str, ...] = LIST_PARAMS) -> SessionQuery:
+        """Parse REST query parameters; unknown parameters are refused (typos fail loudly)."""
+        metadata = []
+        for key in params:
+            if key.startswith(_METADATA) and len(key) > len(_METADATA):
+                metadata.append((key[len(_METADATA):], params[key]))
+            elif key not in allow:
+                raise QueryError(key, "unknown parameter")
+        statuses = tuple(s.strip() for s in (params.get("status") or "").split(",") if s.strip())
+        return cls.build(
+            limit=params.get("limit"), offset=params.get("offset"),
+            user_id=params.get("user_id"), thread_id=params.get("thread_id"), name=params.get("name"),
+            statuses=statuses, service=params.get("service"), model=params.get("model"),
+            start_us=parse_time("start_time", params["start_time"]) if params.get("start_time") else None,
+            end_us=parse_time("end_time", params["end_time"]) if params.get("end_time") else None,
+            metadata=metadata, sort_by=params.get("sort_by"), sort_order=params.get("sort_order"),
+        )
+
+    @classmethod
+    def build(cls, *, limit=None, offset=None, user_id=None, thread_id=None, name=None, statuses=(),
+              service=None, model=None, start_us=None, end_us=None, metadata=(), sort_by=None,
+              sort_order=None) -> SessionQuery:
+        """Validate already-typed values (REST and gRPC share this)."""
+        for status in statuses:
+            if status not in STATUSES:
+                raise QueryError("status", f"{status[:32]!r} is not one of {', '.join(STATUSES)}")
+        sort_by = sort_by or "start"
+        if sort_by not in SORT_KEYS:
+            raise QueryError("sort_by", f"{sort_by[:32]!r} is not one of {', '.join(SORT_KEYS)}")
+        order = (sort_order or "desc").lower()
+        if order not in ("asc", "desc"):
+            raise QueryError("sort_order", f"{order[:32]!r} is not asc or desc")
+        if start_us is not None and end_us is not None and start_us > end_us:
+            raise QueryError("start_time", "is after end_time")
+        for key, _value in metadata:
+            if not key:
+                raise QueryError("metadata", "empty key")
+        return cls(
+            limit=parse_count("limit", limit, DEFAULT_LIMIT, MAX_LIMIT),
+            offset=parse_count("offset", offset, 0, None),
+            user_id=user_id or None, thread_id=thread_id or None, name=name or None,
+            statuses=tuple(statuses), service=service or None, model=model or None,
+            start_us=start_us, end_us=end_us, metadata=tuple(metadata), sort_by=sort_by,
+            descending=order == "desc",
+        )
+
+    # --- evaluation on a summary ------------------------------------------------------------
+    def post_filtered(self) -> bool:
+        """True when a filter needs the summary (no index serves it)."""
+        return bool(self.name or self.statuses or self.service or self.model or self.metadata)
+
+    def matches(self, s: SessionSummary) -> bool:
+        """Every filter on ``s`` (ids and times included: candidates may come from any index)."""
+        if self.user_id is not None and s.user_id != self.user_id:
+            return False
+        if self.thread_id is not None and s.thread_id != self.thread_id:
+            return False
+        if self.start_us is not None and s.start_us < self.start_us:
+            return False
+        if self.end_us is not None and s.start_us > self.end_us:
+            return False
+        if self.name is not None and self.name.lower() not in (s.name or "").lower():
+            return False
+        if self.statuses and s.status not in self.statuses:
+            return False
+        if self.service is not None and self.service not in s.services:
+            return False
+        if self.model is not None and not any(m == self.model or m.startswith(self.model) for m in s.models):
+            return False
+        return all(s.metadata.get(key) == value for key, value in self.metadata)
+
+
+def sort_score(summary: SessionSummary, sort_by: str) -> float:
+    """The score the sort index keeps for ``summary`` (what sorted candidates use)."""
+    if sort_by == "start":
+        return summary.start_us
+    if sort_by == "end":
+        return summary.end_us
+    if sort_by == "duration":
+        return summary.end_us - summary.start_us
+    if sort_by == "spans":
+        return summary.span_count
+    if sort_by == "traces":
+        return summary.trace_count
+    if sort_by == "tokens":
+        return summary.total_tokens
+    if sort_by == "cost":
+        return summary.cost_usd
+    return summary.last_seen_ms
+
+
+@dataclass
+class ListResult:
+    sessions: list[SessionSummary]
+    total: int
+    limit: int
+    offset: int
+    partial: bool = False
+
+    def to_json(self) -> dict:
+        return {"data": [s.to_json() for s in self.sessions], "total": self.total, "limit": self.limit,
+                "offset": self.offset, "partial": self.partial}
+
+
+@dataclass
+class _Stale:
+    """Index entries found dangling (summary gone) during one lookup (id "" only asks for a rerun)."""
+
+    entries: dict[str, set[str]] = field(default_factory=dict)  # session -> extra index keys
+
+    def add(self, session_id: str, *extra_keys: str) -> None:
+        self.entries.setdefault(session_id, set()).update(extra_keys)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+
+class SessionQueries:
+    """Read-side lookups over one :class:`SessionStore`."""
+
+    def __init__(self, store: SessionStore, max_candidates: int = MAX_CANDIDATES) -> None:
+        self.store = store
+        self.keys = store.keys
+        self.max_candidates = max_candidates
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _index(self, shard: int, sort_by: str) -> str:
+        return self.keys.seen(shard) if sort_by == "last_activity" else self.keys.sort_index(shard, sort_by)
+
+    def _cutoff_ms(self) -> float:
+        return time.time() * 1000 - self.store.retention_ms
+
+    def _scan_expired(self, pipe) -> None:
+        """Queue, per shard, the entries whose last write is older than the retention."""
+        cutoff = self._cutoff_ms()
+        for shard in range(INDEX_SHARDS):
+            pipe.zrangebyscore(self.keys.seen(shard), "-inf", f"({cutoff}", start=0, num=_EXPIRED_SCAN)
+
+    async def _remove_expired(self, replies: list) -> bool:
+        """Remove the entries :meth:`_scan_expired` found from every index of their shard."""
+        expired = [(shard, ids) for shard, ids in enumerate(replies) if ids]
+        if not expired:
+            return False
+
+        def remove(pipe) -> None:
+            for shard, ids in expired:
+                for key in self.keys.shard_indexes(shard):
+                    pipe.zrem(key, *ids)
+
+        await self.store._run(remove)
+        return True
+
+    async def _forget(self, stale: _Stale) -> None:
+        """ZREM dangling entries from the shard indexes and the user/thread/name index they came from."""
+
+        def fill(pipe) -> None:
+            for session_id, extra in stale.entries.items():
+                if not session_id:
+                    continue
+                for key in (*self.keys.shard_indexes(session_shard(session_id)), *extra):
+                    pipe.zrem(key, session_id)
+
+        await self.store._run(fill)
+
+    async def _summaries(self, ids: list[str]) -> list[SessionSummary | None]:
+        return await self.store.get_summaries(ids) if ids else []
+
+    # --- list -------------------------------------------------------------------------------
+    async def list_sessions(self, query: SessionQuery) -> ListResult:
+        result = None
+        for _attempt in range(4):
+            stale = _Stale()
+            result = await self._list_once(query, stale)
+            if not stale:
+                return result
+            await self._forget(stale)
+        return result  # type: ignore[return-value]
+
+    async def _list_once(self, q: SessionQuery, stale: _Stale) -> ListResult:
+        if q.thread_id is not None:
+            return await self._from_set(q, stale, lambda shard: self.keys.thread(shard, q.thread_id))
+        if q.user_id is not None:
+            return await self._from_set(q, stale, lambda shard: self.keys.user(shard, q.user_id))
+        if q.sort_by != "start" and (q.start_us is not None or q.end_us is not None):
+            lo, hi = _bounds(q)
+            return await self._from_set(q, stale, lambda shard: self.keys.sort_index(shard, "start"), lo, hi)
+        lo, hi = _bounds(q) if q.sort_by == "start" else ("-inf", "+inf")
+        if q.post_filtered():
+            return await self._from_sorted_filtered(q, stale, lo, hi)
+        return await self._from_sorted(q, stale, lo, hi)
+
+    async def _top(self, sort_by: str, descending: bool, n: int, lo, hi,
+                   prelude=None) -> tuple[list[tuple[float, str]], bool, list]:
+        """The first ``n`` entries of the merged shards of a sort index, whether that is all, and
+        the replies of ``prelude(pipe) -> commands queued``, run in the first round trip.
+
+        Each round reads a window per shard; merged entries are certain up to the weakest last
+        entry among the shards that have more. Uniform shards need one round.
+        """
+        prelude_replies: list = []
+        if n <= 0:
+            if prelude is not None:
+                prelude_replies = await self.store._run(prelude)
+            return [], False, prelude_replies
+        per = 2 * math.ceil(n / INDEX_SHARDS) + 4  # uniform shards: one round trip
+        got: list[list[tuple[float, str]]] = [[] for _ in range(INDEX_SHARDS)]
+        more = [True] * INDEX_SHARDS
+        while True:
+            todo = [s for s in range(INDEX_SHARDS) if more[s]]
+
+            first_round = prelude is not None and not prelude_replies
+            queued = [0]
+
+            def fill(pipe, todo=todo, per=per, first_round=first_round, queued=queued) -> None:
+                if first_round:
+                    queued[0] = prelude(pipe)
+                for shard in todo:
+                    key = self._index(shard, sort_by)
+                    if descending:
+                        pipe.zrevrangebyscore(key, hi, lo, start=len(got[shard]), num=per, withscores=True)
+                    else:
+                        pipe.zrangebyscore(key, lo, hi, start=len(got[shard]), num=per, withscores=True)
+
+            replies = await self.store._run(fill)
+            if first_round:
+                prelude_replies, replies = replies[:queued[0]], replies[queued[0]:]
+            for shard, reply in zip(todo, replies):
+                got[shard] += [(score, member.decode()) for member, score in reply]
+                more[shard] = len(reply) == per
+            merged = sorted((e for entries in got for e in entries), reverse=descending)
+            if not any(more):
+                return merged[:n], len(merged) <= n, prelude_replies
+            # the weakest last entry of a shard with more: everything before it is in final order
+            lasts = [got[s][-1] for s in range(INDEX_SHARDS) if more[s]]
+            bound = max(lasts) if descending else min(lasts)
+            certain = sum(1 for e in merged if (e > bound if descending else e < bound))
+            if certain >= n:
+                return merged[:n], False, prelude_replies
+            per *= 2
+
+    async def _from_sorted(self, q: SessionQuery, stale: _Stale, lo, hi) -> ListResult:
+        """No filter beyond the sort index's own bounds: exact page and total.
+
+        Round trip 1: expired-entry scan, counts and the first window of every shard; round
+        trip 2: the page's summaries. Expired entries found in 1 are removed, then it reruns.
+        """
+
+        def prelude(pipe) -> int:
+            self._scan_expired(pipe)
+            for shard in range(INDEX_SHARDS):
+                pipe.zcount(self._index(shard, q.sort_by), lo, hi)
+            return 2 * INDEX_SHARDS
+
+        entries, _all, head = await self._top(q.sort_by, q.descending, q.offset + q.limit, lo, hi, prelude)
+        if await self._remove_expired(head[:INDEX_SHARDS]):
+            stale.add("")  # run the lookup again
+            return ListResult([], 0, q.limit, q.offset)
+        total = sum(head[INDEX_SHARDS:])
+        ids = [sid for _score, sid in entries[q.offset:]]
+        sessions = []
+        for sid, summary in zip(ids, await self._summaries(ids)):
+            if summary is None:
+                stale.add(sid)
+            else:
+                sessions.append(summary)
+        return ListResult(sessions, total, q.limit, q.offset)
+
+    async def _from_sorted_filtered(self, q: SessionQuery, stale: _Stale, lo, hi) -> ListResult:
+        """Post filters over the first ``max_candidates`` sessions in sort order."""
+        def prelude(pipe) -> int:
+            self._scan_expired(pipe)
+            return INDEX_SHARDS
+
+        entries, complete, head = await self._top(q.sort_by, q.descending, self.max_candidates, lo, hi, prelude)
+        if await self._remove_expired(head):
+            stale.add("")  # run the lookup again
+            return ListResult([], 0, q.limit, q.offset)
+        ids = [sid for _score, sid in entries]
+        matched = []
+        for sid, summary in zip(ids, await self._summaries(ids)):
+            if summary is None:
+                stale.add(sid)
+            elif q.matches(summary):
+                matched.append(summary)
+        return ListResult(matched[q.offset:q.offset + q.limit], len(matched), q.limit, q.offset,
+                          partial=not complete)
+
+    async def _from_set(self, q: SessionQuery, stale: _Stale, key_of, lo="-inf", hi="+inf") -> ListResult:
+        """Candidates from a per-shard set index (thread, user, start range), sorted by the sort index."""
+        cap = self.max_candidates
+
+        def fill(pipe) -> None:
+            self._scan_expired(pipe)
+            for shard in range(INDEX_SHARDS):
+                pipe.zcount(key_of(shard), lo, hi)
+                pipe.zrangebyscore(key_of(shard), lo, hi, start=0, num=cap)
+
+        replies = await self.store._run(fill)
+        if await self._remove_expired(replies[:INDEX_SHARDS]):
+            stale.add("")  # run the lookup again
+            return ListResult([], 0, q.limit, q.offset)
+        replies = replies[INDEX_SHARDS:]
+        population = sum(replies[0::2])
+        by_shard = [[m.decode() for m in members] for members in replies[1::2]]
+        candidates = [(shard, sid) for shard, ids in enumerate(by_shard) for sid in ids]
+        partial = population > cap
+        if partial:  # a bounded (not a best-first) subset: the result says partial
+            candidates = candidates[:cap]
+        # ZMSCORE on the sort index (ordering) and on `seen` (expired entries) per shard
+        grouped: dict[int, list[str]] = {}
+        for shard, sid in candidates:
+            grouped.setdefault(shard, []).append(sid)
+        shards = list(grouped.items())
+        cutoff = self._cutoff_ms()
+
+        def scores(pipe) -> None:
+            for shard, ids in shards:
+                pipe.zmscore(self._index(shard, q.sort_by), ids)
+                pipe.zmscore(self.keys.seen(shard), ids)
+
+        replies = await self.store._run(scores) if shards else []
+        live: list[tuple[float, str]] = []
+        for i, (shard, ids) in enumerate(shards):
+            for sid, score, seen in zip(ids, replies[2 * i], replies[2 * i + 1]):
+                if score is None or seen is None or seen < cutoff:
+                    stale.add(sid, key_of(shard))
+                else:
+                    live.append((score, sid))
+        live.sort(reverse=q.descending)
+        source_key = {sid: key_of(shard) for shard, sid in candidates}
+
+        both_ids = q.thread_id is not None and q.user_id is not None  # the thread is the source
+        if not q.post_filtered() and not _needs_time_check(q, lo, hi) and not both_ids:
+            page = [sid for _score, sid in live[q.offset:q.offset + q.limit]]
+            sessions = []
+            for sid, summary in zip(page, await self._summaries(page)):
+                if summary is None:
+                    stale.add(sid, source_key[sid])
+                else:
+                    sessions.append(summary)
+            return ListResult(sessions, len(live), q.limit, q.offset, partial=partial)
+
+        ids = [sid for _score, sid in live]
+        matched = []
+        for sid, summary in zip(ids, await self._summaries(ids)):
+            if summary is None:
+                stale.add(sid, source_key[sid])
+            elif q.matches(summary):
+                matched.append(summary)
+        return ListResult(matched[q.offset:q.offset + q.limit], len(matched), q.limit, q.offset,
+                          partial=partial)
+
+    # --- threads and users ------------------------------------------------------------------
+    async def thread(self, thread_id: str, limit: int = MAX_LIMIT, offset: int = 0) -> ListResult | None:
+        """The sessions of a thread in start order; None when the thread has none."""
+        query = SessionQuery(thread_id=thread_id, limit=limit, offset=offset, sort_by="start", descending=False)
+        result = await self.list_sessions(query)
+        if result.total == 0:
+            return None
+        return result
+
+    async def user_sessions(self, user_id: str, query: SessionQuery) -> ListResult | None:
+        """The sessions of a user (with any other filter of ``query``); None when the user has none."""
+        result = await self.list_sessions(replace(query, user_id=user_id))
+        if result.total == 0 and not await self._has_members(lambda shard: self.keys.user(shard, user_id)):
+            return None
+        return result
+
+    async def _has_members(self, key_of) -> bool:
+        def fill(pipe) -> None:
+            for shard in range(INDEX_SHARDS):
+                pipe.exists(key_of(shard))
+
+        return any(await self.store._run(fill))
+
+
+def _bounds(q: SessionQuery) -> tuple[str | float, str | float]:
+    lo = q.start_us if q.start_us is not None else "-inf"
+    hi = q.end_us if q.end_us is not None else "+inf"
+    return lo, hi
+
+
+def _needs_time_check(q: SessionQuery, lo, hi) -> bool:
+    """True when a start-time bound was not applied by the candidate index itself."""
+    applied = lo != "-inf" or hi != "+inf"
+    return (q.start_us is not None or q.end_us is not None) and not applied

@@ -1,0 +1,92 @@
+"""Live tail of a session: its spans as they arrive, from the moment of the call.
+
+The write path (``write_session.lua``) publishes on ``Keys.tail_channel(session)`` the new
+length of the session's chunk list after every write that stored new spans. A tail
+subscribes first, then reads the list's length, so no write after the call is missed; on each
+announcement it reads the chunks from the last length it knew (``LRANGE``). When the list
+was trimmed (a session over ``--max-spans-per-session`` drops its oldest chunks, so lengths
+stop growing) it reads the newest chunk. Spans are sent once: a tail remembers the ids it
+sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from .span_codec import decode_chunks
+from .store import _UNAVAILABLE, SessionStore, StoreUnavailable
+
+__all__ = ["SessionTail"]
+
+
+def _new_spans(data: TracesData, sent: set[bytes]) -> TracesData | None:
+    """``data`` without spans already sent (None when nothing is left)."""
+    out = TracesData()
+    for rs in data.resource_spans:
+        keep_rs = None
+        for ss in rs.scope_spans:
+            fresh = []
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key not in sent:
+                    sent.add(key)
+                    fresh.append(span)
+            if fresh:
+                if keep_rs is None:
+                    keep_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
+                keep_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=fresh)
+    return out if out.resource_spans else None
+
+
+class SessionTail:
+    """Follows one session. ``await start()`` subscribes (from then on nothing is missed), then
+    ``async for data in tail`` yields each write's new spans, or ``None`` after ``idle_s``
+    seconds without any (so callers can send keep-alives); ``await close()`` when done."""
+
+    def __init__(self, store: SessionStore, session_id: str, idle_s: float = 15.0) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.idle_s = idle_s
+        self._chunks_key = store.keys.session(session_id)[1]
+        self._pubsub = store.client.pubsub()
+        self._position = 0
+        self._sent: set[bytes] = set()
+
+    async def start(self) -> SessionTail:
+        try:
+            await self._pubsub.subscribe(self.store.keys.tail_channel(self.session_id))
+            self._position = int(await self.store.client.llen(self._chunks_key))
+        except _UNAVAILABLE as exc:
+            await self.close()
+            raise StoreUnavailable(str(exc)) from exc
+        return self
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # the connection may already be gone
+            await self._pubsub.aclose()
+
+    async def __aiter__(self) -> AsyncIterator[TracesData | None]:
+        client = self.store.client
+        while True:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=self.idle_s)
+                if message is None:
+                    yield None
+                    continue
+                if message.get("type") != "message":
+                    continue
+                length = int(message["data"])
+                if length > self._position:
+                    chunks = await client.lrange(self._chunks_key, self._position, length - 1)
+                    self._position = length
+                else:  # the list was trimmed: the newest chunk holds this write
+                    chunks = await client.lrange(self._chunks_key, -1, -1)
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            if chunks:
+                fresh = _new_spans(TracesData.FromString(decode_chunks(chunks)), self._sent)
+                if fresh is not None:
+                    yield fresh

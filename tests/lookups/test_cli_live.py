@@ -1,0 +1,51 @@
+"""CLI commands that change or follow the store: delete and tail (each on its own flushed Redis)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+from tests.lookups import dataset
+from tests.lookups.cli_support import LineReader, cli, cli_json
+from tests.support import provider_with
+
+
+def test_sessions_delete(service):
+    dataset.emit(service.http_url, dataset.base_ns())
+    assert cli("sessions", "delete", "sess-3", server=service.http_url).stdout.strip() == "deleted sess-3"
+    listed = {s["id"] for s in cli_json("sessions", "list", server=service.http_url)["data"]}
+    assert listed == {p.id for p in dataset.PLAN} - {"sess-3"}
+    assert "sess-3" not in {s["id"] for s in cli_json("users", "get", "u-2", server=service.http_url)["data"]}
+    assert "no session" in cli("sessions", "delete", "sess-3", server=service.http_url, expect=1).stderr
+
+
+def test_sessions_tail_prints_spans_as_they_arrive(service):
+    provider = provider_with(OTLPSpanExporter(endpoint=service.http_url + "/v1/traces"))
+    tracer = provider.get_tracer("tail")
+    ids = {"session.id": "sess-tail"}
+    with tracer.start_as_current_span("first, before the tail", attributes=ids):
+        pass
+    process = subprocess.Popen([sys.executable, "-m", "otel_sessions.exporter.cli", "sessions", "tail", "sess-tail"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OTEL_SESSIONS_SERVER": service.http_url})
+    try:
+        reader = LineReader(process)
+        reader.wait_for(lambda line: line.startswith("following sess-tail"))
+        with tracer.start_as_current_span("chat gpt-4o", attributes={
+                **ids, "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 3}):
+            pass
+        with tracer.start_as_current_span("execute_tool search", attributes={**ids, "gen_ai.tool.name": "search"}):
+            pass
+        llm = reader.wait_for(lambda line: "chat gpt-4o" in line)
+        assert "LLM" in llm and "7→3 tok" in llm
+        tool = reader.wait_for(lambda line: "execute_tool search" in line)
+        assert "tool" in tool
+        assert not any("before the tail" in line for line in reader.lines)
+    finally:
+        process.terminate()
+        process.wait(10)
+        provider.shutdown()
