@@ -5,10 +5,9 @@ router agent classifies the request with a small model and hands off to ``suppor
 ``billing_agent``; those call bigger models and tools. There is one guardrail check, one
 tool call that fails (and is retried), token usage on every LLM call, and the first and last
 sessions end explicitly (``session.end``). Spans go through the real OpenTelemetry SDK and
-the stock OTLP/HTTP exporter. The conversation is dated in the last few minutes.
-
-The session attributes are set by :func:`session_attributes`, the one place to switch to the
-in-app processor (``otel_sessions.processor.session(...)``) once it is available.
+the stock OTLP/HTTP exporter, with the in-app ``SessionSpanProcessor`` stamping the session,
+thread and user on every span from ``session(...)``, as an app would. The conversation is
+dated in the last few minutes.
 """
 
 from __future__ import annotations
@@ -22,18 +21,7 @@ from dataclasses import dataclass, field
 
 from otel_sessions.processor import attributes as attr
 
-__all__ = ["DemoConversation", "run_demo", "session_attributes"]
-
-
-def session_attributes(session_id: str, *, thread_id: str, user_id: str, name: str,
-                       metadata: dict[str, str], previous_id: str | None = None) -> dict[str, str]:
-    """The attributes the processor stamps on every span of a session (attributes.py names)."""
-    out = {attr.SESSION_ID: session_id, attr.THREAD_ID: thread_id, attr.USER_ID: user_id,
-           attr.SESSION_NAME: name}
-    if previous_id:
-        out[attr.SESSION_PREVIOUS_ID] = previous_id
-    out.update({attr.SESSION_METADATA_PREFIX + key: value for key, value in metadata.items()})
-    return out
+__all__ = ["DemoConversation", "run_demo"]
 
 
 @dataclass
@@ -178,11 +166,15 @@ def run_demo(endpoint: str, *, seed: int | None = None, headers: dict[str, str] 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+    from otel_sessions.processor import SessionSpanProcessor
+    from otel_sessions.processor import session as session_context
+
     _check_reachable(endpoint)
     rng = random.Random(seed)
     provider = TracerProvider(resource=Resource.create({
         "service.name": "support-bot", "service.version": "1.4.2", "deployment.environment.name": "demo"}))
     exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", headers=headers, timeout=10)
+    provider.add_span_processor(SessionSpanProcessor())  # before the exporting processor
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("otel_sessions.demo")
 
@@ -201,11 +193,12 @@ def run_demo(endpoint: str, *, seed: int | None = None, headers: dict[str, str] 
     try:
         for number, (name, turns) in enumerate(plan, start=1):
             session_id = f"sess_demo_{suffix}_{number}"
-            ids = session_attributes(session_id, thread_id=conversation.thread_id, user_id=conversation.user_id,
-                                     name=name, metadata=metadata, previous_id=previous)
+            ids = {attr.SESSION_PREVIOUS_ID: previous} if previous else {}
             session = _Session(tracer, clock, ids, rng)
-            for text, agent, body, end in turns:
-                session.turn(text, agent, body, end_session=end)
+            with session_context(session_id, thread_id=conversation.thread_id, user_id=conversation.user_id,
+                                 name=name, metadata=metadata):
+                for text, agent, body, end in turns:
+                    session.turn(text, agent, body, end_session=end)
             conversation.sessions.append({"id": session_id, "name": name, "spans": session.spans})
             previous = session_id
             clock.advance(30_000, 60_000)
