@@ -139,14 +139,9 @@ class SessionStore:
 
     # --- plumbing ---------------------------------------------------------------------------
     async def load_scripts(self) -> None:
-        """Load every Lua script (on every primary in a cluster)."""
+        """Load every Lua script (a cluster client sends SCRIPT LOAD to every primary)."""
         for script in self._scripts:
-            if hasattr(self.client, "get_primaries"):
-                from redis.asyncio.cluster import RedisCluster
-
-                await self.client.script_load(script.source, target_nodes=RedisCluster.PRIMARIES)
-            else:
-                await self.client.script_load(script.source)
+            await self.client.script_load(script.source)
 
     async def ping(self) -> bool:
         try:
@@ -157,13 +152,28 @@ class SessionStore:
     async def close(self) -> None:
         await self.client.aclose()
 
+    @property
+    def is_cluster(self) -> bool:
+        return hasattr(self.client, "get_primaries")
+
     async def _run(self, fill) -> list[Any]:
-        """Run a pipeline filled by ``fill(pipe)``; reload scripts once on NOSCRIPT."""
+        """Run the commands ``fill(pipe)`` queues, in order, and return their replies.
+
+        On one Redis they go in one pipeline. redis-py refuses scripts in cluster pipelines,
+        so on a cluster they run concurrently, each routed to its slot's primary. NOSCRIPT
+        (a restarted or new primary) reloads the scripts once; every caller is idempotent.
+        """
         for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            fill(pipe)
+            if self.is_cluster:
+                commands = _CommandList()
+                fill(commands)
+                pending = commands.run(self.client)
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                fill(pipe)
+                pending = pipe.execute()
             try:
-                return await pipe.execute()
+                return await pending
             except redis_errors.NoScriptError:
                 if attempt == 2:
                     raise
@@ -449,6 +459,24 @@ class SessionStore:
 
         await self._run(fill_indexes)
         return True
+
+
+class _CommandList:
+    """Records pipeline-style calls (``pipe.evalsha(...)``) to run them on a cluster client."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name: str):
+        def record(*args, **kwargs) -> _CommandList:
+            self.calls.append((name, args, kwargs))
+            return self
+
+        return record
+
+    async def run(self, client) -> list[Any]:
+        return list(await asyncio.gather(*(getattr(client, name)(*args, **kwargs)
+                                           for name, args, kwargs in self.calls)))
 
 
 def dedupe_spans(data: TracesData) -> TracesData:
