@@ -23,11 +23,14 @@ EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 @pytest.fixture()
 def cluster(tmp_path):
-    nodes = [EmbeddedRedis(tmp_path / f"node{i}", port=None, persistent=False,
-                           extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                       "--cluster-port", str(free_port()),  # the bus, on a free port too
-                                       "--cluster-node-timeout", "2000"]).start() for i in range(3)]
+    nodes: list[EmbeddedRedis] = []
     try:
+        for i in range(3):
+            nodes.append(EmbeddedRedis(
+                tmp_path / f"node{i}", port=None, persistent=False,
+                extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                            "--cluster-port", str(free_port()),  # the bus, on a free port too
+                            "--cluster-node-timeout", "2000"]).start())
         created = subprocess.run(
             ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes],
              "--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)

@@ -132,3 +132,13 @@ def test_settings_resolution_order():
     assert parse_duration("500ms") == 0.5 and parse_duration("7d") == 7 * 86400
     with pytest.raises(SettingsError, match="--key-prefix / OTEL_SESSIONS_KEY_PREFIX"):
         Settings.resolve({"key_prefix": "a{b}"}, env={})
+
+
+def test_demo_rerun_with_the_same_seed_adds_nothing(service):
+    from otel_sessions.exporter.demo import run_demo
+
+    first = run_demo(service.http_url, seed=7)
+    counts = [service.session(s["id"]).span_count for s in first.sessions]
+    assert counts == [s["spans"] for s in first.sessions]
+    run_demo(service.http_url, seed=7)
+    assert [service.session(s["id"]).span_count for s in first.sessions] == counts

@@ -68,7 +68,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                           "commands that show it.")
     demo.add_argument("--endpoint", default=os.environ.get("OTEL_SESSIONS_SERVER") or "http://127.0.0.1:4318",
                       help="OTLP/HTTP base URL of the service [env OTEL_SESSIONS_SERVER; default: %(default)s]")
-    demo.add_argument("--seed", type=int, default=None, help="random seed (same ids and figures each run)")
+    demo.add_argument("--seed", type=int, default=None, help="random seed: the same ids and figures each run, so a rerun adds nothing")
     demo.add_argument("--json", action="store_true", help="print the ids sent as JSON")
 
 

@@ -170,8 +170,24 @@ def run_demo(endpoint: str, *, seed: int | None = None, headers: dict[str, str] 
     from otel_sessions.processor import session as session_context
 
     _check_reachable(endpoint)
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class SeededIds(IdGenerator):
+        """Trace and span ids from the seed, so a rerun with the same seed sends the same spans
+        (the store counts them once)."""
+
+        def __init__(self, ids: random.Random) -> None:
+            self.ids = ids
+
+        def generate_span_id(self) -> int:
+            return self.ids.getrandbits(64) or 1
+
+        def generate_trace_id(self) -> int:
+            return self.ids.getrandbits(128) or 1
+
     rng = random.Random(seed)
-    provider = TracerProvider(resource=Resource.create({
+    id_generator = SeededIds(random.Random(seed)) if seed is not None else None
+    provider = TracerProvider(id_generator=id_generator, resource=Resource.create({
         "service.name": "support-bot", "service.version": "1.4.2", "deployment.environment.name": "demo"}))
     exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", headers=headers, timeout=10)
     provider.add_span_processor(SessionSpanProcessor())  # before the exporting processor

@@ -65,7 +65,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("redis_cluster", "--redis-cluster", "OTEL_SESSIONS_REDIS_CLUSTER", False,
            "Treat --redis-url as a Redis Cluster seed node."),
     Option("data_dir", "--data-dir", "OTEL_SESSIONS_DATA_DIR", None,
-           "Folder of the embedded Redis (append-only file). Default: a per-user data folder."),
+           "Folder of the embedded Redis (append-only file). Default: $XDG_DATA_HOME/otel-sessions, "
+           "else ~/.local/share/otel-sessions."),
     Option("grpc_listen", "--grpc-listen", "OTEL_SESSIONS_GRPC_LISTEN", "127.0.0.1:4317",
            "OTLP/gRPC and SessionService address."),
     Option("http_listen", "--http-listen", "OTEL_SESSIONS_HTTP_LISTEN", "127.0.0.1:4318",
@@ -100,7 +101,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_id_length", "--max-id-length", "OTEL_SESSIONS_MAX_ID_LENGTH", 256,
            "Longest session, thread or user id used for grouping."),
     Option("prices", "--prices", "OTEL_SESSIONS_PRICES", None,
-           "JSON file of model prices (USD per million tokens) to extend the built-in table."),
+           "Path of a JSON file of model prices, USD per million tokens "
+           "({\"model-prefix\": {\"input\": 3.0, \"output\": 12.0}}), extending the built-in table."),
     Option("workers", "--workers", "OTEL_SESSIONS_WORKERS", 1,
            "Server processes sharing the ports (SO_REUSEPORT); one per core for top ingest speed."),
     Option("log_level", "--log-level", "OTEL_SESSIONS_LOG_LEVEL", "info",
