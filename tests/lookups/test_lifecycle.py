@@ -80,7 +80,7 @@ def test_sessions_whose_summary_is_gone_are_never_listed_and_leave_the_indexes(l
 
 
 def test_expired_sessions_are_never_listed(redis_url):
-    with RunningService(redis_url, retention="1s") as svc:
+    with RunningService(redis_url, retention="3s") as svc:
         base = dataset.base_ns()
         dataset.emit(svc.http_url, base)
         assert get(svc, "/v1/sessions")["total"] == len(dataset.PLAN)
