@@ -6,18 +6,15 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from otel_sessions.exporter.settings import OPTIONS
+from tests.readme import readme_section
 
-ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## The service: `otel-sessions serve`"
 
 
 def _section() -> str:
-    text = (ROOT / "README.md").read_text()
-    assert SECTION in text
-    return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    return readme_section(SECTION)
 
 
 def test_example_sends_a_session_to_the_service(service):

@@ -7,13 +7,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.readme import readme_section
 
 
 def _blocks() -> list[str]:
-    section = README.read_text().split("## Looking up sessions", 1)[1].split("\n## ", 1)[0]
+    section = readme_section("## Looking up sessions")
     return re.findall(r"```bash\n(.*?)```", section, re.S)
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.readme import readme_section
+
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## In your app: the span processor"
 
 
 def _blocks(language: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    assert SECTION in text
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    section = readme_section(SECTION)
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 

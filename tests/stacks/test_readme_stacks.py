@@ -18,6 +18,7 @@ from pathlib import Path
 from otel_sessions.exporter.cli import build_parser
 from otel_sessions.exporter.jaeger import session_trace_id
 from otel_sessions.exporter.settings import OPTIONS, Settings
+from tests.readme import readme_section
 from tests.stacks.helpers import send, tracer, wait_until
 from tests.support import RunningService
 
@@ -26,9 +27,7 @@ SECTION = "## Beside Jaeger, Grafana and the Collector"
 
 
 def _section() -> str:
-    text = (ROOT / "README.md").read_text()
-    assert SECTION in text
-    return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    return readme_section(SECTION)
 
 
 def _commands() -> list[list[str]]:

@@ -120,10 +120,6 @@ class Group:
     def span_count(self) -> int:
         return len(self.records)
 
-    @property
-    def trace_ids(self) -> set[bytes]:
-        return set(self.traces)
-
     def chunk(self) -> bytes | None:
         """This group's spans as one stored chunk (None when the group has only extra chunks)."""
         if not self.chunk_groups:

@@ -492,17 +492,25 @@ def dedupe_spans(data: TracesData) -> TracesData:
                 seen.add(key)
     if not duplicate:
         return data
-    seen.clear()
+    return drop_seen_spans(data, set()) or TracesData()
+
+
+def drop_seen_spans(data: TracesData, seen: set[bytes]) -> TracesData | None:
+    """``data`` without spans whose trace and span id are in ``seen``, and without repeats;
+    adds the ids it keeps to ``seen``. None when no span is left."""
+    out = TracesData()
     for rs in data.resource_spans:
+        keep_rs = None
         for ss in rs.scope_spans:
-            keep = []
+            fresh = []
             for span in ss.spans:
                 key = span.trace_id + span.span_id
                 if key not in seen:
                     seen.add(key)
-                    keep.append(span)
-            if len(keep) != len(ss.spans):
-                del ss.spans[:]
-                ss.spans.extend(keep)
-    return data
+                    fresh.append(span)
+            if fresh:
+                if keep_rs is None:
+                    keep_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
+                keep_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=fresh)
+    return out if out.resource_spans else None
 

@@ -17,28 +17,9 @@ from collections.abc import AsyncIterator
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from .span_codec import decode_chunks
-from .store import _UNAVAILABLE, SessionStore, StoreUnavailable
+from .store import _UNAVAILABLE, SessionStore, StoreUnavailable, drop_seen_spans
 
 __all__ = ["SessionTail"]
-
-
-def _new_spans(data: TracesData, sent: set[bytes]) -> TracesData | None:
-    """``data`` without spans already sent (None when nothing is left)."""
-    out = TracesData()
-    for rs in data.resource_spans:
-        keep_rs = None
-        for ss in rs.scope_spans:
-            fresh = []
-            for span in ss.spans:
-                key = span.trace_id + span.span_id
-                if key not in sent:
-                    sent.add(key)
-                    fresh.append(span)
-            if fresh:
-                if keep_rs is None:
-                    keep_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
-                keep_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=fresh)
-    return out if out.resource_spans else None
 
 
 class SessionTail:
@@ -87,6 +68,6 @@ class SessionTail:
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(str(exc)) from exc
             if chunks:
-                fresh = _new_spans(TracesData.FromString(decode_chunks(chunks)), self._sent)
+                fresh = drop_seen_spans(TracesData.FromString(decode_chunks(chunks)), self._sent)
                 if fresh is not None:
                     yield fresh
