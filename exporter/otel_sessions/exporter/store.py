@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import redis.asyncio as aioredis
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from redis import exceptions as redis_errors
 
 from .batch import RECORD, Batch, BatchBuilder, Group
 from .keys import INDEX_SHARDS, Keys, session_shard, trace_shard
+from .redis_client import connect
 from .span_codec import decode_chunks
 from .summary import SessionSummary, TraceSummary
 
@@ -72,17 +72,6 @@ class WriteResult:
 
 def _load_lua(name: str) -> str:
     return resources.files(__package__).joinpath("lua", name).read_text()
-
-
-def connect(url: str, cluster: bool = False, **options: Any):
-    """An asyncio Redis (or Redis Cluster) client for ``url``."""
-    options.setdefault("socket_timeout", 5.0)
-    options.setdefault("socket_connect_timeout", 2.0)
-    if cluster:
-        from redis.asyncio.cluster import RedisCluster
-
-        return RedisCluster.from_url(url, **options)
-    return aioredis.Redis.from_url(url, **options)
 
 
 class _Script:
