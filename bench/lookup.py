@@ -4,8 +4,8 @@
 
 1. Starts its own redis-server (EmbeddedRedis, free port, no persistence).
 2. Fills it through the store's write path (``SessionStore.write``), not through an exporter:
-   every session's part of a batch is built from one pre-made chunk of 10 real OTLP spans
-   (two traces) and 10 per-session span records with their own times, tokens and costs, 500
+   every session's part of a batch holds the same 10 real OTLP span bodies (two traces) with
+   per-session span ids, times, tokens and costs, 500
    sessions per write. One more session of 1,000 spans (250 four-span turns) is written from
    real export requests made with the OpenTelemetry SDK (bench/workload.py).
 3. Runs ``otel-sessions serve --redis-url ...`` as a subprocess and measures over HTTP (one
@@ -37,15 +37,15 @@ sys.path.insert(0, str(ROOT))
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
 from bench import workload  # noqa: E402
-from otel_sessions.exporter.batch import Batch, BatchBuilder, Group  # noqa: E402
+from otel_sessions.exporter.batch import Batch, BatchBuilder, Group, span_digest  # noqa: E402
 from otel_sessions.exporter.embedded_redis import EmbeddedRedis  # noqa: E402
 from otel_sessions.exporter.store import SessionStore, connect  # noqa: E402
 
 BIG_SESSION = "sess_big_1000_spans"
 
 
-def _template_chunk() -> bytes:
-    """One stored chunk of 10 real spans (two turns of the workload, trimmed to 10)."""
+def _template_spans() -> list[tuple[tuple, bytes]]:
+    """(scope key, span bytes) of 10 real spans (two turns of the workload, trimmed to 10)."""
     provider, sink = workload.make_provider()
     tracer = provider.get_tracer("bench")
     rng = random.Random(3)
@@ -53,15 +53,16 @@ def _template_chunk() -> bytes:
         workload.turn_spans(tracer, rng, "sess_template", "user-x", "thrd_x", "template")
     request = encode_spans(sink.spans[:10])
     batch = BatchBuilder().build(request.resource_spans)
-    return next(iter(batch.sessions.values())).chunk()
+    return [(record[0], record[1]) for record in next(iter(batch.sessions.values())).spans]
 
 
-def _group(i: int, rng: random.Random, chunk: bytes, now_us: int, users: int) -> tuple[str, Group]:
+def _group(i: int, rng: random.Random, template: list[tuple[tuple, bytes]], now_us: int,
+           users: int) -> tuple[str, Group]:
     session_id = f"sess_{i:06d}_{rng.getrandbits(40):010x}"
     group = Group(name=f"Support chat #{i}", user_id=f"user-{i % users:04d}", thread_id=f"thrd_{i // 3:06d}")
     start = now_us - rng.randrange(0, 20 * 3600 * 1_000_000)
     trace_ids = [rng.getrandbits(128).to_bytes(16, "big") for _ in range(2)]
-    for k in range(10):
+    for k, (key, body) in enumerate(template):
         trace_id = trace_ids[k // 5]
         span_id = rng.getrandbits(64).to_bytes(8, "big")
         s = start + k * rng.randrange(100_000, 2_000_000)
@@ -70,26 +71,24 @@ def _group(i: int, rng: random.Random, chunk: bytes, now_us: int, users: int) ->
         tin, tout = (rng.randrange(200, 3000), rng.randrange(20, 600)) if llm else (0, 0)
         cost = (tin * 2.5 + tout * 10) / 1e6
         flags = (2 if k % 5 == 0 else 0) | (1 if rng.random() < 0.01 else 0)
-        group.add_record(span_id, trace_id, flags, s, e, tin, tout, cost)
-        if k % 5 == 0:
-            group.root_names[trace_id] = "invoke_agent router"
+        group.spans.append((key, body, span_digest(trace_id, span_id), trace_id, flags, s, e, tin, tout, cost,
+                            "invoke_agent router" if k % 5 == 0 else None))
     group.labels = {"s:support-bot", "m:gpt-4o-2024-08-06", "a:router", "t:search_orders"}
     group.metadata = {"plan": "pro" if i % 4 == 0 else "free"}
-    group.extra_chunks = [chunk]
     return session_id, group
 
 
 async def fill(url: str, sessions: int, users: int, per_write: int = 500) -> None:
     store = SessionStore(connect(url), publish_tail=False)
     await store.load_scripts()
-    chunk = _template_chunk()
+    template = _template_spans()
     rng = random.Random(11)
     now_us = int(time.time() * 1e6)
     started = time.perf_counter()
     for first in range(0, sessions, per_write):
         batch = Batch()
         for i in range(first, min(sessions, first + per_write)):
-            session_id, group = _group(i, rng, chunk, now_us, users)
+            session_id, group = _group(i, rng, template, now_us, users)
             batch.sessions[session_id] = group
             batch.span_count += 10
         await store.write(batch)

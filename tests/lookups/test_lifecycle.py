@@ -132,17 +132,16 @@ def test_merge_of_shards_pages_exactly_over_many_sessions(service):
     """400 sessions over the 16 shards: every small page equals the slice of the full sort."""
     import random
 
-    from bench.lookup import _group
+    from bench.lookup import _group, _template_spans
     from otel_sessions.exporter.batch import Batch
 
     async def fill() -> None:
         rng = random.Random(4)
-        chunk = next(iter(service.store.builder.build([]).sessions.values()), None)  # no spans needed
+        template = _template_spans()
         batch = Batch()
         now_us = int(time.time() * 1e6)
         for i in range(400):
-            session_id, group = _group(i, rng, chunk or b"", now_us, users=7)
-            group.extra_chunks = []  # summaries and indexes only: no span bodies needed here
+            session_id, group = _group(i, rng, template, now_us, users=7)
             batch.sessions[session_id] = group
         await service.store.write(batch)
 

@@ -7,33 +7,34 @@ errors, tokens, cost, model, kind labels) and groups the serialized spans by ses
 * a span without one goes to the session its trace names elsewhere in the request, else it
   is an *orphan* of its trace, resolved by the store (trace joining).
 
-Per-span facts travel to the store's Lua script as fixed-size binary records
-(:data:`RECORD`), so a whole session's part of a batch is one script call.
+A group's spans become one :class:`Payload`: 8-byte span and trace digests (idempotency and
+trace counting in the store's script), totals computed here, and one compressed chunk with the
+spans and their per-trace figures, so a whole session's part of a batch is one script call.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from hashlib import blake2b
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from otel_sessions.processor import attributes as attr
 
 from .pricing import PriceTable
-from .span_codec import ChunkGroup, encode_chunk
+from .span_codec import encode_chunk, trace_entry
 
-__all__ = ["RECORD", "Group", "Batch", "BatchBuilder", "FLAG_ERROR", "FLAG_ROOT", "FLAG_COST_ESTIMATED"]
+__all__ = ["Group", "Payload", "Batch", "BatchBuilder", "span_digest", "trace_digest", "FLAG_ERROR", "FLAG_ROOT",
+           "FLAG_COST_ESTIMATED"]
 
-#: dedupe id (span id + low half of trace id), trace id, flags, start µs, end µs,
-#: input tokens, output tokens, cost USD.
-RECORD = struct.Struct(">16s16sBddddd")
 FLAG_ERROR = 1
 FLAG_ROOT = 2
 FLAG_COST_ESTIMATED = 4
 
 _STATUS_ERROR = 2
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
 
 # Attribute key -> (slot, rank). Lower rank wins within a slot.
 _S_SESSION, _S_THREAD, _S_USER, _S_NAME, _S_IN, _S_OUT, _S_COST, _S_MODEL = range(8)
@@ -85,17 +86,39 @@ def _number(value) -> float:
     return 0.0
 
 
+#: One span as the store needs it: (scope key, span bytes, span digest, trace id, flags,
+#: start µs, end µs, input tokens, output tokens, cost USD, root span name or None)
+SpanRecord = tuple
+
+
+def span_digest(trace_id: bytes, span_id: bytes) -> bytes:
+    """8 bytes identifying a span (trace id + span id) for idempotency within a session."""
+    return blake2b(trace_id + span_id, digest_size=8).digest()
+
+
+def trace_digest(trace_id: bytes) -> bytes:
+    """8 bytes identifying a trace within a session (counting distinct traces)."""
+    return blake2b(trace_id, digest_size=8).digest()
+
+
+@dataclass
+class Payload:
+    """What the store's script gets for a group: ids, figures and the chunk of its spans."""
+
+    span_count: int
+    span_ids: bytes  # n x 8-byte span digests
+    trace_ids: bytes  # 8-byte digests of the distinct traces
+    totals: tuple  # (spans, errors, input, output, cost, start µs, end µs)
+    failed: bool
+    cost_estimated: bool
+    chunk: bytes
+
+
 @dataclass
 class Group:
-    """Spans of one session (or, for orphans, of one trace) from one request.
+    """Spans of one session (or, for orphans, of one trace) from one request."""
 
-    Besides the spans themselves it carries their figures precomputed for the store's script:
-    totals over all spans and per trace, used as they are when every span is new.
-    """
-
-    records: list[bytes] = field(default_factory=list)
-    chunk_groups: dict[tuple[int, int], ChunkGroup] = field(default_factory=dict)
-    root_names: dict[bytes, str] = field(default_factory=dict)
+    spans: list[SpanRecord] = field(default_factory=list)
     labels: set[str] = field(default_factory=set)
     metadata: dict[str, str] = field(default_factory=dict)
     name: str | None = None
@@ -104,99 +127,73 @@ class Group:
     previous_id: str | None = None
     ended: bool = False
     escalated: bool = False
-    failed: bool = False  # a root span ended with status ERROR
-    cost_estimated: bool = False
-    errors: int = 0
-    input_tokens: float = 0.0
-    output_tokens: float = 0.0
-    cost: float = 0.0
-    start_us: int = 0
-    end_us: int = 0
-    #: trace id -> [start µs, end µs, spans, errors, input, output, cost]
-    traces: dict[bytes, list] = field(default_factory=dict)
-    extra_chunks: list[bytes] = field(default_factory=list)  # already-encoded chunks (joined orphans)
 
     @property
     def span_count(self) -> int:
-        return len(self.records)
+        return len(self.spans)
 
-    def chunk(self) -> bytes | None:
-        """This group's spans as one stored chunk (None when the group has only extra chunks)."""
-        if not self.chunk_groups:
-            return None
-        return encode_chunk(list(self.chunk_groups.values()))
-
-    def add_record(self, span_id: bytes, trace_id: bytes, flags: int, start: int, end: int, in_tokens: float,
-                   out_tokens: float, cost: float) -> None:
-        """Count one span: its record for the store's script, and the group's figures."""
-        self.records.append(RECORD.pack(span_id + trace_id[8:], trace_id, flags, start, end, in_tokens,
-                                        out_tokens, cost))
-        error = flags & FLAG_ERROR
-        if error:
-            self.errors += 1
-            if flags & FLAG_ROOT:
-                self.failed = True
-        if flags & FLAG_COST_ESTIMATED:
-            self.cost_estimated = True
-        self.input_tokens += in_tokens
-        self.output_tokens += out_tokens
-        self.cost += cost
-        if not self.start_us or start < self.start_us:
-            self.start_us = start
-        if end > self.end_us:
-            self.end_us = end
-        t = self.traces.get(trace_id)
-        if t is None:
-            self.traces[trace_id] = [start, end, 1, 1 if error else 0, in_tokens, out_tokens, cost]
-            return
-        if start < t[0]:
-            t[0] = start
-        if end > t[1]:
-            t[1] = end
-        t[2] += 1
-        if error:
-            t[3] += 1
-        t[4] += in_tokens
-        t[5] += out_tokens
-        t[6] += cost
+    def payload(self, keep: set[bytes] | None = None) -> Payload:
+        """Figures and chunk of this group's spans (only those whose digest is in ``keep``)."""
+        scopes: dict[tuple, list[bytes]] = {}
+        traces: dict[bytes, list] = {}
+        ids = []
+        errors = count = 0
+        tin_sum = tout_sum = cost_sum = 0.0
+        first = last = 0
+        failed = estimated = False
+        for key, body, digest, trace_id, flags, start, end, tin, tout, cost, root_name in self.spans:
+            if keep is not None and digest not in keep:
+                continue
+            count += 1
+            ids.append(digest)
+            bodies = scopes.get(key)
+            if bodies is None:
+                scopes[key] = [body]
+            else:
+                bodies.append(body)
+            error = flags & FLAG_ERROR
+            if error:
+                errors += 1
+                if flags & FLAG_ROOT:
+                    failed = True
+            if flags & FLAG_COST_ESTIMATED:
+                estimated = True
+            tin_sum += tin
+            tout_sum += tout
+            cost_sum += cost
+            if not first or start < first:
+                first = start
+            if end > last:
+                last = end
+            t = traces.get(trace_id)
+            if t is None:
+                traces[trace_id] = [start, end, 1, 1 if error else 0, tin, tout, cost, root_name or ""]
+                continue
+            if start < t[0]:
+                t[0] = start
+            if end > t[1]:
+                t[1] = end
+            t[2] += 1
+            if error:
+                t[3] += 1
+            t[4] += tin
+            t[5] += tout
+            t[6] += cost
+            if root_name and not t[7]:
+                t[7] = root_name
+        table = [trace_entry(trace_id, *figures) for trace_id, figures in traces.items()]
+        chunk = encode_chunk([(*key, bodies) for key, bodies in scopes.items()], count, table) if count else b""
+        return Payload(count, b"".join(ids), b"".join([trace_digest(t) for t in traces]),
+                       (count, errors, tin_sum, tout_sum, cost_sum, first, last), failed, estimated, chunk)
 
     def merge(self, other: Group) -> None:
         """Add ``other``'s spans (an orphan group joining this session)."""
-        self.records.extend(other.records)
-        for key, (res, res_schema, scope, scope_schema, spans) in other.chunk_groups.items():
-            mine = self.chunk_groups.get(key)
-            if mine is None:
-                self.chunk_groups[key] = (res, res_schema, scope, scope_schema, list(spans))
-            else:
-                mine[4].extend(spans)  # type: ignore[union-attr]
-        for trace_id, name in other.root_names.items():
-            self.root_names.setdefault(trace_id, name)
+        self.spans.extend(other.spans)
         self.labels |= other.labels
         for key, value in other.metadata.items():
             self.metadata.setdefault(key, value)
-        for trace_id, (start, end, spans, errors, tin, tout, cost) in other.traces.items():
-            t = self.traces.get(trace_id)
-            if t is None:
-                self.traces[trace_id] = [start, end, spans, errors, tin, tout, cost]
-            else:
-                t[0], t[1] = min(t[0], start), max(t[1], end)
-                t[2] += spans
-                t[3] += errors
-                t[4] += tin
-                t[5] += tout
-                t[6] += cost
-        self.errors += other.errors
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.cost += other.cost
-        if other.start_us and (not self.start_us or other.start_us < self.start_us):
-            self.start_us = other.start_us
-        self.end_us = max(self.end_us, other.end_us)
-        self.extra_chunks.extend(other.extra_chunks)
         self.ended = self.ended or other.ended
         self.escalated = self.escalated or other.escalated
-        self.failed = self.failed or other.failed
-        self.cost_estimated = self.cost_estimated or other.cost_estimated
         for name in ("name", "user_id", "thread_id", "previous_id"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(other, name))
@@ -244,7 +241,7 @@ class BatchBuilder:
     def build(self, resource_spans: Iterable[ResourceSpans], force_session: str | None = None) -> Batch:
         """Group every span; ``force_session`` assigns spans without a session id to that session."""
         batch = Batch()
-        for res_index, rs in enumerate(resource_spans):
+        for rs in resource_spans:
             resource = rs.resource
             service = None
             for kv in resource.attributes:
@@ -253,19 +250,17 @@ class BatchBuilder:
                     break
             service_label = "s:" + service if service else None
             resource_bytes = resource.SerializeToString()
-            for scope_index, ss in enumerate(rs.scope_spans):
-                scope_bytes = ss.scope.SerializeToString()
-                key = (res_index, scope_index)
+            for ss in rs.scope_spans:
+                key = (resource_bytes, rs.schema_url, ss.scope.SerializeToString(), ss.schema_url)
                 for span in ss.spans:
-                    self._add_span(batch, span, key, resource_bytes, rs.schema_url, scope_bytes, ss.schema_url,
-                                   service_label, force_session)
+                    self._add_span(batch, span, key, service_label, force_session)
         return batch
 
-    def _add_span(self, batch, span, key, resource_bytes, res_schema, scope_bytes, scope_schema,
-                  service_label, force_session) -> None:
+    def _add_span(self, batch: Batch, span, key: tuple, service_label: str | None,
+                  force_session: str | None) -> None:
         trace_id = span.trace_id
         span_id = span.span_id
-        if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
+        if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             batch.rejected += 1
             if len(batch.errors) < 5:
                 batch.errors.append(
@@ -335,9 +330,7 @@ class BatchBuilder:
                     group.metadata[meta_key[:128]] = text[:1024]
 
         # --- facts -------------------------------------------------------------------------
-        flags = 0
-        if span.status.code == _STATUS_ERROR:
-            flags = FLAG_ERROR
+        flags = FLAG_ERROR if span.status.code == _STATUS_ERROR else 0
         if span.events:
             for event in span.events:
                 event_name = event.name
@@ -345,12 +338,16 @@ class BatchBuilder:
                     flags |= FLAG_ERROR
                 elif event_name == attr.SESSION_END_EVENT:
                     group.ended = True
+        root_name = None
         if not span.parent_span_id:
             flags |= FLAG_ROOT
-            group.root_names.setdefault(trace_id, span.name)
-        in_tokens = _number(found[_S_IN]) if found[_S_IN] is not None else 0.0
-        out_tokens = _number(found[_S_OUT]) if found[_S_OUT] is not None else 0.0
-        model = _text(found[_S_MODEL]) if found[_S_MODEL] is not None else None
+            root_name = span.name
+        value = found[_S_IN]
+        in_tokens = _number(value) if value is not None else 0.0
+        value = found[_S_OUT]
+        out_tokens = _number(value) if value is not None else 0.0
+        value = found[_S_MODEL]
+        model = _text(value) if value is not None else None
         if model:
             group.labels.add("m:" + model[:256])
         if found[_S_COST] is not None:
@@ -370,12 +367,10 @@ class BatchBuilder:
             group.labels.add(service_label)
 
         start = span.start_time_unix_nano // 1000
-        end = max(start, span.end_time_unix_nano // 1000)
-        group.add_record(span_id, trace_id, flags, start, end, in_tokens, out_tokens, cost)
-        chunk_group = group.chunk_groups.get(key)
-        if chunk_group is None:
-            chunk_group = group.chunk_groups[key] = (resource_bytes, res_schema, scope_bytes, scope_schema, [])
-        chunk_group[4].append(span.SerializeToString())
+        end = span.end_time_unix_nano // 1000
+        group.spans.append((key, span.SerializeToString(), blake2b(trace_id + span_id, digest_size=8).digest(),
+                            trace_id, flags, start, end if end > start else start, in_tokens, out_tokens, cost,
+                            root_name))
 
     def _valid(self, batch: Batch, value: str | None) -> str | None:
         if value is None or self._is_valid(value):

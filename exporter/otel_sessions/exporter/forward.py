@@ -61,7 +61,7 @@ from prometheus_client import Counter, Gauge
 
 from otel_sessions.processor import attributes as attr
 
-from .batch import Batch
+from .batch import Batch, span_digest
 from .store import SessionStore, WriteResult
 
 __all__ = ["Forwarding", "Destination", "FORWARD_METRICS", "EXPORT_METHOD"]
@@ -124,7 +124,7 @@ class _Item:
     def __init__(self, body: bytes, span_count: int, groups: list[tuple[str, list[bytes], str | None, str | None]]):
         self.body = body
         self.span_count = span_count
-        self.groups = groups  # (session id, records, thread id, user id) per session of the batch
+        self.groups = groups  # (session id, span digests, thread id, user id) per session of the batch
         self._payload: asyncio.Future[bytes] | None = None
 
     async def payload(self, sessions: _SessionInfo) -> bytes:
@@ -136,10 +136,10 @@ class _Item:
         if not self.groups:
             return self.body
         by_span: dict[bytes, str] = {}
-        for session_id, records, thread_id, user_id in self.groups:
+        for session_id, digests, thread_id, user_id in self.groups:
             sessions.learn(session_id, thread_id, user_id)
-            for record in records:
-                by_span[record[:16]] = session_id
+            for digest in digests:
+                by_span[digest] = session_id
         self.groups = []
         infos = await sessions.lookup(set(by_span.values()))
         request = ExportTraceServiceRequest.FromString(self.body)
@@ -147,7 +147,7 @@ class _Item:
         for rs in request.resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    session_id = by_span.get(span.span_id + span.trace_id[8:])
+                    session_id = by_span.get(span_digest(span.trace_id, span.span_id))
                     if session_id is None:
                         continue
                     thread_id, user_id = infos.get(session_id, (None, None))
@@ -477,7 +477,8 @@ class Forwarding:
         span_count = batch.span_count + batch.rejected
         if not span_count:
             return
-        groups = [(sid, group.records, group.thread_id, group.user_id) for sid, group in batch.sessions.items()]
+        groups = [(sid, [record[2] for record in group.spans], group.thread_id, group.user_id)
+                  for sid, group in batch.sessions.items()]
         item = _Item(request.SerializeToString(), span_count, groups)
         for destination in self.destinations:
             destination.offer(item)

@@ -4,8 +4,8 @@ Layout (``P`` is the key prefix, default ``ots``)::
 
     P:{S}:sum            hash   session summary (counters, flags, labels, metadata)
     P:{S}:chunks         list   compressed span chunks, oldest first
-    P:{S}:ids            hash   span-id buckets for idempotency (16 bytes per span)
-    P:{S}:traces         hash   trace id (16 bytes) -> packed trace summary + root name
+    P:{S}:ids            hash   's': 8-byte digests of stored spans (idempotency),
+                                't': 8-byte digests of counted traces
     P:{ix:N}:seen        zset   session -> last write (ms); also what prunes expired sessions
     P:{ix:N}:start|end|duration|spans|traces|tokens|cost   zsets for sorting
     P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
@@ -73,10 +73,10 @@ class Keys:
         self.prefix = prefix
 
     # --- one session (one slot) -------------------------------------------------------------
-    def session(self, session_id: str) -> tuple[str, str, str, str]:
-        """``(summary, chunks, ids, traces)`` keys of a session, in the order the scripts take."""
+    def session(self, session_id: str) -> tuple[str, str, str]:
+        """``(summary, chunks, ids)`` keys of a session, in the order the scripts take."""
         base = f"{self.prefix}:{{{session_tag(session_id)}}}:"
-        return base + "sum", base + "chunks", base + "ids", base + "traces"
+        return base + "sum", base + "chunks", base + "ids"
 
     def summary(self, session_id: str) -> str:
         return self.session(session_id)[0]

@@ -1,15 +1,23 @@
 """Compact storage of span bodies: compressed OTLP ``TracesData`` fragments ("chunks").
 
-A chunk holds the spans of one session from one export request, as the protobuf encoding of
-a ``TracesData`` message (resource and scope written once per group), deflated::
+A chunk holds the spans of one session from one export request, with the figures of each
+of their traces, deflated together::
 
-    byte 0       format (1 = raw deflate, zlib level 1)
-    bytes 1..4   span count, unsigned big-endian (the store's scripts read it)
-    bytes 5..    deflate stream
+    byte 0       format: 2 = raw deflate with the preset dictionary :data:`ZDICT`, level 1
+                 (1 = raw deflate without dictionary and without trace table, read only)
+    bytes 1..4   span count, unsigned big-endian (the store's script reads it)
+    bytes 5..    deflate stream of:
+                   uint16 trace count, then per trace :data:`TRACE_ENTRY` + root span name;
+                   then the protobuf encoding of a ``TracesData`` message with the spans
+                   (resource and scope written once per group)
 
 Serialized ``TracesData`` messages concatenate into one valid message, so a session's spans
-are ``TracesData.FromString(b"".join(inflate(chunk) for chunk in chunks))``. Building the
-fragment by hand from already-serialized sub-messages avoids re-encoding anything.
+are ``TracesData.FromString(b"".join(span bodies))``. Building the fragment by hand from
+already-serialized sub-messages avoids re-encoding anything.
+
+The trace table makes the store append-only: a session's per-trace figures (the trace list
+of a session's detail) are the sum over its chunks' tables, read when a detail is asked for,
+instead of a per-trace hash rewritten on every write.
 """
 
 from __future__ import annotations
@@ -17,15 +25,81 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-__all__ = ["ChunkGroup", "encode_chunk", "decode_chunks", "chunk_span_count", "CHUNK_HEADER"]
+__all__ = ["ChunkGroup", "TraceFigures", "encode_chunk", "decode_chunks", "chunk_traces", "CHUNK_HEADER",
+           "TRACE_ENTRY", "ZDICT"]
 
 CHUNK_HEADER = struct.Struct(">BI")
+#: trace id, start µs, end µs, spans, errors, input tokens, output tokens, cost USD, name length
+TRACE_ENTRY = struct.Struct(">16sqqIIqqdB")
+_COUNT = struct.Struct(">H")
 _FORMAT_DEFLATE = 1
+_FORMAT_DICT = 2
 _LEVEL = 1
+
+#: Preset dictionary of format 2: OpenTelemetry semantic-convention keys and values that
+#: LLM/agent spans repeat (GenAI, OpenInference, Traceloop, HTTP, exceptions, resources).
+#: It gives deflate matches from the first span on; it can never change for format 2.
+ZDICT = "\x00".join((
+    "telemetry.sdk.language", "python", "telemetry.sdk.name", "opentelemetry", "telemetry.sdk.version",
+    "service.name", "service.version", "service.namespace", "service.instance.id",
+    "deployment.environment.name", "deployment.environment", "production", "host.name", "host.arch",
+    "process.pid", "process.runtime.name", "cpython", "process.runtime.version", "k8s.pod.name",
+    "k8s.namespace.name", "cloud.provider", "cloud.region", "container.id",
+    "exception", "exception.type", "exception.message", "exception.stacktrace", "exception.escaped",
+    "Traceback (most recent call last):", "http.request.method", "POST", "http.response.status_code",
+    "url.full", "https://", "server.address", "server.port", "api.openai.com",
+    "openinference.span.kind", "LLM", "CHAIN", "TOOL", "AGENT", "RETRIEVER", "EMBEDDING",
+    "llm.model_name", "llm.provider", "llm.system", "llm.token_count.prompt",
+    "llm.token_count.completion", "llm.token_count.total", "llm.invocation_parameters",
+    "input.value", "input.mime_type", "output.value", "output.mime_type", "application/json",
+    "text/plain", "traceloop.span.kind", "traceloop.entity.name", "traceloop.workflow.name",
+    "gen_ai.prompt", "gen_ai.completion", "langfuse.session.id", "langfuse.user.id",
+    "session.metadata.", "session.previous_id", "session.escalated", "session.end", "state_change",
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "gen_ai.tool.description",
+    "gen_ai.tool.type", "function", "gen_ai.data_source.id", "gen_ai.output.type",
+    "gen_ai.request.top_p", "gen_ai.request.frequency_penalty", "gen_ai.request.presence_penalty",
+    "gen_ai.request.seed", "gen_ai.request.stop_sequences", "gen_ai.request.choice.count",
+    "gen_ai.usage.cost", "gen_ai.usage.cache_read.input_tokens", "gen_ai.provider.name",
+    "anthropic", "aws.bedrock", "gcp.vertex_ai", "azure.ai.openai", "gen_ai.system", "openai",
+    "gen_ai.agent.id", "gen_ai.agent.description", "create_agent", "embeddings",
+    "text_completion", "generate_content", "gen_ai.embeddings.dimension.count", "stop", "length",
+    "tool_calls", "gen_ai.response.finish_reasons", "gen_ai.response.id", "chatcmpl-", "call_",
+    "gen_ai.request.temperature", "gen_ai.request.max_tokens", "gen_ai.request.model",
+    "gen_ai.response.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+    "gen_ai.tool.call.id", "gen_ai.tool.name", "execute_tool", "gen_ai.agent.name",
+    "invoke_agent", "chat", "gen_ai.operation.name", "session.name", "user.id",
+    "gen_ai.conversation.id", "session.id",
+)).encode()
 
 # (resource bytes, resource schema_url, scope bytes, scope schema_url, [span bytes])
 ChunkGroup = tuple[bytes, str, bytes, str, Sequence[bytes]]
+
+
+@dataclass
+class TraceFigures:
+    """What one chunk (or, summed, a whole session) holds of one trace."""
+
+    start_us: int
+    end_us: int
+    spans: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    root_name: str
+
+    def add(self, other: TraceFigures) -> None:
+        self.start_us = min(self.start_us, other.start_us)
+        self.end_us = max(self.end_us, other.end_us)
+        self.spans += other.spans
+        self.errors += other.errors
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost += other.cost
+        self.root_name = self.root_name or other.root_name
 
 
 def _varint(value: int) -> bytes:
@@ -37,9 +111,13 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_SMALL_VARINTS = [_varint(n) for n in range(1 << 14)]
+
+
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited protobuf field: tag byte(s), varint length, payload."""
-    return tag + _varint(len(payload)) + payload
+    n = len(payload)
+    return tag + (_SMALL_VARINTS[n] if n < 16384 else _varint(n)) + payload
 
 
 # Tags of length-delimited fields (field_number << 3 | 2).
@@ -49,8 +127,10 @@ _T1, _T2, _T3 = b"\x0a", b"\x12", b"\x1a"
 def traces_data_fragment(groups: Iterable[ChunkGroup]) -> bytes:
     """The protobuf encoding of a ``TracesData`` holding ``groups``."""
     parts = []
+    small = _SMALL_VARINTS
     for resource, resource_schema, scope, scope_schema, spans in groups:
-        scope_spans = _field(_T1, scope) + b"".join([_field(_T2, span) for span in spans])
+        scope_spans = _field(_T1, scope) + b"".join(
+            [_T2 + small[len(span)] + span if len(span) < 16384 else _field(_T2, span) for span in spans])
         if scope_schema:
             scope_spans += _field(_T3, scope_schema.encode())
         resource_spans = _field(_T1, resource) + _field(_T2, scope_spans)
@@ -60,24 +140,60 @@ def traces_data_fragment(groups: Iterable[ChunkGroup]) -> bytes:
     return b"".join(parts)
 
 
-def encode_chunk(groups: Sequence[ChunkGroup]) -> bytes:
-    """A stored chunk of ``groups`` (see the module docstring for the format)."""
-    count = sum(len(group[4]) for group in groups)
-    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
-    body = compressor.compress(traces_data_fragment(groups)) + compressor.flush()
-    return CHUNK_HEADER.pack(_FORMAT_DEFLATE, count) + body
+def encode_chunk(groups: Sequence[ChunkGroup], span_count: int, trace_table: Sequence[bytes]) -> bytes:
+    """A stored chunk (see the module docstring): ``trace_table`` holds packed trace entries."""
+    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15, zdict=ZDICT)
+    body = compressor.compress(_COUNT.pack(len(trace_table)) + b"".join(trace_table) + traces_data_fragment(groups))
+    return CHUNK_HEADER.pack(_FORMAT_DICT, span_count) + body + compressor.flush()
 
 
-def chunk_span_count(chunk: bytes) -> int:
-    return CHUNK_HEADER.unpack_from(chunk)[1]
+def trace_entry(trace_id: bytes, start: int, end: int, spans: int, errors: int, tin: float, tout: float,
+                cost: float, root_name: str) -> bytes:
+    name = root_name.encode()[:255]
+    return TRACE_ENTRY.pack(trace_id, start, end, spans, errors, int(tin), int(tout), cost, len(name)) + name
+
+
+def _inflate(chunk: bytes) -> tuple[int, bytes]:
+    fmt, _count = CHUNK_HEADER.unpack_from(chunk)
+    if fmt == _FORMAT_DICT:
+        return fmt, zlib.decompressobj(-15, zdict=ZDICT).decompress(chunk[CHUNK_HEADER.size:])
+    if fmt == _FORMAT_DEFLATE:
+        return fmt, zlib.decompress(chunk[CHUNK_HEADER.size:], -15)
+    raise ValueError(f"unknown chunk format {fmt}")
+
+
+def _split(fmt: int, data: bytes) -> tuple[memoryview, memoryview]:
+    """(trace table, TracesData fragment) of an inflated chunk."""
+    view = memoryview(data)
+    if fmt == _FORMAT_DEFLATE:
+        return view[:0], view
+    (count,) = _COUNT.unpack_from(data)
+    offset = _COUNT.size
+    for _ in range(count):
+        offset += TRACE_ENTRY.size + data[offset + TRACE_ENTRY.size - 1]
+    return view[_COUNT.size:offset], view[offset:]
 
 
 def decode_chunks(chunks: Iterable[bytes]) -> bytes:
     """The protobuf encoding of one ``TracesData`` with the spans of every chunk."""
-    out = []
+    return b"".join([_split(*_inflate(chunk))[1] for chunk in chunks])
+
+
+def chunk_traces(chunks: Iterable[bytes]) -> dict[bytes, TraceFigures]:
+    """Per-trace figures summed over ``chunks`` (format-1 chunks carry none)."""
+    out: dict[bytes, TraceFigures] = {}
+    size = TRACE_ENTRY.size
     for chunk in chunks:
-        fmt, _count = CHUNK_HEADER.unpack_from(chunk)
-        if fmt != _FORMAT_DEFLATE:
-            raise ValueError(f"unknown chunk format {fmt}")
-        out.append(zlib.decompress(chunk[CHUNK_HEADER.size:], -15))
-    return b"".join(out)
+        table = _split(*_inflate(chunk))[0]
+        offset = 0
+        while offset < len(table):
+            tid, start, end, spans, errors, tin, tout, cost, n = TRACE_ENTRY.unpack_from(table, offset)
+            name = bytes(table[offset + size:offset + size + n]).decode(errors="replace")
+            offset += size + n
+            figures = TraceFigures(start, end, spans, errors, tin, tout, cost, name)
+            known = out.get(tid)
+            if known is None:
+                out[tid] = figures
+            else:
+                known.add(figures)
+    return out

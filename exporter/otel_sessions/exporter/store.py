@@ -20,20 +20,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from redis import exceptions as redis_errors
 
-from .batch import RECORD, Batch, BatchBuilder, Group
+from .batch import Batch, BatchBuilder, Group, Payload
 from .keys import INDEX_SHARDS, Keys, session_shard, trace_shard
 from .redis_client import connect
-from .span_codec import decode_chunks
+from .span_codec import chunk_traces, decode_chunks
 from .summary import SessionSummary, TraceSummary
 
 __all__ = ["SessionStore", "StoreUnavailable", "WriteResult", "connect"]
@@ -50,9 +50,6 @@ _UNAVAILABLE = (
     redis_errors.MasterDownError,
     OSError,
 )
-_TRACE_FIGURES = struct.Struct(">16sddIIdddH")
-_TOTALS = struct.Struct(">ddddddd")
-_INDEX_FIGURES = struct.Struct(">dddddddB")
 
 
 class StoreUnavailable(Exception):
@@ -185,81 +182,134 @@ class SessionStore:
         result.spans_joined += batch.join_local()
         now_ms = int(time.time() * 1000)
 
+        # Round trip 1: trace claims and parking, with the session writes. Orphans that turn
+        # out to belong to a known session, and spans parked earlier for the traces claimed
+        # now, are written in a second round trip (rare).
+        join_ops = self._join_ops(batch, result)
+        sessions = [(sid, group) for sid, group in batch.sessions.items() if group.spans]
+        payloads = [group.payload() for _sid, group in sessions]
+        join_calls = self._join_calls(join_ops)
+
+        def fill(pipe) -> None:
+            for keys, args in join_calls:
+                pipe.evalsha(self._join_traces.sha, len(keys), *keys, *args)
+            self._queue_writes(pipe, now_ms, sessions, payloads)
+
+        replies = await self._run(fill) if join_calls or sessions else []
+        adopted: dict[str, Group] = {}
         trim_pending: list[tuple[str, int]] = []
-        await self._join(batch, result, trim_pending)
-        if not batch.sessions:
+        self._joined(batch, join_ops, replies[:len(join_calls)], adopted, trim_pending, result)
+        written: dict[str, tuple[Group, Any]] = {}
+        await self._settle(sessions, payloads, replies[len(join_calls):], now_ms, written, result)
+        if adopted:
+            more = list(adopted.items())
+            more_payloads = [group.payload() for _sid, group in more]
+            replies = await self._run(partial(self._queue_writes, now_ms=now_ms, sessions=more, payloads=more_payloads))
+            await self._settle(more, more_payloads, replies, now_ms, written, result)
+        result.sessions = len(written)
+        if not written and not trim_pending:
             return result
 
-        groups = list(batch.sessions.items())
-        sws = self._write_session
-
-        def fill_sessions(pipe) -> None:
-            for session_id, group in groups:
-                pipe.evalsha(sws.sha, 4, *self.keys.session(session_id), *self._session_args(
-                    now_ms, session_id, group))
-
-        replies = await self._run(fill_sessions)
-
-        per_shard: dict[int, list[tuple[str, Group, list]]] = {}
-        for (session_id, group), reply in zip(groups, replies):
-            new = int(reply[0])
-            result.spans_new += new
-            result.spans_duplicate += group.span_count - new
+        # Round trip 2: the cross-session indexes, from the figures the session writes returned.
+        per_shard: dict[int, list[tuple[str, Group, Any]]] = {}
+        for session_id, (group, reply) in written.items():
             per_shard.setdefault(session_shard(session_id), []).append((session_id, group, reply))
-        result.sessions = len(groups)
+        calls = self._index_calls(per_shard, now_ms)
 
         def fill_indexes(pipe) -> None:
-            for shard, entries in per_shard.items():
-                keys = self.keys.shard_indexes(shard)
-                figures, ids = [], []
-                for session_id, group, reply in entries:
-                    _new, start, end, spans, traces, tokens, cost, seen = reply
-                    mask = 0
-                    for bit, index_key in ((1, self.keys.user(shard, group.user_id) if group.user_id else None),
-                                           (2, self.keys.thread(shard, group.thread_id) if group.thread_id else None),
-                                           (4, self.keys.name(shard, group.name) if group.name else None)):
-                        if index_key is not None and self._index_due(index_key, session_id, now_ms):
-                            mask |= bit
-                            keys.append(index_key)
-                    figures.append(_INDEX_FIGURES.pack(seen or now_ms, start, end, spans, traces, tokens,
-                                                       float(cost), mask))
-                    ids.append(session_id)
-                pipe.evalsha(self._update_indexes.sha, len(keys), *keys, now_ms, self.retention_ms,
-                             self.thread_idle_ms, self._index_slack_ms, b"".join(figures), *ids)
+            for keys, args in calls:
+                pipe.evalsha(self._update_indexes.sha, len(keys), *keys, *args)
             for key, count in trim_pending:
                 pipe.ltrim(key, count, -1)
 
         await self._run(fill_indexes)
         return result
 
-    def _session_args(self, now_ms: int, session_id: str, group: Group) -> list[Any]:
+    async def _settle(self, sessions: list[tuple[str, Group]], payloads: list[Payload], replies: list[Any],
+                      now_ms: int, written: dict[str, tuple[Group, Any]], result: WriteResult) -> None:
+        """Account for session-write replies; resend groups whose spans were partly seen before.
+
+        A write is all or nothing: when some of its spans were stored earlier (a retry that
+        overlaps an earlier request) the script refuses it and names the new spans, and the
+        group is sent again with only those. Each round stores or refuses at least one span
+        more, so this ends.
+        """
+        while True:
+            again: list[tuple[str, Group, Payload]] = []
+            for (session_id, group), payload, reply in zip(sessions, payloads, replies):
+                status = int(reply[0])
+                if status > 0:
+                    result.spans_new += status
+                    result.spans_duplicate += group.span_count - status
+                    written[session_id] = (group, reply)
+                elif status == 0:
+                    result.spans_duplicate += group.span_count
+                else:
+                    mask = reply[1]
+                    ids = payload.span_ids
+                    keep = {ids[i * 8:i * 8 + 8] for i in range(len(mask)) if mask[i] == 49}  # '1'
+                    result.spans_duplicate += group.span_count - len(keep)
+                    group = Group(spans=[s for s in group.spans if s[2] in keep], labels=group.labels,
+                                  metadata=group.metadata, name=group.name, user_id=group.user_id,
+                                  thread_id=group.thread_id, previous_id=group.previous_id, ended=group.ended,
+                                  escalated=group.escalated)
+                    again.append((session_id, group, group.payload()))
+            if not again:
+                return
+            sessions = [(sid, group) for sid, group, _p in again]
+            payloads = [p for _sid, _g, p in again]
+            replies = await self._run(partial(self._queue_writes, now_ms=now_ms, sessions=sessions, payloads=payloads))
+
+    def _queue_writes(self, pipe, now_ms: int, sessions: list[tuple[str, Group]], payloads: list[Payload]) -> None:
+        """Queue one ``write_session.lua`` call per session on ``pipe``."""
+        sha = self._write_session.sha
+        for (session_id, group), payload in zip(sessions, payloads):
+            pipe.evalsha(sha, 3, *self.keys.session(session_id), *self._session_args(now_ms, session_id, group,
+                                                                                      payload))
+
+    def _session_args(self, now_ms: int, session_id: str, group: Group, payload: Payload) -> list[Any]:
         """ARGV of ``write_session.lua`` (see its header)."""
-        traces = b"".join(
-            _TRACE_FIGURES.pack(trace_id, *figures, len(name)) + name
-            for trace_id, figures in group.traces.items()
-            for name in (group.root_names.get(trace_id, "").encode()[:1024],)
-        )
-        flags = ((1 if group.ended else 0) | (2 if group.escalated else 0) | (4 if group.failed else 0)
-                 | (8 if group.cost_estimated else 0))
-        totals = _TOTALS.pack(group.span_count, group.errors, group.input_tokens, group.output_tokens,
-                              group.cost, group.start_us, group.end_us)
-        meta = "\0".join(part for item in group.metadata.items() for part in item)
-        chunks = list(group.extra_chunks)
-        own = group.chunk()
-        if own is not None:
-            chunks.append(own)
-        records = b"".join(group.records)
-        ids = b"".join([records[i:i + 16] for i in range(0, len(records), RECORD.size)])
+        flags = ((1 if group.ended else 0) | (2 if group.escalated else 0) | (4 if payload.failed else 0)
+                 | (8 if payload.cost_estimated else 0))
+        _count, errors, tin, tout, cost, start, end = payload.totals
         return [
             now_ms, self.retention_ms, self.max_spans, session_id,
             group.name or "", group.user_id or "", group.thread_id or "", group.previous_id or "",
-            flags, ids, totals, traces, "\0".join(sorted(group.labels)), meta,
+            flags, payload.span_ids, payload.trace_ids,
+            errors, int(tin), int(tout), repr(cost), start, end,
+            "\0".join(sorted(group.labels)), "\0".join(part for item in group.metadata.items() for part in item),
             self.keys.tail_channel(session_id) if self.publish_tail else "",
-            records, *chunks,
+            payload.chunk,
         ]
 
-    async def _join(self, batch: Batch, result: WriteResult, trim_pending: list[tuple[str, int]]) -> None:
-        """Step 1: claim traces that name sessions, park or resolve orphans."""
+    def _index_calls(self, per_shard: dict[int, list[tuple[str, Group, Any]]], now_ms: int) -> list[tuple[list, list]]:
+        """``update_indexes.lua`` calls: one per shard on a cluster, else one for all shards."""
+        calls: list[tuple[list, list]] = []
+        head = [now_ms, self.retention_ms, self.thread_idle_ms, self._index_slack_ms]
+        keys: list[str] = []
+        args: list[Any] = list(head)
+        for shard, entries in per_shard.items():
+            keys += self.keys.shard_indexes(shard)
+            args.append(len(entries))
+            for session_id, group, reply in entries:
+                _new, start, end, spans, traces, tokens, cost, seen = reply
+                mask = 0
+                for bit, index_key in ((1, self.keys.user(shard, group.user_id) if group.user_id else None),
+                                       (2, self.keys.thread(shard, group.thread_id) if group.thread_id else None),
+                                       (4, self.keys.name(shard, group.name) if group.name else None)):
+                    if index_key is not None and self._index_due(index_key, session_id, now_ms):
+                        mask |= bit
+                        keys.append(index_key)
+                args += [session_id, mask, seen or now_ms, start, end, end - start, spans, traces, tokens, cost]
+            if self.is_cluster:
+                calls.append((keys, args))
+                keys, args = [], list(head)
+        if keys:
+            calls.append((keys, args))
+        return calls
+
+    def _join_ops(self, batch: Batch, result: WriteResult) -> dict[int, list[tuple[bytes, str, Any]]]:
+        """Trace claims to make and orphans to park or resolve, by trace shard."""
         ops: dict[int, list[tuple[bytes, str, Any]]] = {}
         for trace_id, session_id in batch.trace_sessions.items():
             if self._claimed.get(trace_id) != session_id:
@@ -267,45 +317,48 @@ class SessionStore:
         for trace_id in list(batch.orphans):
             owner = self._claimed.get(trace_id)
             if owner is not None:
-                self._adopt(batch, owner, batch.orphans.pop(trace_id), result)
+                self._adopt(batch.sessions, owner, batch.orphans.pop(trace_id), result)
             else:
-                group = batch.orphans[trace_id]
-                ops.setdefault(trace_shard(trace_id), []).append((trace_id, "p", group))
-        if not ops:
-            return
-        shards = list(ops.items())
+                ops.setdefault(trace_shard(trace_id), []).append((trace_id, "p", batch.orphans[trace_id]))
+        return ops
 
-        def fill(pipe) -> None:
-            for _shard, entries in shards:
-                keys: list[str] = []
-                args: list[Any] = [self.retention_ms]
-                for trace_id, op, value in entries:
-                    keys += [self.keys.trace_session(trace_id), self.keys.trace_pending(trace_id)]
-                    if op == "c":
-                        args += ["c", value]
-                    else:
-                        chunk = value.chunk()
-                        args += ["p", chunk]
-                pipe.evalsha(self._join_traces.sha, len(keys), *keys, *args)
+    def _join_calls(self, ops: dict[int, list[tuple[bytes, str, Any]]]) -> list[tuple[list, list]]:
+        """``join_traces.lua`` calls: one per trace shard on a cluster, else one for all."""
+        calls: list[tuple[list, list]] = []
+        keys: list[str] = []
+        args: list[Any] = [self.retention_ms]
+        for entries in ops.values():
+            for trace_id, op, value in entries:
+                keys += [self.keys.trace_session(trace_id), self.keys.trace_pending(trace_id)]
+                args += [op, value if op == "c" else value.payload().chunk]
+            if self.is_cluster:
+                calls.append((keys, args))
+                keys, args = [], [self.retention_ms]
+        if keys:
+            calls.append((keys, args))
+        return calls
 
-        replies = await self._run(fill)
-        for (_shard, entries), reply in zip(shards, replies):
-            for (trace_id, op, _value), answer in zip(entries, reply):
+    def _joined(self, batch: Batch, ops: dict[int, list[tuple[bytes, str, Any]]], replies: list[Any],
+                adopted: dict[str, Group], trim_pending: list[tuple[str, int]], result: WriteResult) -> None:
+        """Apply the join replies: remember claims, adopt parked spans and resolved orphans."""
+        answers = iter([answer for reply in replies for answer in reply])
+        for entries in ops.values():
+            for trace_id, op, value in entries:
+                answer = next(answers)
                 if op == "c":
                     owner = answer[0].decode()
                     self._remember(trace_id, owner)
                     parked = answer[1:]
                     if parked:
-                        self._adopt_parked(batch, owner, parked, result)
+                        self._adopt_parked(owner, parked, adopted, result)
                         trim_pending.append((self.keys.trace_pending(trace_id), len(parked)))
+                elif answer:
+                    owner = answer[0].decode()
+                    self._remember(trace_id, owner)
+                    self._adopt(adopted, owner, batch.orphans.pop(trace_id), result)
                 else:
-                    group = batch.orphans.pop(trace_id)
-                    if answer:
-                        owner = answer[0].decode()
-                        self._remember(trace_id, owner)
-                        self._adopt(batch, owner, group, result)
-                    else:
-                        result.spans_parked += group.span_count
+                    batch.orphans.pop(trace_id)
+                    result.spans_parked += value.span_count
 
     def _index_due(self, key: str, session_id: str, now_ms: int) -> bool:
         """True when this (index, session) entry was not refreshed in the last slack/2."""
@@ -325,22 +378,20 @@ class SessionStore:
             self._claimed.popitem(last=False)
 
     @staticmethod
-    def _adopt(batch: Batch, session_id: str, group: Group, result: WriteResult) -> None:
-        target = batch.sessions.get(session_id)
+    def _adopt(groups: dict[str, Group], session_id: str, group: Group, result: WriteResult) -> None:
+        target = groups.get(session_id)
         if target is None:
-            target = batch.sessions[session_id] = Group()
+            target = groups[session_id] = Group()
         target.merge(group)
         result.spans_joined += group.span_count
 
-    def _adopt_parked(self, batch: Batch, session_id: str, chunks: list[bytes], result: WriteResult) -> None:
+    def _adopt_parked(self, session_id: str, chunks: list[bytes], groups: dict[str, Group],
+                      result: WriteResult) -> None:
         """Spans parked before their trace named ``session_id`` join that session."""
         data = TracesData.FromString(decode_chunks(chunks))
         parked = self.builder.build(data.resource_spans, force_session=session_id)
         for sid, group in parked.sessions.items():
-            if sid == session_id:
-                group.chunk_groups.clear()
-                group.extra_chunks = list(chunks)
-            self._adopt(batch, sid, group, result)
+            self._adopt(groups, sid, group, result)
 
     # --- read -------------------------------------------------------------------------------
     def _now_ms(self) -> float:
@@ -348,20 +399,20 @@ class SessionStore:
 
     async def get_session(self, session_id: str, with_traces: bool = False) -> SessionSummary | None:
         """The session's summary (and its traces, in start order), or None when unknown."""
-        sum_key, _chunks, _ids, traces_key = self.keys.session(session_id)
+        sum_key, chunks_key, _ids = self.keys.session(session_id)
         try:
             if with_traces:
-                raw, traces = await asyncio.gather(self.client.hgetall(sum_key), self.client.hgetall(traces_key))
+                raw, chunks = await asyncio.gather(self.client.hgetall(sum_key), self.client.lrange(chunks_key, 0, -1))
             else:
-                raw, traces = await self.client.hgetall(sum_key), None
+                raw, chunks = await self.client.hgetall(sum_key), None
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from exc
         if not raw:
             return None
         summary = SessionSummary.from_redis(raw, self._now_ms(), self.idle_after_s, self.abandon_after_s)
-        if traces is not None:
+        if chunks is not None:
             summary.traces = sorted(
-                (TraceSummary.from_redis(tid, packed) for tid, packed in traces.items()),
+                (TraceSummary.from_figures(tid, figures) for tid, figures in chunk_traces(chunks).items()),
                 key=lambda t: (t.start_us, t.trace_id),
             )
         return summary
@@ -384,7 +435,7 @@ class SessionStore:
 
     async def get_spans(self, session_id: str) -> TracesData | None:
         """Every stored span of the session as one OTLP ``TracesData`` (duplicates removed)."""
-        _sum, chunks_key, _ids, _traces = self.keys.session(session_id)
+        _sum, chunks_key, _ids = self.keys.session(session_id)
         try:
             chunks = await self.client.lrange(chunks_key, 0, -1)
         except _UNAVAILABLE as exc:
@@ -427,7 +478,7 @@ class SessionStore:
         shard = session_shard(session_id)
 
         def fill(pipe) -> None:
-            pipe.evalsha(self._delete_session.sha, 4, *self.keys.session(session_id))
+            pipe.evalsha(self._delete_session.sha, 3, *self.keys.session(session_id))
 
         reply = (await self._run(fill))[0]
         if not reply:

@@ -12,15 +12,15 @@ Status is evaluated at read time from the summary (store.md), so it moves from `
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["SessionSummary", "TraceSummary", "STATUSES", "session_status", "TRACE_STRUCT"]
+from .span_codec import TraceFigures
+
+__all__ = ["SessionSummary", "TraceSummary", "STATUSES", "session_status"]
 
 STATUSES = ("active", "idle", "completed", "failed", "abandoned", "escalated")
-TRACE_STRUCT = struct.Struct(">ddIIddd")
 
 
 def session_status(fields: dict[str, str], now_ms: float, idle_after_s: float, abandon_after_s: float) -> str:
@@ -61,10 +61,9 @@ class TraceSummary:
     cost_usd: float
 
     @classmethod
-    def from_redis(cls, trace_id: bytes, packed: bytes) -> TraceSummary:
-        start, end, spans, errors, tin, tout, cost = TRACE_STRUCT.unpack_from(packed)
-        name = packed[TRACE_STRUCT.size:].decode(errors="replace")
-        return cls(trace_id.hex(), name, start, end, spans, errors, int(tin), int(tout), cost)
+    def from_figures(cls, trace_id: bytes, f: TraceFigures) -> TraceSummary:
+        return cls(trace_id.hex(), f.root_name, f.start_us, f.end_us, f.spans, f.errors, f.input_tokens,
+                   f.output_tokens, f.cost)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,107 +1,84 @@
 -- write_session.lua: one session's part of an export request, atomically.
 --
 -- KEYS[1]  P:{S}:sum     hash: summary (fields listed in summary.py)
--- KEYS[2]  P:{S}:chunks  list: compressed span chunks, oldest first
--- KEYS[3]  P:{S}:ids     hash: 1-byte bucket -> concatenated 16-byte span ids (idempotency)
--- KEYS[4]  P:{S}:traces  hash: 16-byte trace id -> struct '>ddIIddd' + root span name
+-- KEYS[2]  P:{S}:chunks  list: compressed span chunks, oldest first (span_codec.py)
+-- KEYS[3]  P:{S}:ids     hash: 's' -> 8-byte digests of the spans stored,
+--                              't' -> 8-byte digests of the traces counted
 -- ARGV[1]  now (ms)                 ARGV[2]  ttl (ms), set on every key
 -- ARGV[3]  max spans kept           ARGV[4]  session id
 -- ARGV[5]  name        ARGV[6] user id     ARGV[7] thread id     ARGV[8] previous session id
 --          (empty = not given; the first value given wins)
 -- ARGV[9]  flags: 1 ended (session.end), 2 escalated, 4 a root span failed, 8 cost estimated
--- ARGV[10] span ids: n x 16 bytes (span id + low half of trace id)
--- ARGV[11] totals of all n spans: struct '>ddddddd' (spans, errors, input tokens, output
---          tokens, cost USD, earliest start µs, latest end µs)
--- ARGV[12] per trace: struct '>c16ddIIdddH' (trace id, start, end, spans, errors, input,
---          output, cost, name length) + root span name
--- ARGV[13] labels, NUL-separated ("m:model", "s:service", "a:agent", "t:tool")
--- ARGV[14] metadata, NUL-separated key, value, key, value ...
--- ARGV[15] pub/sub channel announcing new spans ("" = none)
--- ARGV[16] per-span records, n x 73 bytes, struct '>c16c16Bddddd' (id, trace id, flags
---          1 error|2 root|4 cost estimated, start, end, input, output, cost); read only
---          when some but not all spans were seen before
--- ARGV[17..] chunks to store when at least one span is new
+-- ARGV[10] span digests, n x 8 bytes, distinct
+-- ARGV[11] trace digests of those spans, 8 bytes each, distinct
+-- ARGV[12..17] figures of the n spans, as decimal strings: errors, input tokens, output
+--          tokens, cost USD, earliest start µs, latest end µs
+-- ARGV[18] labels, NUL-separated ("m:model", "s:service", "a:agent", "t:tool")
+-- ARGV[19] metadata, NUL-separated key, value, key, value ...
+-- ARGV[20] pub/sub channel announcing new chunks ("" = none)
+-- ARGV[21] the chunk holding the n spans
 --
--- Returns {new spans, start µs, end µs, spans, traces, tokens, cost (string), last write ms}.
--- Spans seen before (same trace and span id) are neither counted nor stored again.
+-- The spans are written all or nothing: when every span was seen before nothing changes and
+-- the reply is {0}; when only some were, nothing changes either and the reply is
+-- {-1, mask} with mask[i] = '1' for each new span, and the caller sends again with only
+-- those. Otherwise the reply is
+-- {n, start µs, end µs, spans, traces, tokens, cost (string), last write ms}.
 
-local sum, chunks, ids, traces = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, ttl, max_spans = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local idblob = ARGV[10]
-local n = #idblob / 16
+local sum, chunks, ids = KEYS[1], KEYS[2], KEYS[3]
+local spans_blob, traces_blob = ARGV[10], ARGV[11]
+local n = #spans_blob / 8
 
--- idempotency: an id is new unless its bucket holds it at a 16-byte boundary
-local names, seen_bucket = {}, {}
-for off = 1, #idblob, 16 do
-  local b = string.sub(idblob, off + 7, off + 7)
-  if not seen_bucket[b] then seen_bucket[b] = true; names[#names + 1] = b end
-end
-local buckets, dirty = {}, {}
-local current = redis.call('HMGET', ids, unpack(names))
-for i, b in ipairs(names) do buckets[b] = current[i] or '' end
-local is_new, new = {}, 0
-for off = 1, #idblob, 16 do
-  local id = string.sub(idblob, off, off + 15)
-  local b = string.sub(id, 8, 8)
-  local cur, pos, found = buckets[b], 1, false
+-- true when id occurs in hay at an 8-byte boundary
+local function has(hay, id)
+  local pos = 1
   while true do
-    local s = string.find(cur, id, pos, true)
-    if not s then break end
-    if (s - 1) % 16 == 0 then found = true; break end
+    local s = string.find(hay, id, pos, true)
+    if not s then return false end
+    if (s - 1) % 8 == 0 then return true end
     pos = s + 1
   end
-  if not found then
-    buckets[b] = cur .. id
-    dirty[b] = true
-    is_new[off] = true
-    new = new + 1
-  end
 end
 
--- figures of the new spans: precomputed for the whole batch, recomputed when only some are new
-local t_spans, t_err, t_in, t_out, t_cost, t_start, t_end = struct.unpack('>ddddddd', ARGV[11])
-local per_trace, trace_order, root_names = {}, {}, {}
-local blob, off = ARGV[12], 1
-while off <= #blob do
-  local tid, st, en, c, e, i, o, co, len, nxt = struct.unpack('>c16ddIIdddH', blob, off)
-  per_trace[tid] = {st, en, c, e, i, o, co}
-  trace_order[#trace_order + 1] = tid
-  root_names[tid] = string.sub(blob, nxt, nxt + len - 1)
-  off = nxt + len
-end
-if new > 0 and new < n then
-  t_spans, t_err, t_in, t_out, t_cost, t_start, t_end = 0, 0, 0, 0, 0, nil, nil
-  per_trace, trace_order = {}, {}
-  local records, k = ARGV[16], 0
-  for roff = 1, #records, 73 do
-    local _, tid, fl, st, en, it, ot, co = struct.unpack('>c16c16Bddddd', records, roff)
-    if is_new[k * 16 + 1] then
-      local err = fl % 2 == 1
-      t_spans, t_in, t_out, t_cost = t_spans + 1, t_in + it, t_out + ot, t_cost + co
-      if err then t_err = t_err + 1 end
-      if t_start == nil or st < t_start then t_start = st end
-      if t_end == nil or en > t_end then t_end = en end
-      local t = per_trace[tid]
-      if t == nil then
-        t = {st, en, 0, 0, 0, 0, 0}
-        per_trace[tid] = t
-        trace_order[#trace_order + 1] = tid
-      end
-      if st < t[1] then t[1] = st end
-      if en > t[2] then t[2] = en end
-      t[3] = t[3] + 1
-      if err then t[4] = t[4] + 1 end
-      t[5], t[6], t[7] = t[5] + it, t[6] + ot, t[7] + co
+local known = redis.call('HMGET', ids, 's', 't')
+local seen_spans, seen_traces = known[1] or '', known[2] or ''
+if #seen_spans > 0 then
+  local mask, new = {}, 0
+  for off = 1, #spans_blob, 8 do
+    if has(seen_spans, string.sub(spans_blob, off, off + 7)) then
+      mask[#mask + 1] = '0'
+    else
+      mask[#mask + 1] = '1'
+      new = new + 1
     end
-    k = k + 1
   end
+  if new == 0 then return {0} end
+  if new < n then return {-1, table.concat(mask)} end
 end
 
+local new_traces, trace_parts = 0, {seen_traces}
+for off = 1, #traces_blob, 8 do
+  local t = string.sub(traces_blob, off, off + 7)
+  if #seen_traces == 0 or not has(seen_traces, t) then
+    new_traces = new_traces + 1
+    trace_parts[#trace_parts + 1] = t
+  end
+end
+redis.call('HSET', ids, 's', seen_spans .. spans_blob, 't', table.concat(trace_parts))
+
+-- current summary (and the metadata keys this write names)
 local F = {'id', 'name', 'user', 'thread', 'prev', 'start', 'end', 'spans', 'traces', 'errors',
-           'in', 'out', 'cost', 'stored', 'dropped', 'seen', 'first_seen'}
-local cur = {}
+           'in', 'out', 'cost', 'stored', 'dropped', 'first_seen'}
+local meta, meta_pairs, pos = ARGV[19], {}, 1
+while pos <= #meta do
+  local stop = string.find(meta, '\0', pos, true) or (#meta + 1)
+  meta_pairs[#meta_pairs + 1] = string.sub(meta, pos, stop - 1)
+  pos = stop + 1
+end
+for i = 1, #meta_pairs - 1, 2 do F[#F + 1] = 'x:' .. meta_pairs[i] end
 local values = redis.call('HMGET', sum, unpack(F))
+local cur = {}
 for i, f in ipairs(F) do cur[f] = values[i] end
+
 local set = {}
 local function put(field, value) set[#set + 1] = field; set[#set + 1] = value end
 
@@ -110,100 +87,63 @@ local given = {id = ARGV[4], name = ARGV[5], user = ARGV[6], thread = ARGV[7], p
 for _, f in ipairs({'id', 'name', 'user', 'thread', 'prev'}) do
   if not cur[f] and given[f] ~= '' then put(f, given[f]) end
 end
+for i = 1, #meta_pairs - 1, 2 do
+  local field = 'x:' .. meta_pairs[i]
+  if not cur[field] then put(field, meta_pairs[i + 1]) end
+end
 local flags = tonumber(ARGV[9])
 if flags % 2 == 1 then put('ended', '1') end
 if math.floor(flags / 2) % 2 == 1 then put('escalated', '1') end
+if math.floor(flags / 4) % 2 == 1 then put('failed', '1') end
+if math.floor(flags / 8) % 2 == 1 then put('est', '1') end
 
-local spans = tonumber(cur['spans']) or 0
-local trace_count = tonumber(cur['traces']) or 0
-local start = tonumber(cur['start'])
-local finish = tonumber(cur['end'])
-local total_cost = cur['cost'] or '0'
-local seen = tonumber(cur['seen']) or 0
-local tokens = (tonumber(cur['in']) or 0) + (tonumber(cur['out']) or 0)
-if new > 0 then
-  local dirty_set = {}
-  for b, _ in pairs(dirty) do dirty_set[#dirty_set + 1] = b; dirty_set[#dirty_set + 1] = buckets[b] end
-  redis.call('HSET', ids, unpack(dirty_set))
+local spans = (tonumber(cur['spans']) or 0) + n
+local trace_count = (tonumber(cur['traces']) or 0) + new_traces
+local input = (tonumber(cur['in']) or 0) + tonumber(ARGV[13])
+local output = (tonumber(cur['out']) or 0) + tonumber(ARGV[14])
+local total_cost = string.format('%.12g', (tonumber(cur['cost']) or 0) + tonumber(ARGV[15]))
+local start, finish = tonumber(ARGV[16]), tonumber(ARGV[17])
+local old_start, old_end = tonumber(cur['start']), tonumber(cur['end'])
+if old_start and old_start < start then start = old_start end
+if old_end and old_end > finish then finish = old_end end
+put('spans', spans)
+put('traces', trace_count)
+put('errors', (tonumber(cur['errors']) or 0) + tonumber(ARGV[12]))
+put('in', string.format('%d', input))
+put('out', string.format('%d', output))
+put('cost', total_cost)
+put('start', string.format('%d', start))
+put('end', string.format('%d', finish))
+put('seen', ARGV[1])
+if not cur['first_seen'] then put('first_seen', ARGV[1]) end
 
-  local old = redis.call('HMGET', traces, unpack(trace_order))
-  local trace_set = {}
-  for i, tid in ipairs(trace_order) do
-    local t = per_trace[tid]
-    local name = root_names[tid] or ''
-    if old[i] then
-      local st, en, c, e, it, ot, co, nxt = struct.unpack('>ddIIddd', old[i])
-      if st < t[1] then t[1] = st end
-      if en > t[2] then t[2] = en end
-      t[3], t[4], t[5], t[6], t[7] = t[3] + c, t[4] + e, t[5] + it, t[6] + ot, t[7] + co
-      if name == '' then name = string.sub(old[i], nxt) end
-    else
-      trace_count = trace_count + 1
-    end
-    trace_set[#trace_set + 1] = tid
-    trace_set[#trace_set + 1] = struct.pack('>ddIIddd', t[1], t[2], t[3], t[4], t[5], t[6], t[7]) .. name
-  end
-  redis.call('HSET', traces, unpack(trace_set))
-
-  spans = spans + t_spans
-  if start == nil or t_start < start then start = t_start end
-  if finish == nil or t_end > finish then finish = t_end end
-  total_cost = string.format('%.12g', (tonumber(total_cost) or 0) + t_cost)
-  tokens = tokens + t_in + t_out
-  seen = now
-  put('spans', spans)
-  put('traces', trace_count)
-  put('errors', (tonumber(cur['errors']) or 0) + t_err)
-  put('in', string.format('%d', (tonumber(cur['in']) or 0) + t_in))
-  put('out', string.format('%d', (tonumber(cur['out']) or 0) + t_out))
-  put('cost', total_cost)
-  put('start', string.format('%d', start))
-  put('end', string.format('%d', finish))
-  put('seen', ARGV[1])
-  if not cur['first_seen'] then put('first_seen', ARGV[1]) end
-  if math.floor(flags / 4) % 2 == 1 then put('failed', '1') end
-  if math.floor(flags / 8) % 2 == 1 then put('est', '1') end
-
-  local labels = ARGV[13]
-  local pos = 1
-  while pos <= #labels do
-    local stop = string.find(labels, '\0', pos, true) or (#labels + 1)
-    put(string.sub(labels, pos, stop - 1), '1')
-    pos = stop + 1
-  end
-
-  -- span bodies, bounded: the oldest chunks go first
-  local stored = tonumber(cur['stored']) or 0
-  local dropped = tonumber(cur['dropped']) or 0
-  local length = 0
-  for i = 17, #ARGV do
-    length = redis.call('RPUSH', chunks, ARGV[i])
-    stored = stored + struct.unpack('>I', ARGV[i], 2)
-  end
-  while stored > max_spans do
-    local oldest = redis.call('LPOP', chunks)
-    if not oldest then break end
-    local c = struct.unpack('>I', oldest, 2)
-    stored, dropped, length = stored - c, dropped + c, length - 1
-  end
-  put('stored', stored)
-  if dropped > 0 then put('dropped', dropped) end
-  if ARGV[15] ~= '' then redis.call('PUBLISH', ARGV[15], length) end
-
-  -- metadata: the first value per key wins
-  local meta, key = ARGV[14], nil
-  pos = 1
-  while pos <= #meta do
-    local stop = string.find(meta, '\0', pos, true) or (#meta + 1)
-    local part = string.sub(meta, pos, stop - 1)
-    if key == nil then key = part elseif redis.call('HEXISTS', sum, 'x:' .. key) == 0 then
-      put('x:' .. key, part); key = nil
-    else key = nil end
-    pos = stop + 1
-  end
+local labels = ARGV[18]
+pos = 1
+while pos <= #labels do
+  local stop = string.find(labels, '\0', pos, true) or (#labels + 1)
+  put(string.sub(labels, pos, stop - 1), '1')
+  pos = stop + 1
 end
-if #set > 0 then redis.call('HSET', sum, unpack(set)) end
 
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
+-- span bodies, bounded: the oldest chunks go first
+local stored = (tonumber(cur['stored']) or 0) + n
+local dropped = tonumber(cur['dropped']) or 0
+local length = redis.call('RPUSH', chunks, ARGV[21])
+local max_spans = tonumber(ARGV[3])
+while stored > max_spans do
+  local oldest = redis.call('LPOP', chunks)
+  if not oldest then break end
+  local c = struct.unpack('>I', oldest, 2)
+  stored, dropped, length = stored - c, dropped + c, length - 1
+end
+put('stored', stored)
+if dropped > 0 then put('dropped', dropped) end
+redis.call('HSET', sum, unpack(set))
+if ARGV[20] ~= '' then redis.call('PUBLISH', ARGV[20], length) end
 
-return {new, start or 0, finish or 0, spans, trace_count, tokens, total_cost, seen}
+local ttl = ARGV[2]
+redis.call('PEXPIRE', sum, ttl)
+redis.call('PEXPIRE', chunks, ttl)
+redis.call('PEXPIRE', ids, ttl)
+
+return {n, start, finish, spans, trace_count, input + output, total_cost, tonumber(ARGV[1])}
