@@ -92,13 +92,16 @@ SpanRecord = tuple
 
 
 def span_digest(trace_id: bytes, span_id: bytes) -> bytes:
-    """8 bytes identifying a span (trace id + span id) for idempotency within a session."""
-    return blake2b(trace_id + span_id, digest_size=8).digest()
+    """8 bytes identifying a span (trace id + span id) for idempotency within a session; the
+    first bit is 0 (trace digests, stored beside them, have it set)."""
+    digest = blake2b(trace_id + span_id, digest_size=8).digest()
+    return digest if digest[0] < 0x80 else bytes((digest[0] & 0x7F,)) + digest[1:]
 
 
 def trace_digest(trace_id: bytes) -> bytes:
-    """8 bytes identifying a trace within a session (counting distinct traces)."""
-    return blake2b(trace_id, digest_size=8).digest()
+    """8 bytes identifying a trace within a session (counting distinct traces); first bit 1."""
+    digest = blake2b(trace_id, digest_size=8).digest()
+    return digest if digest[0] >= 0x80 else bytes((digest[0] | 0x80,)) + digest[1:]
 
 
 @dataclass
@@ -368,7 +371,7 @@ class BatchBuilder:
 
         start = span.start_time_unix_nano // 1000
         end = span.end_time_unix_nano // 1000
-        group.spans.append((key, span.SerializeToString(), blake2b(trace_id + span_id, digest_size=8).digest(),
+        group.spans.append((key, span.SerializeToString(), span_digest(trace_id, span_id),
                             trace_id, flags, start, end if end > start else start, in_tokens, out_tokens, cost,
                             root_name))
 

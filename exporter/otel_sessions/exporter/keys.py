@@ -4,14 +4,14 @@ Layout (``P`` is the key prefix, default ``ots``)::
 
     P:{S}:sum            hash   session summary (counters, flags, labels, metadata)
     P:{S}:chunks         list   compressed span chunks, oldest first
-    P:{S}:ids            hash   's': 8-byte digests of stored spans (idempotency),
-                                't': 8-byte digests of counted traces
+    P:{S}:ids            string 8-byte digests of stored spans (idempotency) and counted traces
     P:{ix:N}:seen        zset   session -> last write (ms); also what prunes expired sessions
     P:{ix:N}:start|end|duration|spans|traces|tokens|cost   zsets for sorting
     P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
     P:{ix:N}:thread:T    zset   sessions of thread T (score: session start, µs)
     P:{ix:N}:name:NAME   zset   sessions named NAME (score: last write ms)
-    P:{tj:N}:t:TRACE     string session of a trace, for joining spans without a session id
+    P:{tj:N}tTRACE       string session of a trace (TRACE: the 16 id bytes), for joining spans
+                                without a session id and for lookups by trace id
     P:{tj:N}:p:TRACE     list   spans of a trace that has not named its session yet
     P:{tj:N}:s:TRACE     string session of a synthetic session trace id (Jaeger API, jaeger.py)
     P:{jo:N}:services    zset   service names seen (score: last seen ms), for the Jaeger API
@@ -111,8 +111,9 @@ class Keys:
         return self._shard(shard) + "name:" + name
 
     # --- trace joining (sharded by trace id) ------------------------------------------------
-    def trace_session(self, trace_id: bytes) -> str:
-        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:t:{trace_id.hex()}"
+    def trace_session(self, trace_id: bytes) -> bytes:
+        """One key per trace, so it is kept short: the 16 id bytes as they are."""
+        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}t".encode() + trace_id
 
     def trace_pending(self, trace_id: bytes) -> str:
         return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:p:{trace_id.hex()}"

@@ -1,7 +1,7 @@
 -- join_traces.lua: trace -> session joining for a set of traces (on Redis Cluster, the traces
 -- of one trace shard, which is one slot).
 --
--- KEYS, in pairs per trace:  P:{tj:N}:t:TRACE (string: the trace's session),
+-- KEYS, in pairs per trace:  P:{tj:N}tTRACE (string: the trace's session; TRACE = 16 id bytes),
 --                            P:{tj:N}:p:TRACE (list: chunks of spans waiting for a session)
 -- ARGV[1]  ttl (ms) of both keys
 -- ARGV[2..] two values per trace, in KEYS order:

@@ -2,15 +2,15 @@
 --
 -- KEYS[1]  P:{S}:sum     hash: summary (fields listed in summary.py)
 -- KEYS[2]  P:{S}:chunks  list: compressed span chunks, oldest first (span_codec.py)
--- KEYS[3]  P:{S}:ids     hash: 's' -> 8-byte digests of the spans stored,
---                              't' -> 8-byte digests of the traces counted
+-- KEYS[3]  P:{S}:ids     string: 8-byte digests of the spans stored (first bit 0) and of
+--                        the traces counted (first bit 1), in any order
 -- ARGV[1]  now (ms)                 ARGV[2]  ttl (ms), set on every key
 -- ARGV[3]  max spans kept           ARGV[4]  session id
 -- ARGV[5]  name        ARGV[6] user id     ARGV[7] thread id     ARGV[8] previous session id
 --          (empty = not given; the first value given wins)
 -- ARGV[9]  flags: 1 ended (session.end), 2 escalated, 4 a root span failed, 8 cost estimated
--- ARGV[10] span digests, n x 8 bytes, distinct
--- ARGV[11] trace digests of those spans, 8 bytes each, distinct
+-- ARGV[10] span digests, n x 8 bytes, distinct, first bit 0
+-- ARGV[11] trace digests of those spans, 8 bytes each, distinct, first bit 1
 -- ARGV[12..17] figures of the n spans, as decimal strings: errors, input tokens, output
 --          tokens, cost USD, earliest start µs, latest end µs
 -- ARGV[18] labels, NUL-separated ("m:model", "s:service", "a:agent", "t:tool")
@@ -39,12 +39,11 @@ local function has(hay, id)
   end
 end
 
-local known = redis.call('HMGET', ids, 's', 't')
-local seen_spans, seen_traces = known[1] or '', known[2] or ''
-if #seen_spans > 0 then
+local seen = redis.call('GET', ids) or ''
+if #seen > 0 then
   local mask, new = {}, 0
   for off = 1, #spans_blob, 8 do
-    if has(seen_spans, string.sub(spans_blob, off, off + 7)) then
+    if has(seen, string.sub(spans_blob, off, off + 7)) then
       mask[#mask + 1] = '0'
     else
       mask[#mask + 1] = '1'
@@ -55,15 +54,16 @@ if #seen_spans > 0 then
   if new < n then return {-1, table.concat(mask)} end
 end
 
-local new_traces, trace_parts = 0, {seen_traces}
+local new_traces, parts = 0, {seen, spans_blob}
 for off = 1, #traces_blob, 8 do
   local t = string.sub(traces_blob, off, off + 7)
-  if #seen_traces == 0 or not has(seen_traces, t) then
+  if #seen == 0 or not has(seen, t) then
     new_traces = new_traces + 1
-    trace_parts[#trace_parts + 1] = t
+    parts[#parts + 1] = t
   end
 end
-redis.call('HSET', ids, 's', seen_spans .. spans_blob, 't', table.concat(trace_parts))
+local ttl = ARGV[2]
+redis.call('SET', ids, table.concat(parts), 'PX', ttl)
 
 -- current summary (and the metadata keys this write names)
 local F = {'id', 'name', 'user', 'thread', 'prev', 'start', 'end', 'spans', 'traces', 'errors',
@@ -141,9 +141,7 @@ if dropped > 0 then put('dropped', dropped) end
 redis.call('HSET', sum, unpack(set))
 if ARGV[20] ~= '' then redis.call('PUBLISH', ARGV[20], length) end
 
-local ttl = ARGV[2]
 redis.call('PEXPIRE', sum, ttl)
 redis.call('PEXPIRE', chunks, ttl)
-redis.call('PEXPIRE', ids, ttl)
 
 return {n, start, finish, spans, trace_count, input + output, total_cost, tonumber(ARGV[1])}
