@@ -1,21 +1,32 @@
 """Ingest benchmark: spans/s stored end to end, beside a parse-only baseline, and Redis bytes per span.
 
-    .venv/bin/python bench/ingest.py [--requests 200] [--rounds 3] [--workers 2]
+    .venv/bin/python bench/ingest.py [--requests 200] [--rounds 3] [--workers 2] [--protocol http|grpc]
 
 What runs, all on this machine:
 * requests: ``--requests`` OTLP export requests of 512 realistic LLM spans each (about 50
   sessions per request out of a pool of ``--sessions``, fresh trace and span ids per request),
   encoded once with the stock OTLP exporter's encoder (``bench/workload.py``);
-* load: ``--loaders`` separate processes replay them over gRPC, ``--inflight`` requests in
-  flight each; every request is sent exactly once per round;
+* load: ``--loaders`` separate processes replay these bodies, ``--inflight`` requests in flight
+  each, every request exactly once per round, to the baseline and to ours alike, over
+  ``--protocol``:
+  - ``http`` (default): OTLP/HTTP ``POST /v1/traces``, ``application/x-protobuf``, one
+    keep-alive HTTP/1.1 connection per request in flight, written and read on plain sockets;
+  - ``grpc``: OTLP/gRPC ``TraceService/Export`` with the sync ``grpc`` client, one channel per
+    process; it costs the load processes about five times the CPU of ``http`` (grpc.aio and
+    channel options such as larger HTTP/2 frames or windows measured no cheaper);
 * ours: ``otel-sessions serve`` with ``--workers`` processes (SO_REUSEPORT) and its own
   redis-server (append-only file, as the embedded default); a round ends when every request
   was acknowledged, and the spans are then counted in Redis (sum of the sessions' span
   counts), not by the client;
-* baseline: a gRPC receiver with the same worker count that only parses each request and
-  answers success.
+* baseline: ``--workers`` processes sharing an OTLP/gRPC (grpc.aio) and an OTLP/HTTP (aiohttp)
+  port like the service; each only parses the ExportTraceServiceRequest and answers an empty
+  ExportTraceServiceResponse. The two baselines differ (the OTLP/HTTP one takes about 2.5
+  times the spans/s of the OTLP/gRPC one here), so compare ratios only at the same ``--protocol``.
 
-Rounds alternate baseline and ours; medians are printed, so the ratio holds on a noisy machine.
+CPU per span is counted for the service's process tree, redis-server and the load processes
+(from the common start to their last answer; importing, unpickling and connecting happen
+before and are left out). Rounds alternate baseline and ours; medians are printed, so the
+ratio holds on a noisy machine.
 """
 
 from __future__ import annotations
@@ -44,10 +55,13 @@ def free_port() -> int:
 
 
 # --- the parse-only baseline receiver --------------------------------------------------------
-def _baseline_worker(port: int) -> None:
+def _baseline_worker(grpc_port: int, http_port: int) -> None:
+    """One worker: OTLP/gRPC and OTLP/HTTP, both ports shared by the workers (SO_REUSEPORT) as
+    in the service; parses each request and answers an empty ExportTraceServiceResponse."""
     import asyncio
 
     import grpc
+    from aiohttp import web
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
         ExportTraceServiceResponse,
@@ -59,14 +73,23 @@ def _baseline_worker(port: int) -> None:
         ExportTraceServiceRequest.FromString(body)
         return ok
 
+    async def post_traces(request: web.Request) -> web.Response:
+        ExportTraceServiceRequest.FromString(await request.read())
+        return web.Response(body=ok, content_type="application/x-protobuf")
+
     async def main() -> None:
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.so_reuseport", 1)])
         handler = grpc.method_handlers_generic_handler(
             "opentelemetry.proto.collector.trace.v1.TraceService",
             {"Export": grpc.unary_unary_rpc_method_handler(export)})
         server.add_generic_rpc_handlers((handler,))
-        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.add_insecure_port(f"127.0.0.1:{grpc_port}")
         await server.start()
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_post("/v1/traces", post_traces)
+        runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", http_port, reuse_port=True).start()
         await server.wait_for_termination()
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -74,39 +97,108 @@ def _baseline_worker(port: int) -> None:
 
 
 # --- load generator ----------------------------------------------------------------------------
-def _loader(target: str, bodies_file: str, indexes: list[int], inflight: int, start_at: float, out) -> None:
-    import grpc
+class GrpcReplay:
+    """OTLP/gRPC: ``TraceService/Export`` calls on one channel (one HTTP/2 connection)."""
 
+    def __init__(self, host: str, port: int, inflight: int) -> None:
+        import grpc
+
+        self.error = grpc.RpcError
+        channel = grpc.insecure_channel(f"{host}:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
+        grpc.channel_ready_future(channel).result(timeout=30)
+        self.export = channel.unary_unary(EXPORT)
+
+    def submit(self, body: bytes):
+        return self.export.future(body, timeout=120)
+
+    def result(self, future) -> bool:
+        try:
+            future.result()
+            return True
+        except self.error:
+            return False
+
+
+class HttpReplay:
+    """OTLP/HTTP: ``POST /v1/traces`` with ``application/x-protobuf``, on ``inflight`` keep-alive
+    HTTP/1.1 connections. The framing is written by hand: with http.client the load processes
+    took about twice the CPU (its header handling costs about as much as sending the body)."""
+
+    def __init__(self, host: str, port: int, inflight: int) -> None:
+        self.address = (host, port)
+        self.free = [self.connect() for _ in range(inflight)]
+        self.head = (f"POST /v1/traces HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     "Content-Type: application/x-protobuf\r\nContent-Length: ").encode()
+
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=120)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def submit(self, body: bytes):
+        sock = self.free.pop()
+        sock.sendall(self.head + b"%d\r\n\r\n" % len(body))
+        sock.sendall(body)
+        return sock
+
+    def result(self, sock) -> bool:
+        """Read one whole response; a connection the receiver closes counts as a failure and is replaced."""
+        try:
+            status, headers = _read_response(sock)
+        except (OSError, LookupError, ValueError):  # reset, or no Content-Length
+            status, headers = b"", {}
+        if not status or headers.get(b"connection", b"").lower() == b"close":
+            sock.close()
+            sock = self.connect()
+        self.free.append(sock)
+        return status == b"200"
+
+
+def _read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes]]:
+    """Status code and headers of one HTTP/1.1 response, its ``Content-Length`` bytes of body read."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += _recv(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines[1:])}
+    while len(body) < int(headers[b"content-length"]):
+        body += _recv(sock)
+    return lines[0].split()[1], headers
+
+
+def _recv(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise ConnectionError("the receiver closed the connection")
+    return chunk
+
+
+def _loader(protocol: str, port: int, bodies_file: str, indexes: list[int], inflight: int, start_at: float,
+            out) -> None:
     with open(bodies_file, "rb") as f:
         bodies = pickle.load(f)
-    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
-    export = channel.unary_unary(EXPORT)
-    grpc.channel_ready_future(channel).result(timeout=30)
-    while time.time() < start_at:
-        time.sleep(0.001)
+    replay = (HttpReplay if protocol == "http" else GrpcReplay)("127.0.0.1", port, inflight)
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu = time.process_time()  # from the start: importing, unpickling and connecting are not counted
     pending = []
     failures = 0
     for i in indexes:
-        pending.append(export.future(bodies[i], timeout=120))
         if len(pending) >= inflight:
-            try:
-                pending.pop(0).result()
-            except grpc.RpcError:
-                failures += 1
-    for future in pending:
-        try:
-            future.result()
-        except grpc.RpcError:
-            failures += 1
-    out.put((time.time(), failures, time.process_time()))
+            failures += not replay.result(pending.pop(0))
+        pending.append(replay.submit(bodies[i]))
+    for handle in pending:
+        failures += not replay.result(handle)
+    out.put((time.time(), failures, time.process_time() - cpu))
 
 
-def drive(target: str, bodies_file: str, n_requests: int, loaders: int, inflight: int) -> tuple[float, int, float]:
+def drive(protocol: str, port: int, bodies_file: str, n_requests: int, loaders: int,
+          inflight: int) -> tuple[float, int, float]:
     """Send every request once from ``loaders`` processes; returns (seconds, failed requests, loader CPU s)."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 2.0
-    procs = [ctx.Process(target=_loader, args=(target, bodies_file, list(range(k, n_requests, loaders)),
+    procs = [ctx.Process(target=_loader, args=(protocol, port, bodies_file, list(range(k, n_requests, loaders)),
                                                inflight, start_at, out)) for k in range(loaders)]
     for p in procs:
         p.start()
@@ -176,6 +268,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--loaders", type=int, default=2)
     parser.add_argument("--inflight", type=int, default=4)
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http",
+                        help="OTLP transport of the load generator, for the baseline and ours alike")
     parser.add_argument("--no-aof", dest="aof", action="store_false",
                         help="run Redis without its append-only file (the embedded default has one)")
     args = parser.parse_args()
@@ -194,26 +288,32 @@ def main() -> None:
     bodies_file.write_bytes(pickle.dumps(bodies))
     total_spans = 512 * args.requests
     print(f"{total_spans} spans, {wire:.0f} bytes per span on the wire; {args.workers} server workers, "
-          f"{args.loaders} load processes x {args.inflight} in flight; {os.cpu_count()} cores", flush=True)
+          f"{args.loaders} load processes x {args.inflight} in flight over OTLP/{args.protocol.upper()}; "
+          f"{os.cpu_count()} cores", flush=True)
 
     redis_server = EmbeddedRedis(tmp / "redis", port=None, persistent=True).start()
     client = redis.Redis.from_url(redis_server.url)
     ours, base, mem = [], [], []
+    load_base, load_ours = [], []
     try:
         for round_no in range(1, args.rounds + 1):
             # baseline: parse only
-            port = free_port()
+            grpc_port, http_port = free_port(), free_port()
             ctx = multiprocessing.get_context("spawn")
-            servers = [ctx.Process(target=_baseline_worker, args=(port,)) for _ in range(args.workers)]
+            servers = [ctx.Process(target=_baseline_worker, args=(grpc_port, http_port)) for _ in range(args.workers)]
             for s in servers:
                 s.start()
-            wait_port(port)
-            seconds, _failures, _cpu = drive(f"127.0.0.1:{port}", str(bodies_file), args.requests,
-                                             args.loaders, args.inflight)
+            wait_port(grpc_port)
+            wait_port(http_port)
+            time.sleep(1.0)  # every worker bound
+            port = http_port if args.protocol == "http" else grpc_port
+            seconds, failures_base, loader_cpu = drive(args.protocol, port, str(bodies_file), args.requests,
+                                                       args.loaders, args.inflight)
             for s in servers:
                 s.terminate()
                 s.join()
             base.append(total_spans / seconds)
+            load_base.append(loader_cpu / total_spans * 1e6)
 
             # ours: the real service and store
             client.flushall()
@@ -226,10 +326,12 @@ def main() -> None:
                  "--workers", str(args.workers), "--log-level", "warning"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             wait_port(grpc_port)
+            wait_port(http_port)
             time.sleep(1.0)  # every worker bound
+            port = http_port if args.protocol == "http" else grpc_port
             redis_cpu = _redis_cpu(client)
             server_before = _tree_cpu(service.pid)
-            seconds, failures_ours, loader_cpu = drive(f"127.0.0.1:{grpc_port}", str(bodies_file), args.requests,
+            seconds, failures_ours, loader_cpu = drive(args.protocol, port, str(bodies_file), args.requests,
                                                        args.loaders, args.inflight)
             redis_cpu = _redis_cpu(client) - redis_cpu
             server_cpu = _tree_cpu(service.pid) - server_before
@@ -239,17 +341,21 @@ def main() -> None:
             used = client.info("memory")["used_memory"] - used_before
             ours.append(stored / seconds)
             mem.append(used / max(stored, 1))
-            print(f"round {round_no}: baseline {base[-1]:,.0f} spans/s; ours {ours[-1]:,.0f} spans/s stored "
+            load_ours.append(loader_cpu / max(stored, 1) * 1e6)
+            print(f"round {round_no}: baseline {base[-1]:,.0f} spans/s ({failures_base} failed requests, load "
+                  f"{load_base[-1]:.2f} µs CPU per span); ours {ours[-1]:,.0f} spans/s stored "
                   f"({stored} of {total_spans} counted in Redis, {failures_ours} failed requests); "
                   f"{mem[-1]:.0f} bytes of Redis memory per span; CPU per span: server "
                   f"{server_cpu / stored * 1e6:.1f} µs, Redis {redis_cpu / stored * 1e6:.1f} µs, load "
-                  f"{loader_cpu / stored * 1e6:.1f} µs", flush=True)
+                  f"{load_ours[-1]:.2f} µs", flush=True)
     finally:
         redis_server.stop()
     print()
     print(f"median baseline (parse only):  {statistics.median(base):>10,.0f} spans/s")
     print(f"median otel-sessions (stored): {statistics.median(ours):>10,.0f} spans/s "
           f"= {statistics.median(ours) / statistics.median(base):.1%} of baseline")
+    print(f"median load generator CPU:     {statistics.median(load_ours):>10.2f} µs per span "
+          f"({statistics.median(load_base):.2f} µs against the baseline)")
     print(f"median Redis memory per span:  {statistics.median(mem):>10.0f} bytes ({wire:.0f} on the wire)")
 
 
