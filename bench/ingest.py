@@ -1,6 +1,6 @@
 """Ingest benchmark: spans/s stored end to end, beside a parse-only baseline, and Redis bytes per span.
 
-    .venv/bin/python bench/ingest.py [--requests 200] [--rounds 3] [--workers 2] [--protocol http|grpc]
+    .venv/bin/python bench/ingest.py [--requests 200] [--rounds 3] [--workers 2] [--protocol grpc|http]
 
 What runs, all on this machine:
 * requests: ``--requests`` OTLP export requests of 512 realistic LLM spans each (about 50
@@ -9,11 +9,12 @@ What runs, all on this machine:
 * load: ``--loaders`` separate processes replay these bodies, ``--inflight`` requests in flight
   each, every request exactly once per round, to the baseline and to ours alike, over
   ``--protocol``:
-  - ``http`` (default): OTLP/HTTP ``POST /v1/traces``, ``application/x-protobuf``, one
+  - ``grpc`` (default: OTLP's default transport, and the Collector's): OTLP/gRPC
+    ``TraceService/Export`` with the sync ``grpc`` client, one channel per process; it costs
+    the load processes about five times the CPU of ``http`` (grpc.aio and channel options
+    such as larger HTTP/2 frames or windows measured no cheaper);
+  - ``http``: OTLP/HTTP ``POST /v1/traces``, ``application/x-protobuf``, one
     keep-alive HTTP/1.1 connection per request in flight, written and read on plain sockets;
-  - ``grpc``: OTLP/gRPC ``TraceService/Export`` with the sync ``grpc`` client, one channel per
-    process; it costs the load processes about five times the CPU of ``http`` (grpc.aio and
-    channel options such as larger HTTP/2 frames or windows measured no cheaper);
 * ours: ``otel-sessions serve`` with ``--workers`` processes (SO_REUSEPORT) and its own
   redis-server (append-only file, as the embedded default); a round ends when every request
   was acknowledged, and the spans are then counted in Redis (sum of the sessions' span
@@ -267,8 +268,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--loaders", type=int, default=2)
-    parser.add_argument("--inflight", type=int, default=4)
-    parser.add_argument("--protocol", choices=("http", "grpc"), default="http",
+    parser.add_argument("--inflight", type=int, default=5,
+                        help="requests in flight per load process (2 x 5 = the Collector's default of 10 "
+                             "sending-queue consumers)")
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc",
                         help="OTLP transport of the load generator, for the baseline and ours alike")
     parser.add_argument("--no-aof", dest="aof", action="store_false",
                         help="run Redis without its append-only file (the embedded default has one)")
