@@ -97,3 +97,12 @@ def test_partly_repeated_batch_counts_only_new_spans(service):
     s = service.session("sess-partial")
     assert s.span_count == 4 and s.input_tokens == 15
     assert span_count(service.spans("sess-partial")) == 4
+
+
+def test_span_repeated_within_one_request_counts_once(service):
+    named, others = _trace_with_one_named_span("sess-repeat-inside")
+    exporter = GrpcExporter(endpoint=service.grpc_endpoint, insecure=True)
+    exporter.export(named + others + others[:2])  # two spans twice in the same request
+    s = service.session("sess-repeat-inside", with_traces=True)
+    assert s.span_count == 4 and s.input_tokens == 15 and s.traces[0].span_count == 4
+    assert span_count(service.spans("sess-repeat-inside")) == 4

@@ -136,19 +136,20 @@ class Group:
         return len(self.spans)
 
     def payload(self, keep: set[bytes] | None = None) -> Payload:
-        """Figures and chunk of this group's spans (only those whose digest is in ``keep``)."""
+        """Figures and chunk of this group's spans (only those whose digest is in ``keep``);
+        a span repeated within the group counts once."""
         scopes: dict[tuple, list[bytes]] = {}
         traces: dict[bytes, list] = {}
-        ids = []
+        ids: dict[bytes, None] = {}
         errors = count = 0
         tin_sum = tout_sum = cost_sum = 0.0
         first = last = 0
         failed = estimated = False
         for key, body, digest, trace_id, flags, start, end, tin, tout, cost, root_name in self.spans:
-            if keep is not None and digest not in keep:
+            if (keep is not None and digest not in keep) or digest in ids:
                 continue
             count += 1
-            ids.append(digest)
+            ids[digest] = None
             bodies = scopes.get(key)
             if bodies is None:
                 scopes[key] = [body]
