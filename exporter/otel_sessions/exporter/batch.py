@@ -135,9 +135,8 @@ class Group:
     def span_count(self) -> int:
         return len(self.spans)
 
-    def payload(self, keep: set[bytes] | None = None) -> Payload:
-        """Figures and chunk of this group's spans (only those whose digest is in ``keep``);
-        a span repeated within the group counts once."""
+    def payload(self) -> Payload:
+        """Figures and chunk of this group's spans; a span repeated within the group counts once."""
         scopes: dict[tuple, list[bytes]] = {}
         traces: dict[bytes, list] = {}
         ids: dict[bytes, None] = {}
@@ -146,7 +145,7 @@ class Group:
         first = last = 0
         failed = estimated = False
         for key, body, digest, trace_id, flags, start, end, tin, tout, cost, root_name in self.spans:
-            if (keep is not None and digest not in keep) or digest in ids:
+            if digest in ids:
                 continue
             count += 1
             ids[digest] = None

@@ -127,10 +127,8 @@ _T1, _T2, _T3 = b"\x0a", b"\x12", b"\x1a"
 def traces_data_fragment(groups: Iterable[ChunkGroup]) -> bytes:
     """The protobuf encoding of a ``TracesData`` holding ``groups``."""
     parts = []
-    small = _SMALL_VARINTS
     for resource, resource_schema, scope, scope_schema, spans in groups:
-        scope_spans = _field(_T1, scope) + b"".join(
-            [_T2 + small[len(span)] + span if len(span) < 16384 else _field(_T2, span) for span in spans])
+        scope_spans = _field(_T1, scope) + b"".join([_field(_T2, span) for span in spans])
         if scope_schema:
             scope_spans += _field(_T3, scope_schema.encode())
         resource_spans = _field(_T1, resource) + _field(_T2, scope_spans)

@@ -18,6 +18,7 @@ before step 3 succeeded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -249,10 +250,7 @@ class SessionStore:
                     ids = payload.span_ids
                     keep = {ids[i * 8:i * 8 + 8] for i in range(len(mask)) if mask[i] == 49}  # '1'
                     result.spans_duplicate += group.span_count - len(keep)
-                    group = Group(spans=[s for s in group.spans if s[2] in keep], labels=group.labels,
-                                  metadata=group.metadata, name=group.name, user_id=group.user_id,
-                                  thread_id=group.thread_id, previous_id=group.previous_id, ended=group.ended,
-                                  escalated=group.escalated)
+                    group = dataclasses.replace(group, spans=[s for s in group.spans if s[2] in keep])
                     again.append((session_id, group, group.payload()))
             if not again:
                 return
@@ -283,14 +281,11 @@ class SessionStore:
         ]
 
     def _index_calls(self, per_shard: dict[int, list[tuple[str, Group, Any]]], now_ms: int) -> list[tuple[list, list]]:
-        """``update_indexes.lua`` calls: one per shard on a cluster, else one for all shards."""
-        calls: list[tuple[list, list]] = []
-        head = [now_ms, self.retention_ms, self.thread_idle_ms, self._index_slack_ms]
-        keys: list[str] = []
-        args: list[Any] = list(head)
+        """``update_indexes.lua`` calls for the sessions of every index shard."""
+        blocks = []
         for shard, entries in per_shard.items():
-            keys += self.keys.shard_indexes(shard)
-            args.append(len(entries))
+            keys = self.keys.shard_indexes(shard)
+            args: list[Any] = [len(entries)]
             for session_id, group, reply in entries:
                 _new, start, end, spans, traces, tokens, cost, seen = reply
                 mask = 0
@@ -301,12 +296,19 @@ class SessionStore:
                         mask |= bit
                         keys.append(index_key)
                 args += [session_id, mask, seen or now_ms, start, end, end - start, spans, traces, tokens, cost]
-            if self.is_cluster:
-                calls.append((keys, args))
-                keys, args = [], list(head)
-        if keys:
-            calls.append((keys, args))
-        return calls
+            blocks.append((keys, args))
+        return self._slot_calls([now_ms, self.retention_ms, self.thread_idle_ms, self._index_slack_ms], blocks)
+
+    def _slot_calls(self, head: list[Any], blocks: list[tuple[list, list]]) -> list[tuple[list, list]]:
+        """Script calls (keys, args) from blocks of one slot each: one call per block on a
+        cluster, else one call with every block; ``head`` starts the args of each call."""
+        if self.is_cluster:
+            return [(keys, head + args) for keys, args in blocks]
+        keys, args = [], list(head)
+        for block_keys, block_args in blocks:
+            keys += block_keys
+            args += block_args
+        return [(keys, args)] if keys else []
 
     def _join_ops(self, batch: Batch, result: WriteResult) -> dict[int, list[tuple[bytes, str, Any]]]:
         """Trace claims to make and orphans to park or resolve, by trace shard."""
@@ -323,20 +325,16 @@ class SessionStore:
         return ops
 
     def _join_calls(self, ops: dict[int, list[tuple[bytes, str, Any]]]) -> list[tuple[list, list]]:
-        """``join_traces.lua`` calls: one per trace shard on a cluster, else one for all."""
-        calls: list[tuple[list, list]] = []
-        keys: list[str] = []
-        args: list[Any] = [self.retention_ms]
+        """``join_traces.lua`` calls for the traces of every trace shard."""
+        blocks = []
         for entries in ops.values():
+            keys: list[Any] = []
+            args: list[Any] = []
             for trace_id, op, value in entries:
                 keys += [self.keys.trace_session(trace_id), self.keys.trace_pending(trace_id)]
                 args += [op, value if op == "c" else value.payload().chunk]
-            if self.is_cluster:
-                calls.append((keys, args))
-                keys, args = [], [self.retention_ms]
-        if keys:
-            calls.append((keys, args))
-        return calls
+            blocks.append((keys, args))
+        return self._slot_calls([self.retention_ms], blocks)
 
     def _joined(self, batch: Batch, ops: dict[int, list[tuple[bytes, str, Any]]], replies: list[Any],
                 adopted: dict[str, Group], trim_pending: list[tuple[str, int]], result: WriteResult) -> None:
