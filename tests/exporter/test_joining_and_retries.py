@@ -62,6 +62,34 @@ def test_joining_works_across_receivers(redis_url):
         assert first.session("sess-x").span_count == 3
 
 
+def test_joining_and_trace_lookups_span_trace_map_epochs(redis_url):
+    """The trace map is kept per epoch (an eighth of the retention, at least 1 s): a trace
+    claimed in one epoch still joins spans in the next, is carried into it, and stays found
+    by trace id for the whole retention."""
+    import time
+
+    import redis
+
+    from tests.support import RunningService
+
+    with RunningService(redis_url, retention="8s") as first, RunningService(redis_url, retention="8s") as second:
+        store = second.store
+        assert store.epoch_ms == 1000
+        named, others = _trace_with_one_named_span("sess-epochs", unnamed=2)
+        trace_id = named[0].context.trace_id.to_bytes(16, "big")
+        time.sleep(1 - time.time() % 1 + 0.05)  # just after an epoch starts
+        GrpcExporter(endpoint=first.grpc_endpoint, insecure=True).export(named)
+        claimed_in = int(time.time() * 1000) // store.epoch_ms
+        time.sleep(1 - time.time() % 1 + 0.05)  # the next epoch
+        GrpcExporter(endpoint=second.grpc_endpoint, insecure=True).export(others)
+        assert second.session("sess-epochs").span_count == 3
+        client = redis.Redis.from_url(redis_url)
+        assert client.hget(store.keys.trace_map(trace_id, claimed_in + 1), trace_id) == b"sess-epochs"
+        assert 8000 < client.pttl(store.keys.trace_map(trace_id, claimed_in + 1)) <= 10_000
+        time.sleep(3)  # epochs later, within the retention
+        assert second.call(store.get_trace_session(trace_id)) == "sess-epochs"
+
+
 def test_unjoined_spans_are_kept_by_trace(service):
     _named, others = _trace_with_one_named_span("never-sent")
     GrpcExporter(endpoint=service.grpc_endpoint, insecure=True).export(others)

@@ -36,7 +36,9 @@ def test_index_keys_are_sharded_not_hot():
     assert len({_slot_tag(keys.seen(i)) for i in range(INDEX_SHARDS)}) == INDEX_SHARDS
     assert _slot_tag(keys.user(3, "u")) == _slot_tag(keys.seen(3)) == _slot_tag(keys.sort_index(3, "cost"))
     assert {session_shard(f"s{i}") for i in range(1000)} == set(range(INDEX_SHARDS))
-    assert keys.trace_session(b"\x00" * 15 + b"\x05") == b"p:{tj:5}t" + b"\x00" * 15 + b"\x05"
+    trace = b"\x00" * 14 + b"\x43\x05"
+    assert keys.trace_map(trace, 7) == "p:{tj:5}m7.3"
+    assert _slot_tag(keys.trace_map(trace, 8)) == _slot_tag(keys.trace_pending(trace))
     with pytest.raises(KeyError):
         keys.sort_index(0, "nope")
 

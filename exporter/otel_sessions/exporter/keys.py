@@ -10,8 +10,9 @@ Layout (``P`` is the key prefix, default ``ots``)::
     P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
     P:{ix:N}:thread:T    zset   sessions of thread T (score: session start, µs)
     P:{ix:N}:name:NAME   zset   sessions named NAME (score: last write ms)
-    P:{tj:N}tTRACE       string session of a trace (TRACE: the 16 id bytes), for joining spans
-                                without a session id and for lookups by trace id
+    P:{tj:N}mE.B         hash   trace map of epoch E, bucket B: the 16 trace id bytes -> the
+                                trace's session, for joining spans without a session id and
+                                for lookups by trace id (see :func:`trace_epoch_ms`)
     P:{tj:N}:p:TRACE     list   spans of a trace that has not named its session yet
     P:{tj:N}:s:TRACE     string session of a synthetic session trace id (Jaeger API, jaeger.py)
     P:{jo:N}:services    zset   service names seen (score: last seen ms), for the Jaeger API
@@ -29,10 +30,14 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-__all__ = ["INDEX_SHARDS", "SORT_INDEXES", "Keys"]
+__all__ = ["INDEX_SHARDS", "SORT_INDEXES", "TRACE_BUCKETS", "Keys", "trace_epoch_ms"]
 
 #: Shards of every cross-session index. Part of the data model: all receivers must agree.
 INDEX_SHARDS = 16
+
+#: Buckets of the trace map per trace shard and epoch (16 x 64 small hashes per epoch).
+#: Part of the data model: all receivers must agree.
+TRACE_BUCKETS = 64
 
 #: Sort keys served by an index, with the ZADD flag that keeps each score monotonic
 #: (a session's start only moves earlier, every other figure only grows).
@@ -60,6 +65,21 @@ def session_shard(session_id: str) -> int:
 
 def trace_shard(trace_id: bytes) -> int:
     return trace_id[-1] % INDEX_SHARDS
+
+
+def trace_bucket(trace_id: bytes) -> int:
+    return trace_id[-2] % TRACE_BUCKETS
+
+
+def trace_epoch_ms(retention_ms: int) -> int:
+    """Length of one epoch of the trace map: an eighth of the retention, from 1 s to 10 min.
+
+    The map of one epoch is a set of small hashes that expire together, retention after the
+    epoch ends, so an entry lives at least the retention after its last write and at most an
+    eighth longer. Receivers sharing a Redis must share the retention (and so the epochs).
+    Redis 7.0 has no TTL per hash field; one key per trace cost 2.5x the memory.
+    """
+    return max(1000, min(600_000, retention_ms // 8))
 
 
 def service_shard(service: str) -> int:
@@ -111,9 +131,9 @@ class Keys:
         return self._shard(shard) + "name:" + name
 
     # --- trace joining (sharded by trace id) ------------------------------------------------
-    def trace_session(self, trace_id: bytes) -> bytes:
-        """One key per trace, so it is kept short: the 16 id bytes as they are."""
-        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}t".encode() + trace_id
+    def trace_map(self, trace_id: bytes, epoch: int) -> str:
+        """The hash of epoch ``epoch`` that holds ``trace_id`` (as a field) -> its session."""
+        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}m{epoch}.{trace_bucket(trace_id)}"
 
     def trace_pending(self, trace_id: bytes) -> str:
         return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:p:{trace_id.hex()}"

@@ -32,7 +32,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from redis import exceptions as redis_errors
 
 from .batch import Batch, BatchBuilder, Group, Payload
-from .keys import INDEX_SHARDS, Keys, session_shard, trace_shard
+from .keys import INDEX_SHARDS, Keys, session_shard, trace_epoch_ms, trace_shard
 from .redis_client import connect
 from .span_codec import chunk_traces, decode_chunks
 from .summary import SessionSummary, TraceSummary
@@ -120,8 +120,10 @@ class SessionStore:
         # get a TTL longer by the slack, so refreshing them at most once per slack/2 is safe.
         self._index_slack_ms = min(60_000, self.thread_idle_ms // 4, self.retention_ms // 4)
         self._index_written: OrderedDict[tuple[str, str], int] = OrderedDict()
-        # trace id -> session, for traces this process already claimed (no need to claim again)
-        self._claimed: OrderedDict[bytes, str] = OrderedDict()
+        self.epoch_ms = trace_epoch_ms(self.retention_ms)
+        # trace id -> (session, epoch), for traces this process claimed in the current epoch
+        # (no need to claim them again in it)
+        self._claimed: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
         self._claimed_max = 100_000
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -186,10 +188,11 @@ class SessionStore:
         # Round trip 1: trace claims and parking, with the session writes. Orphans that turn
         # out to belong to a known session, and spans parked earlier for the traces claimed
         # now, are written in a second round trip (rare).
-        join_ops = self._join_ops(batch, result)
+        epoch = now_ms // self.epoch_ms
+        join_ops = self._join_ops(batch, epoch, result)
         sessions = [(sid, group) for sid, group in batch.sessions.items() if group.spans]
         payloads = [group.payload() for _sid, group in sessions]
-        join_calls = self._join_calls(join_ops)
+        join_calls = self._join_calls(join_ops, epoch, now_ms)
 
         def fill(pipe) -> None:
             for keys, args in join_calls:
@@ -199,7 +202,7 @@ class SessionStore:
         replies = await self._run(fill) if join_calls or sessions else []
         adopted: dict[str, Group] = {}
         trim_pending: list[tuple[str, int]] = []
-        self._joined(batch, join_ops, replies[:len(join_calls)], adopted, trim_pending, result)
+        self._joined(batch, epoch, join_ops, replies[:len(join_calls)], adopted, trim_pending, result)
         written: dict[str, tuple[Group, Any]] = {}
         await self._settle(sessions, payloads, replies[len(join_calls):], now_ms, written, result)
         if adopted:
@@ -310,33 +313,36 @@ class SessionStore:
             args += block_args
         return [(keys, args)] if keys else []
 
-    def _join_ops(self, batch: Batch, result: WriteResult) -> dict[int, list[tuple[bytes, str, Any]]]:
+    def _join_ops(self, batch: Batch, epoch: int, result: WriteResult) -> dict[int, list[tuple[bytes, str, Any]]]:
         """Trace claims to make and orphans to park or resolve, by trace shard."""
         ops: dict[int, list[tuple[bytes, str, Any]]] = {}
         for trace_id, session_id in batch.trace_sessions.items():
-            if self._claimed.get(trace_id) != session_id:
+            if self._claimed.get(trace_id) != (session_id, epoch):
                 ops.setdefault(trace_shard(trace_id), []).append((trace_id, "c", session_id))
         for trace_id in list(batch.orphans):
-            owner = self._claimed.get(trace_id)
-            if owner is not None:
+            owner, claimed_in = self._claimed.get(trace_id, (None, None))
+            if owner is not None and claimed_in == epoch:
                 self._adopt(batch.sessions, owner, batch.orphans.pop(trace_id), result)
             else:
                 ops.setdefault(trace_shard(trace_id), []).append((trace_id, "p", batch.orphans[trace_id]))
         return ops
 
-    def _join_calls(self, ops: dict[int, list[tuple[bytes, str, Any]]]) -> list[tuple[list, list]]:
+    def _join_calls(self, ops: dict[int, list[tuple[bytes, str, Any]]], epoch: int,
+                    now_ms: int) -> list[tuple[list, list]]:
         """``join_traces.lua`` calls for the traces of every trace shard."""
+        trace_map = self.keys.trace_map
         blocks = []
         for entries in ops.values():
             keys: list[Any] = []
             args: list[Any] = []
             for trace_id, op, value in entries:
-                keys += [self.keys.trace_session(trace_id), self.keys.trace_pending(trace_id)]
-                args += [op, value if op == "c" else value.payload().chunk]
+                keys += [trace_map(trace_id, epoch), trace_map(trace_id, epoch - 1), self.keys.trace_pending(trace_id)]
+                args += [trace_id, op, value if op == "c" else value.payload().chunk]
             blocks.append((keys, args))
-        return self._slot_calls([self.retention_ms], blocks)
+        bucket_ttl = (epoch + 1) * self.epoch_ms - now_ms + self.retention_ms
+        return self._slot_calls([bucket_ttl, self.retention_ms], blocks)
 
-    def _joined(self, batch: Batch, ops: dict[int, list[tuple[bytes, str, Any]]], replies: list[Any],
+    def _joined(self, batch: Batch, epoch: int, ops: dict[int, list[tuple[bytes, str, Any]]], replies: list[Any],
                 adopted: dict[str, Group], trim_pending: list[tuple[str, int]], result: WriteResult) -> None:
         """Apply the join replies: remember claims, adopt parked spans and resolved orphans."""
         answers = iter([answer for reply in replies for answer in reply])
@@ -345,14 +351,14 @@ class SessionStore:
                 answer = next(answers)
                 if op == "c":
                     owner = answer[0].decode()
-                    self._remember(trace_id, owner)
+                    self._remember(trace_id, owner, epoch)
                     parked = answer[1:]
                     if parked:
                         self._adopt_parked(owner, parked, adopted, result)
                         trim_pending.append((self.keys.trace_pending(trace_id), len(parked)))
                 elif answer:
                     owner = answer[0].decode()
-                    self._remember(trace_id, owner)
+                    self._remember(trace_id, owner, epoch)
                     self._adopt(adopted, owner, batch.orphans.pop(trace_id), result)
                 else:
                     batch.orphans.pop(trace_id)
@@ -370,8 +376,8 @@ class SessionStore:
             self._index_written.popitem(last=False)
         return True
 
-    def _remember(self, trace_id: bytes, session_id: str) -> None:
-        self._claimed[trace_id] = session_id
+    def _remember(self, trace_id: bytes, session_id: str, epoch: int) -> None:
+        self._claimed[trace_id] = (session_id, epoch)
         if len(self._claimed) > self._claimed_max:
             self._claimed.popitem(last=False)
 
@@ -443,8 +449,17 @@ class SessionStore:
         return dedupe_spans(TracesData.FromString(decode_chunks(chunks)))
 
     async def get_trace_session(self, trace_id: bytes) -> str | None:
-        """The session a trace joined, when any span of it named one."""
-        value = await self.client.get(self.keys.trace_session(trace_id))
+        """The session a trace joined, when any span of it named one (newest epoch first)."""
+        now_ms = int(self._now_ms())
+        newest = now_ms // self.epoch_ms
+        oldest = (now_ms - self.retention_ms) // self.epoch_ms - 1
+        epochs = range(newest, oldest - 1, -1)
+
+        def fill(pipe) -> None:
+            for epoch in epochs:
+                pipe.hget(self.keys.trace_map(trace_id, epoch), trace_id)
+
+        value = next((v for v in await self._run(fill) if v), None)
         return value.decode() if value else None
 
     async def get_parked_spans(self, trace_id: bytes) -> TracesData:
