@@ -81,7 +81,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("forward_timeout", "--forward-timeout", "OTEL_SESSIONS_FORWARD_TIMEOUT", "10s",
            "Timeout of one export request to a --forward destination."),
     Option("retention", "--retention", "OTEL_SESSIONS_RETENTION", "24h",
-           "Sliding TTL of every key of a session."),
+           "Sliding TTL of every key of a session; receivers sharing a Redis use the same value."),
     Option("thread_idle", "--thread-idle", "OTEL_SESSIONS_THREAD_IDLE", "1h",
            "A thread with no activity for this long expires (its sessions stay)."),
     Option("idle_after", "--idle-after", "OTEL_SESSIONS_IDLE_AFTER", "5m",
