@@ -144,3 +144,10 @@ def test_demo_rerun_with_the_same_seed_adds_nothing(service):
     assert counts == [s["spans"] for s in first.sessions]
     run_demo(service.http_url, seed=7)
     assert [service.session(s["id"]).span_count for s in first.sessions] == counts
+
+
+def test_relative_data_dir_is_made_absolute(tmp_path, monkeypatch):
+    """The embedded redis-server runs in the data directory: a relative path given on the
+    command line must not be read relative to it a second time."""
+    monkeypatch.chdir(tmp_path)
+    assert Settings.resolve({"data_dir": "dd"}, env={}).data_dir == tmp_path / "dd"

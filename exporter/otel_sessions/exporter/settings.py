@@ -200,7 +200,8 @@ class Settings:
         if values["redis_cluster"] and url is None:
             raise fail("redis_cluster", "needs --redis-url (the embedded Redis is not a cluster)")
 
-        values["data_dir"] = Path(raw["data_dir"]).expanduser() if raw["data_dir"] else default_data_dir()
+        values["data_dir"] = (Path(raw["data_dir"]).expanduser().absolute() if raw["data_dir"]
+                              else default_data_dir())
 
         forward = raw["forward"]
         forward = (forward,) if isinstance(forward, str) else tuple(forward)
