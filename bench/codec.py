@@ -35,7 +35,7 @@ def raw_chunks(requests: int) -> tuple[list[bytes], int]:
     raws: list[bytes] = []
 
     def capture(groups, count, table):
-        raws.append(span_codec._COUNT.pack(len(table)) + b"".join(table) + span_codec.traces_data_fragment(groups))
+        raws.append(span_codec.chunk_content(groups, table))
         return b""
 
     original = batch_module.encode_chunk

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
+import redis
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -66,10 +69,6 @@ def test_joining_and_trace_lookups_span_trace_map_epochs(redis_url):
     """The trace map is kept per epoch (an eighth of the retention, at least 1 s): a trace
     claimed in one epoch still joins spans in the next, is carried into it, and stays found
     by trace id for the whole retention."""
-    import time
-
-    import redis
-
     from tests.support import RunningService
 
     with RunningService(redis_url, retention="8s") as first, RunningService(redis_url, retention="8s") as second:

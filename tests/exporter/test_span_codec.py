@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import zlib
 
 import pytest
@@ -14,6 +13,7 @@ from otel_sessions.exporter.span_codec import (
     CHUNK_HEADER,
     ZDICT,
     TraceFigures,
+    chunk_content,
     chunk_traces,
     decode_chunks,
     encode_chunk,
@@ -66,7 +66,7 @@ def test_chunks_of_earlier_formats_still_read(fmt):
     fragment = traces_data_fragment(_groups())
     if fmt == 2:
         compressor = zlib.compressobj(1, zlib.DEFLATED, -15, zdict=ZDICT)
-        body = compressor.compress(struct.pack(">H", 1) + b"".join(_table()) + fragment) + compressor.flush()
+        body = compressor.compress(chunk_content(_groups(), _table())) + compressor.flush()
     else:
         compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
         body = compressor.compress(fragment) + compressor.flush()

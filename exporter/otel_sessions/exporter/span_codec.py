@@ -153,9 +153,14 @@ def traces_data_fragment(groups: Iterable[ChunkGroup]) -> bytes:
     return b"".join(parts)
 
 
+def chunk_content(groups: Sequence[ChunkGroup], trace_table: Sequence[bytes]) -> bytes:
+    """What a chunk compresses: the trace table (packed trace entries), then the spans."""
+    return _COUNT.pack(len(trace_table)) + b"".join(trace_table) + traces_data_fragment(groups)
+
+
 def encode_chunk(groups: Sequence[ChunkGroup], span_count: int, trace_table: Sequence[bytes]) -> bytes:
     """A stored chunk (see the module docstring): ``trace_table`` holds packed trace entries."""
-    data = _COUNT.pack(len(trace_table)) + b"".join(trace_table) + traces_data_fragment(groups)
+    data = chunk_content(groups, trace_table)
     return CHUNK_HEADER.pack(_FORMAT_ZSTD, span_count) + _COMPRESSOR.compress(data, _FLUSH_FRAME)
 
 
