@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +39,11 @@ sys.path.insert(0, str(ROOT))
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
 from bench import workload  # noqa: E402
-from otel_sessions.exporter.batch import Batch, BatchBuilder, Group, span_digest  # noqa: E402
+from otel_sessions.exporter.batch import Batch, BatchBuilder, Group, SpanRecord, span_digest  # noqa: E402
 from otel_sessions.exporter.embedded_redis import EmbeddedRedis  # noqa: E402
-from otel_sessions.exporter.store import SessionStore, connect  # noqa: E402
+from otel_sessions.exporter.ingest import Ingestor  # noqa: E402
+from otel_sessions.exporter.settings import Settings  # noqa: E402
+from otel_sessions.exporter.store import SessionStore  # noqa: E402
 
 BIG_SESSION = "sess_big_1000_spans"
 
@@ -54,7 +57,7 @@ def _template_spans() -> list[tuple[tuple, bytes]]:
         workload.turn_spans(tracer, rng, "sess_template", "user-x", "thrd_x", "template")
     request = encode_spans(sink.spans[:10])
     batch = BatchBuilder().build(request.resource_spans)
-    return [(record[0], record[1]) for record in next(iter(batch.sessions.values())).spans]
+    return [(record.scope, record.body) for record in next(iter(batch.sessions.values())).spans]
 
 
 def _group(i: int, rng: random.Random, template: list[tuple[tuple, bytes]], now_us: int,
@@ -72,16 +75,18 @@ def _group(i: int, rng: random.Random, template: list[tuple[tuple, bytes]], now_
         tin, tout = (rng.randrange(200, 3000), rng.randrange(20, 600)) if llm else (0, 0)
         cost = (tin * 2.5 + tout * 10) / 1e6
         flags = (2 if k % 5 == 0 else 0) | (1 if rng.random() < 0.01 else 0)
-        group.spans.append((key, body, span_digest(trace_id, span_id), trace_id, flags, s, e, tin, tout, cost,
-                            "invoke_agent router" if k % 5 == 0 else None))
+        group.spans.append(SpanRecord(key, body, span_digest(trace_id, span_id), trace_id, span_id, flags, s, e,
+                                      tin, tout, cost, "invoke_agent router" if k % 5 == 0 else None))
     group.labels = {"s:support-bot", "m:gpt-4o-2024-08-06", "a:router", "t:search_orders"}
     group.metadata = {"plan": "pro" if i % 4 == 0 else "free"}
     return session_id, group
 
 
 async def fill(url: str, sessions: int, users: int, per_write: int = 500) -> str:
-    store = SessionStore(connect(url), publish_tail=False)
+    settings = Settings.resolve({"redis_url": url}, env={}).store_settings()
+    store = SessionStore.connect(url, replace(settings, publish_tail=False))
     await store.load_scripts()
+    ingestor = Ingestor(store, BatchBuilder())
     template = _template_spans()
     rng = random.Random(11)
     now_us = int(time.time() * 1e6)
@@ -92,7 +97,7 @@ async def fill(url: str, sessions: int, users: int, per_write: int = 500) -> str
             session_id, group = _group(i, rng, template, now_us, users)
             batch.sessions[session_id] = group
             batch.span_count += 10
-        await store.write(batch)
+        await ingestor.write(batch)
     took = time.perf_counter() - started
     print(f"filled {sessions:,} sessions ({sessions * 10:,} spans, {users:,} users) in {took:.1f}s")
 
@@ -102,9 +107,8 @@ async def fill(url: str, sessions: int, users: int, per_write: int = 500) -> str
     rng = random.Random(5)
     for _ in range(250):
         workload.turn_spans(tracer, rng, BIG_SESSION, "user-big", "thrd_big", "A long conversation")
-    builder = BatchBuilder()
     for offset in range(0, len(sink.spans), 200):
-        await store.write(builder.build(encode_spans(sink.spans[offset:offset + 200]).resource_spans))
+        await ingestor.write(ingestor.builder.build(encode_spans(sink.spans[offset:offset + 200]).resource_spans))
     summary = await store.get_session(BIG_SESSION, with_traces=True)
     print(f"big session: {summary.span_count} spans in {summary.trace_count} traces")
     await store.close()

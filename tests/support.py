@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from otel_sessions.exporter.server import Service
 from otel_sessions.exporter.settings import Settings
+from otel_sessions.exporter.store import SessionStore
 
 
 class RunningService:
@@ -64,6 +65,12 @@ class RunningService:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def open_store(redis_url: str, **options: Any) -> SessionStore:
+    """A store on ``redis_url`` with the service's settings (defaults, or ``options``)."""
+    settings = Settings.resolve({"redis_url": redis_url, **options}, env={})
+    return SessionStore.connect(redis_url, settings.store_settings())
 
 
 def provider_with(exporter: SpanExporter, service_name: str = "test-app") -> TracerProvider:

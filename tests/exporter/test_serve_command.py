@@ -13,8 +13,8 @@ import time
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-from otel_sessions.exporter.store import SessionStore, connect
 from tests.exporter.test_bad_input import InMemoryOne
+from tests.support import open_store
 
 SERVE = [sys.executable, "-m", "otel_sessions.exporter.cli", "serve"]
 
@@ -54,7 +54,7 @@ def _stop(process: subprocess.Popen) -> str:
 
 def _summary(redis_url: str, session_id: str):
     async def read():
-        store = SessionStore(connect(redis_url))
+        store = open_store(redis_url)
         try:
             return await store.get_session(session_id)
         finally:

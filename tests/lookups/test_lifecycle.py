@@ -143,7 +143,7 @@ def test_merge_of_shards_pages_exactly_over_many_sessions(service):
         for i in range(400):
             session_id, group = _group(i, rng, template, now_us, users=7)
             batch.sessions[session_id] = group
-        await service.store.write(batch)
+        await service.service.ingestor.write(batch)
 
     service.call(fill())
     for key, field in (("cost", "cost_usd"), ("start", "start_time"), ("spans", "span_count"),

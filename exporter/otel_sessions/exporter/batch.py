@@ -3,34 +3,39 @@
 One pass over the spans of a request extracts what the store needs per span (ids, times,
 errors, tokens, cost, model, kind labels) and groups the serialized spans by session:
 
-* a span naming a session (``session.id`` or an alias, see ``conventions.md``) goes to it;
+* a span naming a session (``session.id`` or an alias) goes to it;
 * a span without one goes to the session its trace names elsewhere in the request, else it
   is an *orphan* of its trace, resolved by the store (trace joining).
 
-A group's spans become one :class:`Payload`: 8-byte span and trace digests (idempotency and
-trace counting in the store's script), totals computed here, and one compressed chunk with the
-spans and their per-trace figures, so a whole session's part of a batch is one script call.
+A group's spans become one :class:`~.records.SessionWrite`: 8-byte span and trace digests
+(idempotency and trace counting in the store's script), totals computed here, and one
+compressed chunk with the spans and their per-trace figures, so a whole session's part of a
+batch is one script call. Attribute names and their precedence: ``docs/conventions.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from hashlib import blake2b
+from typing import NamedTuple
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from otel_sessions.processor import attributes as attr
 
 from .pricing import PriceTable
+from .records import SessionWrite
+from .schema import LABEL_KINDS, METADATA_PREFIX, SessionFlags, SpanFlags
 from .span_codec import encode_chunk, trace_entry
 
-__all__ = ["Group", "Payload", "Batch", "BatchBuilder", "span_digest", "trace_digest", "FLAG_ERROR", "FLAG_ROOT",
-           "FLAG_COST_ESTIMATED"]
+__all__ = ["Group", "Payload", "Batch", "BatchBuilder", "SpanRecord", "span_digest", "trace_digest"]
 
-FLAG_ERROR = 1
-FLAG_ROOT = 2
-FLAG_COST_ESTIMATED = 4
+# plain ints on the hot path (IntFlag arithmetic allocates)
+_ERROR = int(SpanFlags.ERROR)
+_ROOT = int(SpanFlags.ROOT)
+_ESTIMATED = int(SpanFlags.COST_ESTIMATED)
+_MODEL, _SERVICE, _AGENT, _TOOL = (LABEL_KINDS[k] for k in ("model", "service", "agent", "tool"))
 
 _STATUS_ERROR = 2
 _ZERO_TRACE = bytes(16)
@@ -38,8 +43,8 @@ _ZERO_SPAN = bytes(8)
 
 # Attribute key -> (slot, rank). Lower rank wins within a slot.
 _S_SESSION, _S_THREAD, _S_USER, _S_NAME, _S_IN, _S_OUT, _S_COST, _S_MODEL = range(8)
-_S_AGENT, _S_TOOL, _S_PREVIOUS, _S_ESCALATED, _S_OPERATION = range(8, 13)
-_N_SLOTS = 13
+_S_AGENT, _S_TOOL, _S_PREVIOUS, _S_ESCALATED = range(8, 12)
+_N_SLOTS = 12
 _SLOTS: dict[str, tuple[int, int]] = {}
 for _slot, _names in (
     (_S_SESSION, attr.SESSION_ID_ALIASES[:-1]),  # the conversation id is a fallback, handled below
@@ -54,7 +59,6 @@ for _slot, _names in (
     (_S_TOOL, (attr.TOOL_NAME,)),
     (_S_PREVIOUS, (attr.SESSION_PREVIOUS_ID,)),
     (_S_ESCALATED, (attr.SESSION_ESCALATED,)),
-    (_S_OPERATION, (attr.OPERATION_NAME, attr.OPENINFERENCE_SPAN_KIND, attr.TRACELOOP_SPAN_KIND)),
 ):
     for _rank, _name in enumerate(_names):
         _SLOTS.setdefault(_name, (_slot, _rank))
@@ -86,9 +90,35 @@ def _number(value) -> float:
     return 0.0
 
 
-#: One span as the store needs it: (scope key, span bytes, span digest, trace id, flags,
-#: start µs, end µs, input tokens, output tokens, cost USD, root span name or None)
-SpanRecord = tuple
+class SpanRecord(NamedTuple):
+    """One span as the store needs it."""
+
+    scope: tuple  # (resource bytes, resource schema_url, scope bytes, scope schema_url)
+    body: bytes  # the serialized span
+    digest: bytes  # span_digest(trace id, span id)
+    trace_id: bytes
+    span_id: bytes
+    flags: int  # SpanFlags
+    start_us: int
+    end_us: int
+    input_tokens: float
+    output_tokens: float
+    cost_usd: float
+    root_name: str | None  # the span's name when it is a root
+
+
+class _TraceTotals:
+    """Running figures of one trace within a group (the chunk's trace table)."""
+
+    __slots__ = ("start", "end", "spans", "errors", "tin", "tout", "cost", "root_name")
+
+    def __init__(self, start: int, end: int, error: int, tin: float, tout: float, cost: float, root: str) -> None:
+        self.start, self.end, self.spans, self.errors = start, end, 1, error
+        self.tin, self.tout, self.cost, self.root_name = tin, tout, cost, root
+
+    def entry(self, trace_id: bytes) -> bytes:
+        return trace_entry(trace_id, self.start, self.end, self.spans, self.errors, self.tin, self.tout, self.cost,
+                           self.root_name)
 
 
 def span_digest(trace_id: bytes, span_id: bytes) -> bytes:
@@ -106,12 +136,17 @@ def trace_digest(trace_id: bytes) -> bytes:
 
 @dataclass
 class Payload:
-    """What the store's script gets for a group: ids, figures and the chunk of its spans."""
+    """Figures and chunk of a group's spans (each trace + span id once)."""
 
     span_count: int
     span_ids: bytes  # n x 8-byte span digests
     trace_ids: bytes  # 8-byte digests of the distinct traces
-    totals: tuple  # (spans, errors, input, output, cost, start µs, end µs)
+    errors: int
+    input_tokens: float
+    output_tokens: float
+    cost_usd: float
+    start_us: int
+    end_us: int
     failed: bool
     cost_estimated: bool
     chunk: bytes
@@ -138,13 +173,13 @@ class Group:
     def payload(self) -> Payload:
         """Figures and chunk of this group's spans; a span repeated within the group counts once."""
         scopes: dict[tuple, list[bytes]] = {}
-        traces: dict[bytes, list] = {}
+        traces: dict[bytes, _TraceTotals] = {}
         ids: dict[bytes, None] = {}
         errors = count = 0
         tin_sum = tout_sum = cost_sum = 0.0
         first = last = 0
         failed = estimated = False
-        for key, body, digest, trace_id, flags, start, end, tin, tout, cost, root_name in self.spans:
+        for key, body, digest, trace_id, _span_id, flags, start, end, tin, tout, cost, root_name in self.spans:
             if digest in ids:
                 continue
             count += 1
@@ -154,12 +189,12 @@ class Group:
                 scopes[key] = [body]
             else:
                 bodies.append(body)
-            error = flags & FLAG_ERROR
+            error = flags & _ERROR
             if error:
                 errors += 1
-                if flags & FLAG_ROOT:
+                if flags & _ROOT:
                     failed = True
-            if flags & FLAG_COST_ESTIMATED:
+            if flags & _ESTIMATED:
                 estimated = True
             tin_sum += tin
             tout_sum += tout
@@ -170,24 +205,48 @@ class Group:
                 last = end
             t = traces.get(trace_id)
             if t is None:
-                traces[trace_id] = [start, end, 1, 1 if error else 0, tin, tout, cost, root_name or ""]
+                traces[trace_id] = _TraceTotals(start, end, 1 if error else 0, tin, tout, cost, root_name or "")
                 continue
-            if start < t[0]:
-                t[0] = start
-            if end > t[1]:
-                t[1] = end
-            t[2] += 1
+            if start < t.start:
+                t.start = start
+            if end > t.end:
+                t.end = end
+            t.spans += 1
             if error:
-                t[3] += 1
-            t[4] += tin
-            t[5] += tout
-            t[6] += cost
-            if root_name and not t[7]:
-                t[7] = root_name
-        table = [trace_entry(trace_id, *figures) for trace_id, figures in traces.items()]
+                t.errors += 1
+            t.tin += tin
+            t.tout += tout
+            t.cost += cost
+            if root_name and not t.root_name:
+                t.root_name = root_name
+        table = [t.entry(trace_id) for trace_id, t in traces.items()]
         chunk = encode_chunk([(*key, bodies) for key, bodies in scopes.items()], count, table) if count else b""
-        return Payload(count, b"".join(ids), b"".join([trace_digest(t) for t in traces]),
-                       (count, errors, tin_sum, tout_sum, cost_sum, first, last), failed, estimated, chunk)
+        return Payload(count, b"".join(ids), b"".join([trace_digest(t) for t in traces]), errors, tin_sum,
+                       tout_sum, cost_sum, first, last, failed, estimated, chunk)
+
+    def to_write(self, session_id: str) -> SessionWrite:
+        """The store record of this group as session ``session_id``."""
+        p = self.payload()
+        flags = ((SessionFlags.ENDED if self.ended else 0) | (SessionFlags.ESCALATED if self.escalated else 0)
+                 | (SessionFlags.FAILED if p.failed else 0) | (SessionFlags.COST_ESTIMATED if p.cost_estimated else 0))
+        once = [("id", session_id)]
+        for field_name, value in (("name", self.name), ("user", self.user_id), ("thread", self.thread_id),
+                                  ("prev", self.previous_id)):
+            if value:
+                once.append((field_name, value))
+        once += [(METADATA_PREFIX + key, value) for key, value in self.metadata.items()]
+        return SessionWrite(
+            session_id, p.span_count, p.span_ids, p.trace_ids, p.errors, int(p.input_tokens), int(p.output_tokens),
+            p.cost_usd, p.start_us, p.end_us, int(flags), tuple(once), tuple(sorted(self.labels)), p.chunk,
+            self.user_id, self.thread_id, self.name,
+        )
+
+    def only(self, mask: bytes) -> Group:
+        """A copy holding only the spans whose byte in ``mask`` is ``b"1"`` (mask is over the
+        distinct spans in :meth:`payload` order, as the store's partial-write reply gives it)."""
+        digests: list[bytes] = list(dict.fromkeys(record.digest for record in self.spans))
+        keep = {digest for digest, flag in zip(digests, mask) if flag == 49}  # '1'
+        return replace(self, spans=[record for record in self.spans if record.digest in keep])
 
     def merge(self, other: Group) -> None:
         """Add ``other``'s spans (an orphan group joining this session)."""
@@ -204,11 +263,15 @@ class Group:
 
 @dataclass
 class Batch:
-    """The result of one request: session groups, orphan groups, and what was refused."""
+    """The spans of one request, grouped: by session, orphans by trace, and what was refused.
+
+    ``operations`` holds, per service name, the (span kind, span name) pairs seen: what the
+    Jaeger index lists, learnt in the same pass."""
 
     sessions: dict[str, Group] = field(default_factory=dict)
     orphans: dict[bytes, Group] = field(default_factory=dict)
     trace_sessions: dict[bytes, str] = field(default_factory=dict)  # first session named per trace
+    operations: dict[str, set[tuple[int, str]]] = field(default_factory=dict)
     span_count: int = 0
     rejected: int = 0
     invalid_ids: int = 0
@@ -251,12 +314,14 @@ class BatchBuilder:
                 if kv.key == attr.SERVICE_NAME:
                     service = kv.value.string_value
                     break
-            service_label = "s:" + service if service else None
+            service_label = _SERVICE + service if service else None
+            operations = batch.operations.setdefault(service or "", set())
             resource_bytes = resource.SerializeToString()
             for ss in rs.scope_spans:
                 key = (resource_bytes, rs.schema_url, ss.scope.SerializeToString(), ss.schema_url)
                 for span in ss.spans:
                     self._add_span(batch, span, key, service_label, force_session)
+                    operations.add((span.kind, span.name))
         return batch
 
     def _add_span(self, batch: Batch, span, key: tuple, service_label: str | None,
@@ -333,17 +398,17 @@ class BatchBuilder:
                     group.metadata[meta_key[:128]] = text[:1024]
 
         # --- facts -------------------------------------------------------------------------
-        flags = FLAG_ERROR if span.status.code == _STATUS_ERROR else 0
+        flags = _ERROR if span.status.code == _STATUS_ERROR else 0
         if span.events:
             for event in span.events:
                 event_name = event.name
                 if event_name == attr.EXCEPTION_EVENT:
-                    flags |= FLAG_ERROR
+                    flags |= _ERROR
                 elif event_name == attr.SESSION_END_EVENT:
                     group.ended = True
         root_name = None
         if not span.parent_span_id:
-            flags |= FLAG_ROOT
+            flags |= _ROOT
             root_name = span.name
         value = found[_S_IN]
         in_tokens = _number(value) if value is not None else 0.0
@@ -352,28 +417,28 @@ class BatchBuilder:
         value = found[_S_MODEL]
         model = _text(value) if value is not None else None
         if model:
-            group.labels.add("m:" + model[:256])
+            group.labels.add(_MODEL + model[:256])
         if found[_S_COST] is not None:
             cost = _number(found[_S_COST])
         elif model and (in_tokens or out_tokens):
             estimate = self.prices.estimate(model, in_tokens, out_tokens)
             cost = estimate or 0.0
             if estimate is not None:
-                flags |= FLAG_COST_ESTIMATED
+                flags |= _ESTIMATED
         else:
             cost = 0.0
         if found[_S_AGENT] is not None:
-            group.labels.add("a:" + found[_S_AGENT].string_value[:256])
+            group.labels.add(_AGENT + found[_S_AGENT].string_value[:256])
         if found[_S_TOOL] is not None:
-            group.labels.add("t:" + found[_S_TOOL].string_value[:256])
+            group.labels.add(_TOOL + found[_S_TOOL].string_value[:256])
         if service_label:
             group.labels.add(service_label)
 
         start = span.start_time_unix_nano // 1000
         end = span.end_time_unix_nano // 1000
-        group.spans.append((key, span.SerializeToString(), span_digest(trace_id, span_id),
-                            trace_id, flags, start, end if end > start else start, in_tokens, out_tokens, cost,
-                            root_name))
+        group.spans.append(SpanRecord(key, span.SerializeToString(), span_digest(trace_id, span_id), trace_id,
+                                      span_id, flags, start, end if end > start else start, in_tokens, out_tokens,
+                                      cost, root_name))
 
     def _valid(self, batch: Batch, value: str | None) -> str | None:
         if value is None or self._is_valid(value):

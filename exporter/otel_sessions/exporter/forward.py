@@ -46,7 +46,6 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -61,8 +60,8 @@ from prometheus_client import Counter, Gauge
 
 from otel_sessions.processor import attributes as attr
 
-from .batch import Batch, span_digest
-from .store import SessionStore, WriteResult
+from .ingest import StoredBatch
+from .store import SessionStore
 
 __all__ = ["Forwarding", "Destination", "FORWARD_METRICS", "EXPORT_METHOD"]
 
@@ -119,12 +118,12 @@ class _Outcome:
 class _Item:
     """A stored request waiting to be forwarded; enriched lazily, once, off the ingest path."""
 
-    __slots__ = ("body", "span_count", "groups", "_payload")
+    __slots__ = ("body", "span_count", "_stored", "_payload")
 
-    def __init__(self, body: bytes, span_count: int, groups: list[tuple[str, list[bytes], str | None, str | None]]):
-        self.body = body
-        self.span_count = span_count
-        self.groups = groups  # (session id, span digests, thread id, user id) per session of the batch
+    def __init__(self, stored: StoredBatch):
+        self.body = stored.body
+        self.span_count = stored.span_count
+        self._stored: StoredBatch | None = stored if stored.sessions else None
         self._payload: asyncio.Future[bytes] | None = None
 
     async def payload(self, sessions: _SessionInfo) -> bytes:
@@ -133,21 +132,19 @@ class _Item:
         return await asyncio.shield(self._payload)
 
     async def _enrich(self, sessions: _SessionInfo) -> bytes:
-        if not self.groups:
+        stored, self._stored = self._stored, None
+        if stored is None:
             return self.body
-        by_span: dict[bytes, str] = {}
-        for session_id, digests, thread_id, user_id in self.groups:
+        for session_id, (thread_id, user_id) in stored.sessions.items():
             sessions.learn(session_id, thread_id, user_id)
-            for digest in digests:
-                by_span[digest] = session_id
-        self.groups = []
+        by_span = stored.span_sessions
         infos = await sessions.lookup(set(by_span.values()))
         request = ExportTraceServiceRequest.FromString(self.body)
         enriched = 0
         for rs in request.resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    session_id = by_span.get(span_digest(span.trace_id, span.span_id))
+                    session_id = by_span.get(span.trace_id + span.span_id)
                     if session_id is None:
                         continue
                     thread_id, user_id = infos.get(session_id, (None, None))
@@ -452,6 +449,16 @@ def _status_message(body: bytes) -> str:
 
 
 # --- the hook --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ForwardSettings:
+    """Forwarding's slice of the service settings (``--forward*``; durations in seconds)."""
+
+    urls: tuple[str, ...]
+    max_queued_spans: int
+    retry_max_s: float
+    timeout_s: float
+
+
 class Forwarding:
     """The ``after_store`` hook that forwards every stored request to each destination.
 
@@ -459,27 +466,23 @@ class Forwarding:
     the receivers stopped and before the store closes.
     """
 
-    def __init__(self, urls: Sequence[str], store: SessionStore | None, *, max_queued_spans: int = 20_000,
-                 retry_max_s: float = 300.0, timeout_s: float = 10.0, **backoff) -> None:
+    def __init__(self, settings: ForwardSettings, store: SessionStore | None, **backoff) -> None:
         self.sessions = _SessionInfo(store)
         self.destinations = [
-            Destination.create(url, max_queued_spans=max_queued_spans, retry_max_s=retry_max_s,
-                               timeout_s=timeout_s, sessions=self.sessions, **backoff)
-            for url in urls
+            Destination.create(url, max_queued_spans=settings.max_queued_spans, retry_max_s=settings.retry_max_s,
+                               timeout_s=settings.timeout_s, sessions=self.sessions, **backoff)
+            for url in settings.urls
         ]
 
     async def start(self) -> None:
         for destination in self.destinations:
             await destination.start()
 
-    def __call__(self, request: ExportTraceServiceRequest, batch: Batch, _result: WriteResult) -> None:
-        """Queue ``request`` for every destination. Never blocks, never raises into ingest."""
-        span_count = batch.span_count + batch.rejected
-        if not span_count:
+    def __call__(self, stored: StoredBatch) -> None:
+        """Queue the stored request for every destination. Never blocks, never raises into ingest."""
+        if not stored.span_count:
             return
-        groups = [(sid, [record[2] for record in group.spans], group.thread_id, group.user_id)
-                  for sid, group in batch.sessions.items()]
-        item = _Item(request.SerializeToString(), span_count, groups)
+        item = _Item(stored)
         for destination in self.destinations:
             destination.offer(item)
 

@@ -1,20 +1,24 @@
 """gRPC ``otel_sessions.v1.SessionService`` (proto/otel_sessions/v1/session_service.proto).
 
-The same lookups as the REST API (query.py, tail.py), with gRPC status codes: ``NOT_FOUND``
-for unknown sessions and threads, ``INVALID_ARGUMENT`` for bad requests (the message names
-the field), ``UNAVAILABLE`` when Redis fails, ``UNAUTHENTICATED`` without the query token.
+The same lookups as the REST API (query.py, tail.py), with the error table's gRPC codes:
+``NOT_FOUND`` for unknown sessions and threads, ``INVALID_ARGUMENT`` for bad requests (the
+message names the field), ``UNAVAILABLE`` when Redis fails, ``UNAUTHENTICATED`` without the
+query token, ``INTERNAL`` for a bug.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import grpc
 
 from otel_sessions.v1 import session_service_pb2 as pb
 from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
 
-from .auth import bearer_ok
-from .query import MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
-from .store import SessionStore, StoreUnavailable
+from .auth import BearerGuard
+from .errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
+from .query import MAX_LIMIT, SessionQueries, SessionQuery, parse_count
+from .store import SessionStore
 from .summary import SessionSummary, TraceSummary
 from .tail import SessionTail
 
@@ -62,61 +66,65 @@ def _query_from_request(request: pb.ListSessionsRequest) -> SessionQuery:
 
 
 class SessionService(pb_grpc.SessionServiceServicer):
-    """The servicer; one per server, over the process's store."""
+    """The servicer; one per server, over the process's store. Every failure is answered from
+    the error table (``errors.py``)."""
 
-    def __init__(self, store: SessionStore, query_token: str | None = None) -> None:
+    def __init__(self, store: SessionStore, guard: BearerGuard) -> None:
         self.store = store
         self.queries = SessionQueries(store)
-        self.token = query_token
+        self.guard = guard
 
-    async def _check(self, context: grpc.aio.ServicerContext, session_id: str | None = None,
-                     field: str = "session_id") -> None:
-        if self.token is not None:
-            metadata = dict(context.invocation_metadata() or ())
-            if not bearer_ok(metadata.get("authorization"), self.token):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        if session_id is not None and not session_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: required")
-
-    async def _guarded(self, context, call):
+    async def _answer(self, context: grpc.aio.ServicerContext, method: str, call: Callable[[], Awaitable]):
+        """Check the token, run ``call``, and abort with the table's code on any failure."""
         try:
+            self.guard.check_grpc(context.invocation_metadata())
             return await call()
-        except QueryError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except StoreUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"session store unavailable, retry later ({exc})")
+        except Exception as exc:
+            await grpc_abort(context, exc, f"SessionService/{method}")
+
+    @staticmethod
+    def _required(value: str, field: str) -> str:
+        if not value:
+            raise BadRequest("required", field)
+        return value
 
     async def ListSessions(self, request, context):
-        await self._check(context)
-
         async def call():
             result = await self.queries.list_sessions(_query_from_request(request))
             return pb.ListSessionsResponse(sessions=[session_to_proto(s) for s in result.sessions],
                                            total=result.total, limit=result.limit, offset=result.offset,
                                            partial=result.partial)
 
-        return await self._guarded(context, call)
+        return await self._answer(context, "ListSessions", call)
 
     async def GetSession(self, request, context):
-        await self._check(context, request.session_id)
-        summary = await self._guarded(context, lambda: self.store.get_session(request.session_id, with_traces=True))
-        if summary is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
-        return session_to_proto(summary)
+        async def call():
+            session_id = self._required(request.session_id, "session_id")
+            summary = await self.store.get_session(session_id, with_traces=True)
+            if summary is None:
+                raise NotFound(f"no session {session_id!r}")
+            return session_to_proto(summary)
+
+        return await self._answer(context, "GetSession", call)
 
     async def GetSessionSpans(self, request, context):
-        await self._check(context, request.session_id)
-        data = await self._guarded(context, lambda: self.store.get_spans(request.session_id))
-        if data is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
-        return data
+        async def call():
+            session_id = self._required(request.session_id, "session_id")
+            data = await self.store.get_spans(session_id)
+            if data is None:
+                raise NotFound(f"no session {session_id!r}")
+            return data
+
+        return await self._answer(context, "GetSessionSpans", call)
 
     async def TailSession(self, request, context):
-        await self._check(context, request.session_id)
-        summary = await self._guarded(context, lambda: self.store.get_session(request.session_id))
-        if summary is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
-        following = await self._guarded(context, lambda: SessionTail(self.store, request.session_id).start())
+        async def start() -> SessionTail:
+            session_id = self._required(request.session_id, "session_id")
+            if await self.store.get_session(session_id) is None:
+                raise NotFound(f"no session {session_id!r}")
+            return await SessionTail(self.store, session_id).start()
+
+        following = await self._answer(context, "TailSession", start)
         try:
             # Headers go out once subscribed: a client that has them knows no later span is missed.
             await context.send_initial_metadata((("x-otel-sessions-tail", "live"),))
@@ -124,32 +132,33 @@ class SessionService(pb_grpc.SessionServiceServicer):
                 if data is not None:
                     await context.write(data)
         except StoreUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"session store unavailable ({exc})")
+            await grpc_abort(context, exc, "SessionService/TailSession")
         finally:
             await following.close()
 
     async def GetThread(self, request, context):
-        await self._check(context, request.thread_id, "thread_id")
-
         async def call():
+            thread_id = self._required(request.thread_id, "thread_id")
             limit = parse_count("limit", request.limit if request.HasField("limit") else None, MAX_LIMIT, MAX_LIMIT)
-            return await self.queries.thread(request.thread_id, limit=limit, offset=request.offset)
+            result = await self.queries.thread(thread_id, limit=limit, offset=request.offset)
+            if result is None:
+                raise NotFound(f"no thread {thread_id!r}")
+            return pb.Thread(id=thread_id, sessions=[session_to_proto(s) for s in result.sessions],
+                             total=result.total)
 
-        result = await self._guarded(context, call)
-        if result is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no thread {request.thread_id!r}")
-        return pb.Thread(id=request.thread_id, sessions=[session_to_proto(s) for s in result.sessions],
-                         total=result.total)
+        return await self._answer(context, "GetThread", call)
 
     async def DeleteSession(self, request, context):
-        await self._check(context, request.session_id)
-        deleted = await self._guarded(context, lambda: self.store.delete_session(request.session_id))
-        if not deleted:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
-        return pb.DeleteSessionResponse()
+        async def call():
+            session_id = self._required(request.session_id, "session_id")
+            if not await self.store.delete_session(session_id):
+                raise NotFound(f"no session {session_id!r}")
+            return pb.DeleteSessionResponse()
+
+        return await self._answer(context, "DeleteSession", call)
 
 
-def add_session_service(server: grpc.aio.Server, store: SessionStore, query_token: str | None) -> SessionService:
-    servicer = SessionService(store, query_token)
+def add_session_service(server: grpc.aio.Server, store: SessionStore, guard: BearerGuard) -> SessionService:
+    servicer = SessionService(store, guard)
     pb_grpc.add_SessionServiceServicer_to_server(servicer, server)
     return servicer

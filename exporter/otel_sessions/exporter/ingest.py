@@ -1,47 +1,87 @@
-"""What every OTLP transport shares: decode, group, store, answer.
+"""What every OTLP transport shares: group, store, answer.
 
-:meth:`Ingestor.export` is called by the gRPC and the HTTP receivers with a parsed request.
-It acknowledges (returns a response) only after the store wrote the batch; a Redis failure
-propagates as :class:`~otel_sessions.exporter.store.StoreUnavailable`, which the receivers
-turn into gRPC ``UNAVAILABLE`` / HTTP 503 so that exporters retry.
+:meth:`Ingestor.export` is called by the gRPC and the HTTP receivers with a parsed request
+(and its bytes). It groups the spans (:class:`~.batch.BatchBuilder`), has the store write the
+groups, regroups what the store hands back (spans parked earlier whose trace is now claimed,
+orphans whose trace turned out to have a session, session writes refused because some of
+their spans were stored before), writes those, then has the store update the indexes. It
+acknowledges (returns a response) only after all of that succeeded; a Redis failure
+propagates as :class:`~.errors.StoreUnavailable`, which the receivers answer as retryable.
+
+After a request is stored, each hook in :attr:`Ingestor.after_store` gets a
+:class:`StoredBatch`: the request's bytes and what grouping learnt (sessions, span -> session,
+services and operations), so no hook parses or hashes the request again to learn them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from functools import cached_property
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from .batch import Batch, BatchBuilder
+from .batch import Batch, BatchBuilder, Group
+from .errors import StoreUnavailable
 from .metrics import METRICS
-from .store import SessionStore, StoreUnavailable, WriteResult
+from .records import SessionFigures, SessionWrite, TraceJoin, WriteResult
+from .span_codec import decode_chunks
+from .store import SessionStore
 
-__all__ = ["Ingestor"]
+__all__ = ["Ingestor", "StoredBatch", "AfterStore"]
 
 log = logging.getLogger(__name__)
 
-#: Called after a batch was stored: the request, the batch (sessions known) and the result.
-AfterStore = Callable[[ExportTraceServiceRequest, Batch, WriteResult], Awaitable[None] | None]
+
+class StoredBatch:
+    """One stored request, as the after-store hooks see it (read-only by convention).
+
+    ``body``: the request as serialized OTLP protobuf; ``span_count``: its spans (refused ones
+    included); ``sessions``: session id -> (thread id, user id) named in the request;
+    ``operations``: service name ("" when none) -> {(span kind, span name)};
+    :attr:`span_sessions`: trace id + span id (24 bytes) -> session, for every span whose
+    session is known now (built on first use)."""
+
+    def __init__(self, body: bytes, batch: Batch) -> None:
+        self.body = body
+        self.span_count = batch.span_count + batch.rejected
+        self.sessions = {sid: (g.thread_id, g.user_id) for sid, g in batch.sessions.items()}
+        self.operations = batch.operations
+        self._batch = batch
+
+    @cached_property
+    def span_sessions(self) -> dict[bytes, str]:
+        return {record.trace_id + record.span_id: session_id
+                for session_id, group in self._batch.sessions.items() for record in group.spans}
+
+
+#: Called after a request was stored; must not block (queue work instead) and never raises.
+AfterStore = Callable[[StoredBatch], Awaitable[None] | None]
 
 
 class Ingestor:
-    def __init__(self, store: SessionStore, builder: BatchBuilder | None = None) -> None:
+    """Groups requests and writes them through one :class:`SessionStore`."""
+
+    def __init__(self, store: SessionStore, builder: BatchBuilder) -> None:
         self.store = store
-        self.builder = builder or store.builder
+        self.builder = builder
         self.after_store: list[AfterStore] = []
 
-    async def export(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
-        """Store every span of ``request``; raises StoreUnavailable when Redis fails."""
+    async def export(self, request: ExportTraceServiceRequest, body: bytes | None = None) -> ExportTraceServiceResponse:
+        """Store every span of ``request`` (``body``: its serialized form, when at hand).
+
+        Raises :class:`StoreUnavailable` when Redis fails."""
         batch = self.builder.build(request.resource_spans)
         METRICS.spans_received.inc(batch.span_count + batch.rejected)
         if batch.invalid_ids:
             METRICS.invalid_ids.inc(batch.invalid_ids)
         try:
-            result = await self.store.write(batch)
+            result = await self.write(batch)
         except StoreUnavailable:
             METRICS.redis_errors.inc()
             raise
@@ -52,16 +92,88 @@ class Ingestor:
             METRICS.spans_joined.inc(result.spans_joined)
         if result.spans_parked:
             METRICS.spans_parked.inc(result.spans_parked)
-        for hook in self.after_store:
-            try:
-                outcome = hook(request, batch, result)
-                if outcome is not None:
-                    await outcome
-            except Exception:  # a hook (e.g. forwarding) never fails ingest
-                log.exception("after-store hook failed")
+        if self.after_store:
+            await self._run_hooks(request, body, batch)
         response = ExportTraceServiceResponse()
         if batch.rejected:
             METRICS.spans_rejected.inc(batch.rejected)
             response.partial_success.rejected_spans = batch.rejected
             response.partial_success.error_message = "; ".join(batch.errors)
         return response
+
+    async def write(self, batch: Batch) -> WriteResult:
+        """Write a grouped batch (it is this ingestor's own object: regrouping changes it)."""
+        result = WriteResult()
+        result.spans_joined += batch.join_local()
+        now_ms = int(time.time() * 1000)
+        for trace_id in list(batch.orphans):
+            owner = self.store.known_owner(trace_id, now_ms)
+            if owner is not None:
+                self._adopt(batch.sessions, owner, batch.orphans.pop(trace_id), result)
+
+        pending = [(sid, group) for sid, group in batch.sessions.items() if group.spans]
+        writes = [group.to_write(sid) for sid, group in pending]
+        join = TraceJoin(claims=dict(batch.trace_sessions),
+                         parked={trace_id: group.payload().chunk for trace_id, group in batch.orphans.items()})
+        joined, replies = await self.store.write(join, writes, now_ms)
+
+        # what the store handed back to be written into a session
+        adopted: dict[str, Group] = {}
+        for trace_id in joined.parked:
+            result.spans_parked += batch.orphans[trace_id].span_count
+        for trace_id, owner in joined.owners.items():
+            orphan = batch.orphans.pop(trace_id, None)
+            if orphan is not None:
+                self._adopt(adopted, owner, orphan, result)
+            batch.trace_sessions.setdefault(trace_id, owner)
+        for owner, chunks in joined.adopt:
+            parked = self.builder.build(TracesData.FromString(decode_chunks(chunks)).resource_spans,
+                                        force_session=owner)
+            for session_id, group in parked.sessions.items():
+                self._adopt(adopted, session_id, group, result)
+
+        stored: dict[str, tuple[SessionWrite, SessionFigures]] = {}
+        while True:
+            again: list[tuple[str, Group]] = []
+            for (session_id, group), write, reply in zip(pending, writes, replies):
+                if reply.status < 0:  # partly stored before: send the new spans again
+                    fresh = group.only(reply.new_mask or b"")
+                    result.spans_duplicate += group.span_count - fresh.span_count
+                    again.append((session_id, fresh))
+                    continue
+                result.spans_new += reply.status
+                result.spans_duplicate += write.span_count - reply.status
+                earlier = stored.get(session_id)
+                if earlier is not None:  # written again this request (adopted spans): keep what it named
+                    write = write._replace(user_id=write.user_id or earlier[0].user_id,
+                                           thread_id=write.thread_id or earlier[0].thread_id,
+                                           name=write.name or earlier[0].name)
+                stored[session_id] = (write, reply.figures)
+            again += [(sid, group) for sid, group in adopted.items() if group.spans]
+            adopted = {}
+            if not again:
+                break
+            pending = again
+            writes = [group.to_write(sid) for sid, group in pending]
+            _joined, replies = await self.store.write(None, writes, now_ms)
+        result.sessions = len(stored)
+        await self.store.finish(list(stored.values()), joined.trims, now_ms)
+        return result
+
+    @staticmethod
+    def _adopt(groups: dict[str, Group], session_id: str, group: Group, result: WriteResult) -> None:
+        target = groups.get(session_id)
+        if target is None:
+            target = groups[session_id] = Group()
+        target.merge(group)
+        result.spans_joined += group.span_count
+
+    async def _run_hooks(self, request: ExportTraceServiceRequest, body: bytes | None, batch: Batch) -> None:
+        stored = StoredBatch(body if body is not None else request.SerializeToString(), batch)
+        for hook in self.after_store:
+            try:
+                outcome = hook(stored)
+                if outcome is not None:
+                    await outcome
+            except Exception:  # a hook (e.g. forwarding) never fails ingest
+                log.exception("after-store hook failed")

@@ -46,20 +46,19 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from otel_sessions.processor import attributes as attr
 
-from .auth import bearer_ok
-from .batch import Batch
-from .keys import INDEX_SHARDS, service_shard
+from .auth import BearerGuard
+from .errors import BadRequest, http_error
+from .ingest import StoredBatch
 from .receiver_http import INGESTOR
-from .store import SessionStore, WriteResult
+from .service_index import ServiceIndex
+from .store import SessionStore
 from .summary import SessionSummary
 
 __all__ = ["jaeger_routes", "JaegerIndex", "JaegerQuery", "session_trace_id", "session_root_span_id",
@@ -95,82 +94,47 @@ def session_root_span_id(session_id: str) -> bytes:
 class JaegerIndex:
     """``after_store`` hook keeping the service/operation lists and the synthetic trace map.
 
-    Writes are throttled per name (each is rewritten at most every ``refresh_s``) and run as
-    background tasks (at most ``max_inflight`` at once), so ingest never waits for them.
-    Reading span names costs about half a microsecond per span, so it gets a CPU budget of
-    ``scan_budget`` (a fraction of each second, default 2 %): under heavy ingest some requests
-    are not scanned, and names that recur are still listed (a name seen only in skipped
-    requests is listed once it recurs). Synthetic trace ids are recorded for every session.
-    """
+    Grouping already collected each request's services and (span kind, span name) pairs, so
+    this reads no span. Writes are throttled per name (each is rewritten at most every
+    ``refresh_s``) and run as background tasks (at most ``max_inflight`` at once), so ingest
+    never waits for them; a write that fails is logged and made again with a later request."""
 
-    def __init__(self, store: SessionStore, refresh_s: float = 60.0, max_operations: int = 1000,
-                 max_inflight: int = 4, cache_size: int = 50_000, scan_budget: float = 0.02) -> None:
-        self.store = store
-        self.refresh_s = min(refresh_s, store.retention_ms / 4000)
-        self.max_operations = max_operations
+    def __init__(self, index: ServiceIndex, refresh_s: float = 60.0, max_inflight: int = 4,
+                 cache_size: int = 50_000) -> None:
+        self.index = index
+        self.refresh_s = min(refresh_s, index.retention_ms / 4000)
         self.max_inflight = max_inflight
         self.cache_size = cache_size
-        self.scan_budget = scan_budget
-        self._window = 0.0
-        self._spent = 0.0
         self._written: dict[Any, float] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._script = resources.files(__package__).joinpath("lua", "record_operations.lua").read_text()
 
     def _fresh(self, key: Any, now: float) -> bool:
         return now - self._written.get(key, -1e18) < self.refresh_s
 
-    def __call__(self, request: ExportTraceServiceRequest, batch: Batch, _result: WriteResult) -> None:
+    def __call__(self, stored: StoredBatch) -> None:
         if len(self._tasks) >= self.max_inflight:
             return  # names not written now are written with a later batch
         now = time.monotonic()
         operations: dict[str, set[str]] = {}
-        if now - self._window >= 1.0:
-            self._window, self._spent = now, 0.0
-        if self._spent < self.scan_budget:
-            started = time.perf_counter()
-            self._scan(request, operations, now)
-            self._spent += time.perf_counter() - started
-        sessions = [sid for sid in batch.sessions if not self._fresh(sid, now)]
+        for service, pairs in stored.operations.items():
+            service = service or UNKNOWN_SERVICE
+            for kind, name in pairs:
+                member = f"{_KINDS[kind] if 0 <= kind < len(_KINDS) else ''}\0{name}"
+                if not self._fresh((service, member), now):
+                    operations.setdefault(service, set()).add(member)
+        sessions = [sid for sid in stored.sessions if not self._fresh(sid, now)]
         if not operations and not sessions:
             return
         task = asyncio.ensure_future(self._write(operations, sessions, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _scan(self, request: ExportTraceServiceRequest, operations: dict[str, set[str]], now: float) -> None:
-        for rs in request.resource_spans:
-            service = UNKNOWN_SERVICE
-            for kv in rs.resource.attributes:
-                if kv.key == attr.SERVICE_NAME:
-                    service = kv.value.string_value or UNKNOWN_SERVICE
-                    break
-            for ss in rs.scope_spans:
-                for kind, name in {(span.kind, span.name) for span in ss.spans}:
-                    member = f"{_KINDS[kind] if kind < len(_KINDS) else ''}\0{name}"
-                    if not self._fresh((service, member), now):
-                        operations.setdefault(service, set()).add(member)
-
     async def _write(self, operations: dict[str, set[str]], sessions: list[str], now: float) -> None:
-        keys = self.store.keys
-        ttl = self.store.retention_ms
-        by_shard: dict[int, list[str]] = {}
-        for service in operations:
-            by_shard.setdefault(service_shard(service), []).append(service)
-        pipe = self.store.client.pipeline(transaction=False)
-        for shard, services in by_shard.items():
-            script_keys = [keys.services(shard)] + [keys.operations(s) for s in services]
-            args: list[Any] = [int(time.time() * 1000), ttl, self.max_operations]
-            for service in services:
-                members = sorted(operations[service])
-                args += [service, len(members), *members]
-            pipe.eval(self._script, len(script_keys), *script_keys, *args)
-        for session_id in sessions:
-            pipe.set(keys.synthetic_trace(session_trace_id(session_id)), session_id, px=ttl)
         try:
-            await pipe.execute()
+            await self.index.record(operations, {session_trace_id(sid): sid for sid in sessions},
+                                    int(time.time() * 1000))
         except Exception as exc:  # the index is best effort: the next batch writes again
-            log.debug("jaeger index write failed: %s", exc)
+            log.warning("jaeger index write failed (made again with a later request): %s", exc)
             return
         if len(self._written) > self.cache_size:
             self._written.clear()
@@ -412,7 +376,7 @@ def _session_resource():
 
 
 # --- query parameters ------------------------------------------------------------------------
-class BadQuery(ValueError):
+class BadQuery(BadRequest):
     """A query parameter Jaeger would refuse (HTTP 400)."""
 
 
@@ -542,33 +506,24 @@ def parse_trace_id(text: str) -> bytes:
 
 # --- reads -----------------------------------------------------------------------------------
 class JaegerQuery:
-    """Jaeger reads over a :class:`SessionStore` (bounded: no keyspace scans)."""
+    """Jaeger reads over a :class:`SessionStore` and its :class:`ServiceIndex` (bounded: no
+    keyspace scans)."""
 
-    def __init__(self, store: SessionStore) -> None:
+    def __init__(self, store: SessionStore, index: ServiceIndex) -> None:
         self.store = store
-        self.keys = store.keys
+        self.index = index
 
     def _cutoff_ms(self) -> float:
-        return time.time() * 1000 - self.store.retention_ms
+        return time.time() * 1000 - self.index.retention_ms
 
     async def services(self) -> list[str]:
-        pipe = self.store.client.pipeline(transaction=False)
-        for shard in range(INDEX_SHARDS):
-            pipe.zrangebyscore(self.keys.services(shard), self._cutoff_ms(), "+inf")
-        names = {SESSION_SERVICE}
-        for reply in await pipe.execute():
-            names.update(member.decode(errors="replace") for member in reply)
-        return sorted(names)
+        return sorted(await self.index.services(self._cutoff_ms()) | {SESSION_SERVICE})
 
     async def operations(self, service: str, span_kind: str | None = None) -> list[dict[str, str]]:
         if service == SESSION_SERVICE:
             return []
-        members = await self.store.client.zrangebyscore(self.keys.operations(service), self._cutoff_ms(), "+inf")
-        out = []
-        for member in members:
-            kind, _, name = member.decode(errors="replace").partition("\0")
-            if span_kind is None or span_kind == kind:
-                out.append({"name": name, "spanKind": kind})
+        out = [{"name": name, "spanKind": kind} for kind, name in await self.index.operations(service, self._cutoff_ms())
+               if span_kind is None or span_kind == kind]
         return sorted(out, key=lambda op: (op["name"], op["spanKind"]))
 
     async def session_trace(self, session_id: str) -> dict[str, Any] | None:
@@ -580,10 +535,9 @@ class JaegerQuery:
 
     async def trace(self, trace_id: bytes) -> dict[str, Any] | None:
         """A trace by id: a synthetic session trace, a session's trace, or spans kept by trace."""
-        client = self.store.client
-        synthetic = await client.get(self.keys.synthetic_trace(trace_id))
+        synthetic = await self.index.synthetic_session(trace_id)
         if synthetic:
-            found = await self.session_trace(synthetic.decode())
+            found = await self.session_trace(synthetic)
             if found is not None:
                 return found
         session_id = await self.store.get_trace_session(trace_id)
@@ -605,15 +559,6 @@ class JaegerQuery:
                 return await self.session_trace(session_id)
         return None
 
-    async def _indexed(self, key_of: Callable[[int], str]) -> list[str]:
-        pipe = self.store.client.pipeline(transaction=False)
-        for shard in range(INDEX_SHARDS):
-            pipe.zrevrange(key_of(shard), 0, SEARCH_MAX_SESSIONS - 1)
-        found: list[str] = []
-        for reply in await pipe.execute():
-            found += [member.decode() for member in reply]
-        return found
-
     async def _candidates(self, q: TraceQuery) -> list[SessionSummary]:
         session_id = q.tags.get(attr.SESSION_ID)
         user_id = q.tags.get(attr.USER_ID)
@@ -621,9 +566,9 @@ class JaegerQuery:
         if session_id is not None:
             ids = [session_id]
         elif user_id is not None:
-            ids = await self._indexed(lambda shard: self.keys.user(shard, user_id))
+            ids = await self.store.indexed_sessions("user", user_id, SEARCH_MAX_SESSIONS)
         elif thread_id is not None:
-            ids = await self._indexed(lambda shard: self.keys.thread(shard, thread_id))
+            ids = await self.store.indexed_sessions("thread", thread_id, SEARCH_MAX_SESSIONS)
         else:
             ids, _total = await self.store.recent_session_ids(limit=SEARCH_MAX_SESSIONS)
         summaries = await self.store.get_summaries(list(dict.fromkeys(ids)))
@@ -705,23 +650,20 @@ def _error(status: int, message: str, trace_id: str | None = None) -> web.Respon
     return _response(None, status=status, errors=[error])
 
 
-def jaeger_routes(query_token: str | None = None) -> Callable[[web.Application], None]:
-    """Add the ``/api`` routes to the HTTP application (``extra_routes`` of ``create_app``)."""
+def jaeger_routes(guard: BearerGuard, index: ServiceIndex) -> Callable[[web.Application], None]:
+    """Add the ``/api`` routes to the HTTP application (``extra_routes`` of ``create_app``).
+    Errors come from the error table, in Jaeger's error shape."""
+
+    def render(status: int, _code, message: str, _exc: BaseException) -> web.Response:
+        return _error(status, message)
 
     def guarded(handler):
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            if query_token is not None and not bearer_ok(request.headers.get("Authorization"), query_token):
-                response = _error(401, "missing or wrong bearer token")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
-            query = JaegerQuery(request.app[INGESTOR].store)
             try:
-                return await handler(request, query)
-            except BadQuery as exc:
-                return _error(400, str(exc))
-            except Exception as exc:  # Redis down and the like: 503 (retry later), Jaeger's error shape
-                log.warning("jaeger api %s failed: %s", request.path, exc)
-                return _error(503, f"session store unavailable: {exc}")
+                guard.check(request.headers.get("Authorization"))
+                return await handler(request, JaegerQuery(request.app[INGESTOR].store, index))
+            except Exception as exc:
+                return http_error(exc, f"GET {request.path}", render)
 
         return wrapper
 

@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-__all__ = ["INDEX_SHARDS", "SORT_INDEXES", "TRACE_BUCKETS", "Keys", "trace_epoch_ms"]
+from .schema import SORT_INDEXES
+
+__all__ = ["INDEX_SHARDS", "TRACE_BUCKETS", "Keys", "trace_epoch_ms"]
 
 #: Shards of every cross-session index. Part of the data model: all receivers must agree.
 INDEX_SHARDS = 16
@@ -38,19 +40,6 @@ INDEX_SHARDS = 16
 #: Buckets of the trace map per trace shard and epoch (16 x 64 small hashes per epoch).
 #: Part of the data model: all receivers must agree.
 TRACE_BUCKETS = 64
-
-#: Sort keys served by an index, with the ZADD flag that keeps each score monotonic
-#: (a session's start only moves earlier, every other figure only grows).
-SORT_INDEXES: dict[str, str] = {
-    "start": "LT",
-    "end": "GT",
-    "duration": "GT",
-    "spans": "GT",
-    "traces": "GT",
-    "tokens": "GT",
-    "cost": "GT",
-}
-
 
 def session_tag(session_id: str) -> str:
     """The hash tag of a session: its id, or a digest when the id contains a brace."""
@@ -100,6 +89,10 @@ class Keys:
 
     def summary(self, session_id: str) -> str:
         return self.session(session_id)[0]
+
+    def ready_probe(self) -> str:
+        """A key ``/readyz`` writes (with a 10 s TTL) to learn whether Redis takes writes."""
+        return f"{self.prefix}:ready"
 
     def tail_channel(self, session_id: str) -> str:
         """Pub/sub channel announcing new chunks of a session."""

@@ -30,7 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from .keys import INDEX_SHARDS, SORT_INDEXES, session_shard
+from .errors import BadRequest
+from .keys import INDEX_SHARDS, session_shard
+from .schema import SORT_INDEXES
 from .store import SessionStore
 from .summary import STATUSES, SessionSummary
 
@@ -52,12 +54,11 @@ _METADATA = "metadata."
 _EXPIRED_SCAN = 200  # expired entries removed per shard per read
 
 
-class QueryError(ValueError):
-    """A bad lookup parameter; ``param`` names it (REST 400, gRPC INVALID_ARGUMENT)."""
+class QueryError(BadRequest):
+    """A bad lookup parameter, named by ``parameter`` (REST 400, gRPC INVALID_ARGUMENT)."""
 
     def __init__(self, param: str, problem: str) -> None:
-        self.param = param
-        super().__init__(f"{param}: {problem}")
+        super().__init__(problem, param)
 
 
 def parse_time(param: str, text: str) -> float:
@@ -179,25 +180,6 @@ class SessionQuery:
         return all(s.metadata.get(key) == value for key, value in self.metadata)
 
 
-def sort_score(summary: SessionSummary, sort_by: str) -> float:
-    """The score the sort index keeps for ``summary`` (what sorted candidates use)."""
-    if sort_by == "start":
-        return summary.start_us
-    if sort_by == "end":
-        return summary.end_us
-    if sort_by == "duration":
-        return summary.end_us - summary.start_us
-    if sort_by == "spans":
-        return summary.span_count
-    if sort_by == "traces":
-        return summary.trace_count
-    if sort_by == "tokens":
-        return summary.total_tokens
-    if sort_by == "cost":
-        return summary.cost_usd
-    return summary.last_seen_ms
-
-
 @dataclass
 class ListResult:
     sessions: list[SessionSummary]
@@ -256,7 +238,7 @@ class SessionQueries:
                 for key in self.keys.shard_indexes(shard):
                     pipe.zrem(key, *ids)
 
-        await self.store._run(remove)
+        await self.store.gateway.run(remove)
         return True
 
     async def _forget(self, stale: _Stale) -> None:
@@ -269,7 +251,7 @@ class SessionQueries:
                 for key in (*self.keys.shard_indexes(session_shard(session_id)), *extra):
                     pipe.zrem(key, session_id)
 
-        await self.store._run(fill)
+        await self.store.gateway.run(fill)
 
     async def _summaries(self, ids: list[str]) -> list[SessionSummary | None]:
         return await self.store.get_summaries(ids) if ids else []
@@ -309,7 +291,7 @@ class SessionQueries:
         prelude_replies: list = []
         if n <= 0:
             if prelude is not None:
-                prelude_replies = await self.store._run(prelude)
+                prelude_replies = await self.store.gateway.run(prelude)
             return [], False, prelude_replies
         per = 2 * math.ceil(n / INDEX_SHARDS) + 4  # uniform shards: one round trip
         got: list[list[tuple[float, str]]] = [[] for _ in range(INDEX_SHARDS)]
@@ -330,7 +312,7 @@ class SessionQueries:
                     else:
                         pipe.zrangebyscore(key, lo, hi, start=len(got[shard]), num=per, withscores=True)
 
-            replies = await self.store._run(fill)
+            replies = await self.store.gateway.run(fill)
             if first_round:
                 prelude_replies, replies = replies[:queued[0]], replies[queued[0]:]
             for shard, reply in zip(todo, replies):
@@ -404,7 +386,7 @@ class SessionQueries:
                 pipe.zcount(key_of(shard), lo, hi)
                 pipe.zrangebyscore(key_of(shard), lo, hi, start=0, num=cap)
 
-        replies = await self.store._run(fill)
+        replies = await self.store.gateway.run(fill)
         if await self._remove_expired(replies[:INDEX_SHARDS]):
             stale.add("")  # run the lookup again
             return ListResult([], 0, q.limit, q.offset)
@@ -427,7 +409,7 @@ class SessionQueries:
                 pipe.zmscore(self._index(shard, q.sort_by), ids)
                 pipe.zmscore(self.keys.seen(shard), ids)
 
-        replies = await self.store._run(scores) if shards else []
+        replies = await self.store.gateway.run(scores) if shards else []
         live: list[tuple[float, str]] = []
         for i, (shard, ids) in enumerate(shards):
             for sid, score, seen in zip(ids, replies[2 * i], replies[2 * i + 1]):
@@ -480,7 +462,7 @@ class SessionQueries:
             for shard in range(INDEX_SHARDS):
                 pipe.exists(key_of(shard))
 
-        return any(await self.store._run(fill))
+        return any(await self.store.gateway.run(fill))
 
 
 def _bounds(q: SessionQuery) -> tuple[str | float, str | float]:

@@ -1,10 +1,11 @@
 """OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
 
-Status codes as the OTLP specification says: ``INVALID_ARGUMENT`` for a request that does
-not parse (not retryable), ``UNAVAILABLE`` when Redis fails (retryable), ``UNAUTHENTICATED``
-without the ingest token, ``RESOURCE_EXHAUSTED`` above the message size limit (gRPC itself).
-The request is taken as bytes and parsed here, so a malformed message gets INVALID_ARGUMENT
-instead of gRPC's generic INTERNAL.
+Status codes come from the error table (``errors.py``), as the OTLP specification says:
+``INVALID_ARGUMENT`` for a request that does not parse (not retryable), ``UNAVAILABLE`` when
+Redis fails (retryable), ``UNAUTHENTICATED`` without the ingest token, ``RESOURCE_EXHAUSTED``
+above the message size limit (gRPC itself), ``INTERNAL`` for a bug. The request is taken as
+bytes and parsed here, so a malformed message gets INVALID_ARGUMENT instead of gRPC's generic
+INTERNAL, and the bytes go on to the after-store hooks as they are.
 """
 
 from __future__ import annotations
@@ -15,39 +16,34 @@ import grpc
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .auth import bearer_ok
+from .auth import BearerGuard
+from .errors import BadRequest, classify, grpc_abort
 from .ingest import Ingestor
 from .metrics import METRICS
-from .store import StoreUnavailable
 
 __all__ = ["trace_service_handler", "TRACE_SERVICE"]
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def trace_service_handler(ingestor: Ingestor, token: str | None) -> grpc.GenericRpcHandler:
+def trace_service_handler(ingestor: Ingestor, guard: BearerGuard) -> grpc.GenericRpcHandler:
     """A generic handler serving OTLP ``TraceService/Export`` with ``ingestor``."""
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            if token is not None:
-                metadata = dict(context.invocation_metadata() or ())
-                if not bearer_ok(metadata.get("authorization"), token):
-                    outcome = "unauthenticated"
-                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            guard.check_grpc(context.invocation_metadata())
             try:
                 request = ExportTraceServiceRequest.FromString(body)
             except DecodeError as exc:
-                outcome = "invalid"
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot parse ExportTraceServiceRequest: {exc}")
-            try:
-                response = await ingestor.export(request)
-            except StoreUnavailable as exc:
-                outcome = "unavailable"
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"session store unavailable, retry later ({exc})")
+                raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
+            response = await ingestor.export(request, body)
             return response.SerializeToString()
+        except Exception as exc:
+            outcome = classify(exc).outcome
+            await grpc_abort(context, exc, "OTLP/gRPC export")
+            raise AssertionError("unreachable") from None
         finally:
             METRICS.requests.labels("grpc", outcome).inc()
             METRICS.request_seconds.labels("grpc").observe(time.perf_counter() - started)

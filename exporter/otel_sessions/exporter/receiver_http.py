@@ -19,34 +19,32 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 
+import grpc
 from aiohttp import web
 from google.protobuf.message import DecodeError, Message
-from google.rpc import code_pb2, status_pb2
+from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .auth import bearer_ok
+from .auth import BearerGuard
+from .errors import BadRequest, TooLarge, UnsupportedMedia, classify, http_error
 from .ingest import Ingestor
 from .metrics import METRICS, render
 from .otlp_json import OtlpJsonError, message_to_json, parse_traces_json
-from .store import StoreUnavailable
 
 __all__ = ["create_app", "INGESTOR"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor", Ingestor)
-RETRY_AFTER_SECONDS = "2"
 
 
 def _encode(message: Message, content_type: str) -> bytes:
     return message_to_json(message) if content_type == JSON else message.SerializeToString()
 
 
-def _status_response(http_status: int, code: int, message: str, content_type: str,
-                     headers: dict[str, str] | None = None) -> web.Response:
+def _status_response(http_status: int, code: int, message: str, content_type: str) -> web.Response:
     status = status_pb2.Status(code=code, message=message)
-    return web.Response(status=http_status, body=_encode(status, content_type), content_type=content_type,
-                        headers=headers)
+    return web.Response(status=http_status, body=_encode(status, content_type), content_type=content_type)
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -60,64 +58,62 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-def traces_route(max_bytes: int, token: str | None) -> Callable:
+def _otlp_error_render(content_type: str):
+    """Error bodies of the OTLP/HTTP route: a ``google.rpc.Status`` in the reply's content type."""
+
+    def render(http_status: int, code: grpc.StatusCode, message: str, _exc: BaseException) -> web.Response:
+        return _status_response(http_status, code.value[0], message, content_type)
+
+    return render
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> bytes:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise TooLarge(f"request body over the {max_bytes} byte limit")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge(f"request body over the {max_bytes} byte limit") from None
+
+
+def _decode(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    if encoding != "gzip":
+        return body
+    try:
+        return _gunzip(body, max_bytes)
+    except OverflowError:
+        raise TooLarge(f"decompressed body over the {max_bytes} byte limit") from None
+    except zlib.error as exc:
+        raise BadRequest(f"invalid gzip body: {exc}") from None
+
+
+def traces_route(max_bytes: int, guard: BearerGuard) -> Callable:
     async def post_traces(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         outcome = "ok"
         media = request.content_type  # without parameters such as charset
         reply_type = JSON if media == JSON else PROTOBUF
         try:
-            if token is not None and not bearer_ok(request.headers.get("Authorization"), token):
-                outcome = "unauthenticated"
-                return _status_response(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token", reply_type,
-                                        {"WWW-Authenticate": "Bearer"})
+            guard.check(request.headers.get("Authorization"))
             if media not in (PROTOBUF, JSON):
-                outcome = "unsupported"
-                return _status_response(
-                    415, code_pb2.INVALID_ARGUMENT,
-                    f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}", reply_type)
+                raise UnsupportedMedia(f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}")
             encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
             if encoding not in ("identity", "gzip", ""):
-                outcome = "unsupported"
-                return _status_response(415, code_pb2.INVALID_ARGUMENT,
-                                        f"unsupported content encoding {encoding!r}: use gzip or none", reply_type)
-            if request.content_length is not None and request.content_length > max_bytes:
-                outcome = "too_large"
-                return _status_response(413, code_pb2.RESOURCE_EXHAUSTED,
-                                        f"request body over the {max_bytes} byte limit", reply_type)
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                outcome = "too_large"
-                return _status_response(413, code_pb2.RESOURCE_EXHAUSTED,
-                                        f"request body over the {max_bytes} byte limit", reply_type)
-            if encoding == "gzip":
-                try:
-                    body = _gunzip(body, max_bytes)
-                except OverflowError:
-                    outcome = "too_large"
-                    return _status_response(413, code_pb2.RESOURCE_EXHAUSTED,
-                                            f"decompressed body over the {max_bytes} byte limit", reply_type)
-                except zlib.error as exc:
-                    outcome = "invalid"
-                    return _status_response(400, code_pb2.INVALID_ARGUMENT, f"invalid gzip body: {exc}", reply_type)
+                raise UnsupportedMedia(f"unsupported content encoding {encoding!r}: use gzip or none")
+            body = _decode(await _read_body(request, max_bytes), encoding, max_bytes)
             try:
                 if media == JSON:
                     export_request = parse_traces_json(body, ExportTraceServiceRequest())
+                    body = None  # the hooks get the protobuf encoding, made only if one needs it
                 else:
                     export_request = ExportTraceServiceRequest.FromString(body)
             except (DecodeError, OtlpJsonError) as exc:
-                outcome = "invalid"
-                return _status_response(400, code_pb2.INVALID_ARGUMENT,
-                                        f"cannot parse ExportTraceServiceRequest: {exc}", reply_type)
-            try:
-                response = await request.app[INGESTOR].export(export_request)
-            except StoreUnavailable as exc:
-                outcome = "unavailable"
-                return _status_response(503, code_pb2.UNAVAILABLE,
-                                        f"session store unavailable, retry later ({exc})", reply_type,
-                                        {"Retry-After": RETRY_AFTER_SECONDS})
+                raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
+            response = await request.app[INGESTOR].export(export_request, body)
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
+        except Exception as exc:
+            outcome = classify(exc).outcome
+            return http_error(exc, "OTLP/HTTP export", _otlp_error_render(reply_type))
         finally:
             METRICS.requests.labels("http", outcome).inc()
             METRICS.request_seconds.labels("http").observe(time.perf_counter() - started)
@@ -130,10 +126,13 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """200 while Redis takes writes; 503 while it is unreachable or refuses them (out of
+    memory, read-only, loading)."""
     store = request.app[INGESTOR].store
-    if await store.ping():
+    if await store.writable():
         return web.json_response({"status": "ready", "redis": "ok"})
-    return web.json_response({"status": "not ready", "redis": "unreachable"}, status=503)
+    state = "refusing writes" if await store.ping() else "unreachable"
+    return web.json_response({"status": "not ready", "redis": state}, status=503)
 
 
 async def metrics(_request: web.Request) -> web.Response:
@@ -153,12 +152,12 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": f"no such path: {request.path}"}, status=404)
 
 
-def create_app(ingestor: Ingestor, *, max_request_bytes: int, ingest_token: str | None = None,
+def create_app(ingestor: Ingestor, *, max_request_bytes: int, ingest_guard: BearerGuard,
                extra_routes: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
     """The aiohttp application of the HTTP port."""
     app = web.Application(client_max_size=max_request_bytes, middlewares=[json_errors])
     app[INGESTOR] = ingestor
-    app.router.add_post("/v1/traces", traces_route(max_request_bytes, ingest_token))
+    app.router.add_post("/v1/traces", traces_route(max_request_bytes, ingest_guard))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -1,11 +1,12 @@
 """Session lookups on the HTTP port: the REST API, its OpenAPI description and the web page.
 
-Routes (interface.md): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/{id}``,
+Routes (``docs/interface.md``): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/{id}``,
 ``GET /v1/sessions/{id}/spans``, ``GET /v1/sessions/{id}/tail`` (server-sent events),
 ``GET /v1/threads/{id}``, ``GET /v1/users/{id}/sessions``, ``GET /openapi.json``, ``GET /``.
 
 Every error is JSON: ``{"error": message}``, plus ``"parameter"`` naming the bad parameter
-(400). Unknown ids are 404, Redis failures 503 with ``Retry-After``. With a query token,
+(400). Statuses come from the error table (``errors.py``): unknown ids are 404, Redis
+failures 503 with ``Retry-After``, a bug 500. With a query token,
 the API needs ``Authorization: Bearer <token>`` (the page and the OpenAPI document do not;
 the page asks for the token).
 """
@@ -18,11 +19,11 @@ from importlib import resources
 
 from aiohttp import web
 
-from .auth import bearer_ok
+from .auth import BearerGuard
+from .errors import NotFound, StoreUnavailable, http_error
 from .otlp_json import message_to_json
 from .query import LIST_PARAMS, MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
 from .receiver_http import INGESTOR
-from .store import StoreUnavailable
 from .tail import SessionTail
 
 __all__ = ["lookup_routes", "QUERIES"]
@@ -32,26 +33,16 @@ _THREAD_PARAMS = ("limit", "offset")
 _USER_PARAMS = tuple(p for p in LIST_PARAMS if p != "user_id")  # the user is in the path
 
 
-def _error(status: int, message: str, parameter: str | None = None, headers=None) -> web.Response:
-    body = {"error": message}
-    if parameter is not None:
-        body["parameter"] = parameter
-    return web.json_response(body, status=status, headers=headers)
-
-
-def _guard(token: str | None, handler: Callable) -> Callable:
-    """Bearer check, and the errors every lookup shares (400 bad parameter, 503 Redis down)."""
+def _guard(guard: BearerGuard, handler: Callable) -> Callable:
+    """The bearer check, and every error answered from the error table as JSON
+    ``{"error", "parameter"}``."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        if token is not None and not bearer_ok(request.headers.get("Authorization"), token):
-            return _error(401, "missing or wrong bearer token (the service was started with --query-token)",
-                          headers={"WWW-Authenticate": "Bearer"})
         try:
+            guard.check(request.headers.get("Authorization"))
             return await handler(request)
-        except QueryError as exc:
-            return _error(400, str(exc), exc.param)
-        except StoreUnavailable as exc:
-            return _error(503, f"session store unavailable, retry later ({exc})", headers={"Retry-After": "2"})
+        except Exception as exc:
+            return http_error(exc, f"{request.method} {request.path}")
 
     return guarded
 
@@ -66,7 +57,7 @@ async def get_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
     summary = await request.app[INGESTOR].store.get_session(session_id, with_traces=True)
     if summary is None:
-        return _error(404, f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id!r}")
     return web.json_response(summary.to_json())
 
 
@@ -77,7 +68,7 @@ async def get_spans(request: web.Request) -> web.Response:
         raise QueryError("format", f"{fmt[:32]!r} is not otlp-json or otlp-proto")
     data = await request.app[INGESTOR].store.get_spans(session_id)
     if data is None:
-        return _error(404, f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id!r}")
     if fmt == "otlp-proto":
         return web.Response(body=data.SerializeToString(), content_type="application/x-protobuf")
     return web.Response(body=message_to_json(data), content_type="application/json")
@@ -86,7 +77,7 @@ async def get_spans(request: web.Request) -> web.Response:
 async def delete_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
     if not await request.app[INGESTOR].store.delete_session(session_id):
-        return _error(404, f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id!r}")
     return web.Response(status=204)
 
 
@@ -95,7 +86,7 @@ async def tail(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["session_id"]
     store = request.app[INGESTOR].store
     if await store.get_session(session_id) is None:
-        return _error(404, f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id!r}")
     following = await SessionTail(store, session_id, idle_s=5.0).start()
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -125,7 +116,7 @@ async def get_thread(request: web.Request) -> web.Response:
     offset = parse_count("offset", request.query.get("offset"), 0, None)
     result = await request.app[QUERIES].thread(thread_id, limit=limit, offset=offset)
     if result is None:
-        return _error(404, f"no thread {thread_id!r}")
+        raise NotFound(f"no thread {thread_id!r}")
     return web.json_response({"id": thread_id, **result.to_json()})
 
 
@@ -134,7 +125,7 @@ async def user_sessions(request: web.Request) -> web.Response:
     query = SessionQuery.from_params(request.query, allow=_USER_PARAMS)
     result = await request.app[QUERIES].user_sessions(user_id, query)
     if result is None:
-        return _error(404, f"no user {user_id!r}")
+        raise NotFound(f"no user {user_id!r}")
     return web.json_response({"id": user_id, **result.to_json()})
 
 
@@ -149,19 +140,19 @@ async def page(_request: web.Request) -> web.Response:
     return web.Response(body=html, content_type="text/html", charset="utf-8")
 
 
-def lookup_routes(query_token: str | None) -> Callable[[web.Application], None]:
+def lookup_routes(guard: BearerGuard) -> Callable[[web.Application], None]:
     """A route adder for :func:`receiver_http.create_app` (``extra_routes``)."""
 
     def add(app: web.Application) -> None:
         app[QUERIES] = SessionQueries(app[INGESTOR].store)
         r = app.router
-        r.add_get("/v1/sessions", _guard(query_token, list_sessions))
-        r.add_get("/v1/sessions/{session_id}", _guard(query_token, get_session))
-        r.add_delete("/v1/sessions/{session_id}", _guard(query_token, delete_session))
-        r.add_get("/v1/sessions/{session_id}/spans", _guard(query_token, get_spans))
-        r.add_get("/v1/sessions/{session_id}/tail", _guard(query_token, tail))
-        r.add_get("/v1/threads/{thread_id}", _guard(query_token, get_thread))
-        r.add_get("/v1/users/{user_id}/sessions", _guard(query_token, user_sessions))
+        r.add_get("/v1/sessions", _guard(guard, list_sessions))
+        r.add_get("/v1/sessions/{session_id}", _guard(guard, get_session))
+        r.add_delete("/v1/sessions/{session_id}", _guard(guard, delete_session))
+        r.add_get("/v1/sessions/{session_id}/spans", _guard(guard, get_spans))
+        r.add_get("/v1/sessions/{session_id}/tail", _guard(guard, tail))
+        r.add_get("/v1/threads/{thread_id}", _guard(guard, get_thread))
+        r.add_get("/v1/users/{user_id}/sessions", _guard(guard, user_sessions))
         r.add_get("/openapi.json", openapi)
         r.add_get("/", page)
 

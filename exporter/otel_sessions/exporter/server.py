@@ -19,18 +19,21 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .auth import BearerGuard
 from .batch import BatchBuilder
 from .forward import Forwarding
+from .gateway import RedisGateway
 from .grpc_sessions import SESSION_SERVICE, add_session_service
 from .ingest import Ingestor
 from .jaeger import JaegerIndex, jaeger_routes
-from .keys import Keys
 from .pricing import PriceTable
 from .receiver_grpc import TRACE_SERVICE, trace_service_handler
 from .receiver_http import create_app
+from .redis_client import connect
 from .rest import lookup_routes
+from .service_index import ServiceIndex
 from .settings import Settings
-from .store import SessionStore, connect
+from .store import SessionStore
 
 __all__ = ["Service", "Listening"]
 
@@ -54,8 +57,9 @@ class Service:
                  extra_http_routes: Iterable[Callable[[web.Application], None]] = ()) -> None:
         self.settings = settings
         self.redis_url = redis_url
-        # The Jaeger-compatible query API (/api/...) is always served on the HTTP port.
-        self.extra_http_routes = [jaeger_routes(settings.query_token), *extra_http_routes]
+        self.ingest_guard = BearerGuard(settings.ingest_token, "--ingest-token")
+        self.query_guard = BearerGuard(settings.query_token, "--query-token")
+        self.extra_http_routes = list(extra_http_routes)
         self.store: SessionStore | None = None
         self.ingestor: Ingestor | None = None
         self._grpc: grpc.aio.Server | None = None
@@ -67,17 +71,7 @@ class Service:
 
     async def _connect(self, timeout: float = 15.0) -> SessionStore:
         s = self.settings
-        client = connect(self.redis_url, cluster=s.redis_cluster)
-        store = SessionStore(
-            client,
-            keys=Keys(s.key_prefix),
-            builder=BatchBuilder(PriceTable.load(s.prices), max_id_length=s.max_id_length),
-            retention_s=s.retention,
-            thread_idle_s=s.thread_idle,
-            idle_after_s=s.idle_after,
-            abandon_after_s=s.abandon_after,
-            max_spans_per_session=s.max_spans_per_session,
-        )
+        store = SessionStore(RedisGateway(connect(self.redis_url, cluster=s.redis_cluster)), s.store_settings())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -93,12 +87,12 @@ class Service:
     async def start(self) -> Listening:
         s = self.settings
         self.store = await self._connect()
-        self.ingestor = Ingestor(self.store)
-        self._jaeger_index = JaegerIndex(self.store)
+        self.ingestor = Ingestor(self.store, BatchBuilder(PriceTable.load(s.prices), max_id_length=s.max_id_length))
+        service_index = ServiceIndex(self.store.gateway, self.store.keys, self.store.retention_ms)
+        self._jaeger_index = JaegerIndex(service_index)
         self.ingestor.after_store.append(self._jaeger_index)
         if s.forward:
-            self.forwarding = Forwarding(s.forward, self.store, max_queued_spans=s.forward_queue,
-                                         retry_max_s=s.forward_retry_max, timeout_s=s.forward_timeout)
+            self.forwarding = Forwarding(s.forward_settings(), self.store)
             await self.forwarding.start()
             self.ingestor.after_store.append(self.forwarding)
 
@@ -108,8 +102,8 @@ class Service:
             ("grpc.max_send_message_length", s.max_request_bytes),
             ("grpc.so_reuseport", reuse_port),
         ])
-        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, s.ingest_token),))
-        add_session_service(server, self.store, s.query_token)
+        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, self.ingest_guard),))
+        add_session_service(server, self.store, self.query_guard)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -126,8 +120,10 @@ class Service:
         await self._health.set(TRACE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SESSION_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
-        app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_token=s.ingest_token,
-                         extra_routes=[lookup_routes(s.query_token), *self.extra_http_routes])
+        # the REST lookups, the web page and the Jaeger-compatible API (/api) are always served
+        app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_guard=self.ingest_guard,
+                         extra_routes=[lookup_routes(self.query_guard), jaeger_routes(self.query_guard, service_index),
+                                       *self.extra_http_routes])
         runner = web.AppRunner(app, auto_decompress=False, shutdown_timeout=10.0, access_log=None)
         await runner.setup()
         http_host, http_port = s.http_listen

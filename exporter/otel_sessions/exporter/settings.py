@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .forward import ForwardSettings
+from .store import StoreSettings
+
 __all__ = ["Settings", "SettingsError", "parse_duration", "parse_listen", "default_data_dir", "OPTIONS"]
 
 
@@ -113,30 +116,42 @@ _BY_NAME = {option.name: option for option in OPTIONS}
 
 @dataclass(frozen=True)
 class Settings:
-    """The resolved, validated settings of one ``serve`` process."""
+    """The resolved, validated settings of one ``serve`` process (durations in seconds).
 
-    redis_url: str | None = None
-    redis_cluster: bool = False
-    data_dir: Path = field(default_factory=default_data_dir)
-    grpc_listen: tuple[str, int] = ("127.0.0.1", 4317)
-    http_listen: tuple[str, int] = ("127.0.0.1", 4318)
-    forward: tuple[str, ...] = ()
-    forward_queue: int = 20_000
-    forward_retry_max: float = 300.0
-    forward_timeout: float = 10.0
-    retention: float = 86400.0
-    thread_idle: float = 3600.0
-    idle_after: float = 300.0
-    abandon_after: float = 1800.0
-    key_prefix: str = "ots"
-    ingest_token: str | None = field(default=None, repr=False)
-    query_token: str | None = field(default=None, repr=False)
-    max_request_bytes: int = 64 * 1024 * 1024
-    max_spans_per_session: int = 100_000
-    max_id_length: int = 256
-    prices: Path | None = None
-    workers: int = 1
-    log_level: str = "info"
+    Defaults live in :data:`OPTIONS` only: build one with :meth:`resolve`. Components take
+    the typed slice they need (:meth:`store_settings`, :meth:`forward_settings`)."""
+
+    redis_url: str | None
+    redis_cluster: bool
+    data_dir: Path
+    grpc_listen: tuple[str, int]
+    http_listen: tuple[str, int]
+    forward: tuple[str, ...]
+    forward_queue: int
+    forward_retry_max: float
+    forward_timeout: float
+    retention: float
+    thread_idle: float
+    idle_after: float
+    abandon_after: float
+    key_prefix: str
+    ingest_token: str | None = field(repr=False)
+    query_token: str | None = field(repr=False)
+    max_request_bytes: int
+    max_spans_per_session: int
+    max_id_length: int
+    prices: Path | None
+    workers: int
+    log_level: str
+
+    def store_settings(self) -> StoreSettings:
+        return StoreSettings(key_prefix=self.key_prefix, retention_s=self.retention, thread_idle_s=self.thread_idle,
+                             idle_after_s=self.idle_after, abandon_after_s=self.abandon_after,
+                             max_spans_per_session=self.max_spans_per_session)
+
+    def forward_settings(self) -> ForwardSettings:
+        return ForwardSettings(urls=self.forward, max_queued_spans=self.forward_queue,
+                               retry_max_s=self.forward_retry_max, timeout_s=self.forward_timeout)
 
     @classmethod
     def resolve(cls, args: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:

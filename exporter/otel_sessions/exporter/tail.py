@@ -11,13 +11,12 @@ sent.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from .span_codec import decode_chunks
-from .store import _UNAVAILABLE, SessionStore, StoreUnavailable, drop_seen_spans
+from .store import SessionStore, drop_seen_spans
 
 __all__ = ["SessionTail"]
 
@@ -25,48 +24,41 @@ __all__ = ["SessionTail"]
 class SessionTail:
     """Follows one session. ``await start()`` subscribes (from then on nothing is missed), then
     ``async for data in tail`` yields each write's new spans, or ``None`` after ``idle_s``
-    seconds without any (so callers can send keep-alives); ``await close()`` when done."""
+    seconds without any (so callers can send keep-alives); ``await close()`` when done.
+    Redis faults raise :class:`~.errors.StoreUnavailable`."""
 
     def __init__(self, store: SessionStore, session_id: str, idle_s: float = 15.0) -> None:
         self.store = store
         self.session_id = session_id
         self.idle_s = idle_s
-        self._chunks_key = store.keys.session(session_id)[1]
-        self._pubsub = store.client.pubsub()
+        self._subscription = store.tail_subscription()
         self._position = 0
         self._sent: set[bytes] = set()
 
     async def start(self) -> SessionTail:
         try:
-            await self._pubsub.subscribe(self.store.keys.tail_channel(self.session_id))
-            self._position = int(await self.store.client.llen(self._chunks_key))
-        except _UNAVAILABLE as exc:
+            await self._subscription.subscribe(self.store.tail_channel(self.session_id))
+            self._position = await self.store.chunk_count(self.session_id)
+        except BaseException:
             await self.close()
-            raise StoreUnavailable(str(exc)) from exc
+            raise
         return self
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):  # the connection may already be gone
-            await self._pubsub.aclose()
+        await self._subscription.close()
 
     async def __aiter__(self) -> AsyncIterator[TracesData | None]:
-        client = self.store.client
         while True:
-            try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=self.idle_s)
-                if message is None:
-                    yield None
-                    continue
-                if message.get("type") != "message":
-                    continue
-                length = int(message["data"])
-                if length > self._position:
-                    chunks = await client.lrange(self._chunks_key, self._position, length - 1)
-                    self._position = length
-                else:  # the list was trimmed: the newest chunk holds this write
-                    chunks = await client.lrange(self._chunks_key, -1, -1)
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailable(str(exc)) from exc
+            announced = await self._subscription.next_message(self.idle_s)
+            if announced is None:
+                yield None
+                continue
+            length = int(announced)
+            if length > self._position:
+                chunks = await self.store.chunks(self.session_id, self._position, length - 1)
+                self._position = length
+            else:  # the list was trimmed: the newest chunk holds this write
+                chunks = await self.store.chunks(self.session_id, -1, -1)
             if chunks:
                 fresh = drop_seen_spans(TracesData.FromString(decode_chunks(chunks)), self._sent)
                 if fresh is not None:
