@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
-from otel_sessions.exporter import batch as batch_module  # noqa: E402
-from otel_sessions.exporter import span_codec  # noqa: E402
-from otel_sessions.exporter.span_codec import ZDICT, zstd  # noqa: E402
+from otel_sessions.exporter.ingest import grouping as batch_module  # noqa: E402
+from otel_sessions.exporter.store import codec as span_codec  # noqa: E402
+from otel_sessions.exporter.store.codec import ZDICT, zstd  # noqa: E402
 
 
 def raw_chunks(requests: int) -> tuple[list[bytes], int]:

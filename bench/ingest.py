@@ -251,7 +251,7 @@ def _tree_cpu(root_pid: int) -> float:
 
 def stored_spans(redis_client, prefix: str = "ots") -> int:
     """Spans counted in Redis: the sum of every session's span count (via the time index)."""
-    from otel_sessions.exporter.keys import INDEX_SHARDS, Keys
+    from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys
 
     keys = Keys(prefix)
     ids = [m for shard in range(INDEX_SHARDS) for m in redis_client.zrange(keys.seen(shard), 0, -1)]
@@ -281,7 +281,7 @@ def main() -> None:
     import redis
     from workload import export_requests
 
-    from otel_sessions.exporter.embedded_redis import EmbeddedRedis
+    from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
 
     tmp = Path(tempfile.mkdtemp(prefix="otel-sessions-bench-"))
     print(f"encoding {args.requests} requests x 512 spans with the stock OTLP encoder ...", flush=True)

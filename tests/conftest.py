@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_sessions.exporter.embedded_redis import EmbeddedRedis
+from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

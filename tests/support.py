@@ -16,9 +16,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
-from otel_sessions.exporter.server import Service
-from otel_sessions.exporter.settings import Settings
-from otel_sessions.exporter.store import SessionStore
+from otel_sessions.exporter.serve.process import Service
+from otel_sessions.exporter.serve.settings import Settings
+from otel_sessions.exporter.store.sessions import SessionStore
 
 
 class RunningService:

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_sessions.exporter.embedded_redis import EmbeddedRedis
+from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
 from tests.support import RunningService
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

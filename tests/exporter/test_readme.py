@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from otel_sessions.exporter.settings import OPTIONS
+from otel_sessions.exporter.serve.settings import OPTIONS
 from tests.readme import readme_section
 
 SECTION = "## The service: `otel-sessions serve`"

@@ -108,7 +108,7 @@ def test_redis_password_is_not_printed(tmp_path):
 
 
 def test_help_lists_every_env_var():
-    from otel_sessions.exporter.settings import OPTIONS
+    from otel_sessions.exporter.serve.settings import OPTIONS
 
     out = subprocess.run([*SERVE, "--help"], capture_output=True, text=True, timeout=30).stdout
     for option in OPTIONS:
@@ -118,7 +118,7 @@ def test_help_lists_every_env_var():
 def test_two_workers_share_the_ports(tmp_path):
     import urllib.request
 
-    from otel_sessions.exporter.embedded_redis import free_port
+    from otel_sessions.exporter.store.embedded_redis import free_port
 
     grpc_port, http_port = free_port(), free_port()
     process = subprocess.Popen(

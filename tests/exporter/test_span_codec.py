@@ -9,7 +9,7 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-from otel_sessions.exporter.span_codec import (
+from otel_sessions.exporter.store.codec import (
     CHUNK_HEADER,
     ZDICT,
     TraceFigures,

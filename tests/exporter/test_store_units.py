@@ -6,10 +6,10 @@ import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.trace import Status, StatusCode
 
-from otel_sessions.exporter.keys import INDEX_SHARDS, Keys, session_shard
-from otel_sessions.exporter.pricing import PriceTable
-from otel_sessions.exporter.settings import Settings, SettingsError, parse_duration
-from otel_sessions.exporter.summary import session_status
+from otel_sessions.exporter.ingest.pricing import PriceTable
+from otel_sessions.exporter.serve.settings import Settings, SettingsError, parse_duration
+from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard
+from otel_sessions.exporter.store.summary import session_status
 from tests.support import RunningService, provider_with, span_count
 
 
@@ -137,7 +137,7 @@ def test_settings_resolution_order():
 
 
 def test_demo_rerun_with_the_same_seed_adds_nothing(service):
-    from otel_sessions.exporter.demo import run_demo
+    from otel_sessions.exporter.cli.demo import run_demo
 
     first = run_demo(service.http_url, seed=7)
     counts = [service.session(s["id"]).span_count for s in first.sessions]

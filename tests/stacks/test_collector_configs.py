@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from otel_sessions.exporter.settings import OPTIONS, parse_listen
+from otel_sessions.exporter.serve.settings import OPTIONS, parse_listen
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "collector-config"
 COMPONENTS = yaml.safe_load((CONFIG_DIR / "components.yaml").read_text())

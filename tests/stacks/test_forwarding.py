@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from otel_sessions.exporter.forward import retry_after_seconds
+from otel_sessions.exporter.forward.forwarding import retry_after_seconds
 from tests.stacks.helpers import attributes, metric, send, tracer, wait_until
 from tests.support import RunningService
 
@@ -205,7 +205,7 @@ def test_a_second_otel_sessions_downstream_stores_the_forwarded_sessions(redis_s
 
 
 def test_forwarding_settings_are_validated():
-    from otel_sessions.exporter.settings import Settings, SettingsError
+    from otel_sessions.exporter.serve.settings import Settings, SettingsError
 
     s = Settings.resolve({"forward": ["grpc://a:4317"]}, env={"OTEL_SESSIONS_FORWARD_QUEUE": "500",
                                                                "OTEL_SESSIONS_FORWARD_RETRY_MAX": "30s"})

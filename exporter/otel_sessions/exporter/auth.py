@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
-from .errors import Unauthenticated
+from otel_sessions.exporter.errors import Unauthenticated
 
 __all__ = ["BearerGuard", "bearer_ok"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .forward import ForwardSettings
-from .store import StoreSettings
+from otel_sessions.exporter.forward.forwarding import ForwardSettings
+from otel_sessions.exporter.store.sessions import StoreSettings
 
 __all__ = ["Settings", "SettingsError", "parse_duration", "parse_listen", "default_data_dir", "OPTIONS"]
 

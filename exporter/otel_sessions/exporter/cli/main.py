@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from .settings import OPTIONS, Settings, SettingsError
+from otel_sessions.exporter.serve.settings import OPTIONS, Settings, SettingsError
 
 __all__ = ["main", "build_parser"]
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_serve(sub)
-    from .lookup_cli import add_lookup_commands
+    from otel_sessions.exporter.cli.commands import add_lookup_commands
 
     add_lookup_commands(sub)
     _add_demo(sub)
@@ -75,7 +75,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def demo(args: argparse.Namespace) -> int:
     import json
 
-    from .demo import run_demo
+    from otel_sessions.exporter.cli.demo import run_demo
 
     try:
         conversation = run_demo(args.endpoint, seed=args.seed)
@@ -109,7 +109,7 @@ def _worker(settings: Settings, redis_url: str, index: int) -> None:
     """Entry point of one server process."""
     logging.basicConfig(level=settings.log_level.upper(),
                         format=f"%(asctime)s otel-sessions[{index}] %(levelname)s %(name)s: %(message)s")
-    from .server import Service
+    from otel_sessions.exporter.serve.process import Service
 
     def ready(listening) -> None:
         if index == 0:
@@ -152,7 +152,7 @@ def serve(args: argparse.Namespace) -> int:
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
-        from .embedded_redis import EmbeddedRedis, RedisBinaryNotFound
+        from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis, RedisBinaryNotFound
 
         data = settings.data_dir / "redis"
         try:
@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return demo(args)
     if hasattr(args, "func"):
-        from .lookup_cli import run
+        from otel_sessions.exporter.cli.commands import run
 
         return run(args)
     parser.error(f"unknown command {args.command}")

@@ -22,12 +22,11 @@ from typing import NamedTuple
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
+from otel_sessions.exporter.ingest.pricing import PriceTable
+from otel_sessions.exporter.store.codec import encode_chunk, trace_entry
+from otel_sessions.exporter.store.records import SessionWrite
+from otel_sessions.exporter.store.schema import LABEL_KINDS, METADATA_PREFIX, SessionFlags, SpanFlags
 from otel_sessions.processor import attributes as attr
-
-from .pricing import PriceTable
-from .records import SessionWrite
-from .schema import LABEL_KINDS, METADATA_PREFIX, SessionFlags, SpanFlags
-from .span_codec import encode_chunk, trace_entry
 
 __all__ = ["Group", "Payload", "Batch", "BatchBuilder", "SpanRecord", "span_digest", "trace_digest"]
 

@@ -12,15 +12,14 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
+from otel_sessions.exporter.lookup.queries import MAX_LIMIT, SessionQueries, SessionQuery, parse_count
+from otel_sessions.exporter.lookup.tail import SessionTail
+from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.store.summary import SessionSummary, TraceSummary
 from otel_sessions.v1 import session_service_pb2 as pb
 from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
-
-from .auth import BearerGuard
-from .errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
-from .query import MAX_LIMIT, SessionQueries, SessionQuery, parse_count
-from .store import SessionStore
-from .summary import SessionSummary, TraceSummary
-from .tail import SessionTail
 
 __all__ = ["SESSION_SERVICE", "SessionService", "add_session_service", "session_to_proto"]
 

@@ -58,10 +58,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client import Counter, Gauge
 
+from otel_sessions.exporter.ingest.ingestor import StoredBatch
+from otel_sessions.exporter.store.sessions import SessionStore
 from otel_sessions.processor import attributes as attr
-
-from .ingest import StoredBatch
-from .store import SessionStore
 
 __all__ = ["Forwarding", "Destination", "FORWARD_METRICS", "EXPORT_METHOD"]
 

@@ -26,12 +26,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from .batch import Batch, BatchBuilder, Group
-from .errors import StoreUnavailable
-from .metrics import METRICS
-from .records import SessionFigures, SessionWrite, TraceJoin, WriteResult
-from .span_codec import decode_chunks
-from .store import SessionStore
+from otel_sessions.exporter.errors import StoreUnavailable
+from otel_sessions.exporter.ingest.grouping import Batch, BatchBuilder, Group
+from otel_sessions.exporter.metrics import METRICS
+from otel_sessions.exporter.store.codec import decode_chunks
+from otel_sessions.exporter.store.records import SessionFigures, SessionWrite, TraceJoin, WriteResult
+from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["Ingestor", "StoredBatch", "AfterStore"]
 

@@ -253,7 +253,7 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
         "limit": args.limit, "offset": args.offset,
     }
     if args.since:
-        from .settings import parse_duration
+        from otel_sessions.exporter.serve.settings import parse_duration
 
         try:
             seconds = parse_duration(args.since)
@@ -386,9 +386,8 @@ def cmd_grpc(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
 
+    from otel_sessions.exporter.otlp_json import message_to_dict
     from otel_sessions.v1 import session_service_pb2 as pb
-
-    from .otlp_json import message_to_dict
 
     def to_dict(message) -> dict:
         if message.DESCRIPTOR.full_name.startswith("opentelemetry."):

@@ -27,7 +27,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from .errors import StoreUnavailable
+from otel_sessions.exporter.errors import StoreUnavailable
 
 __all__ = ["RedisGateway", "Script", "SCRIPTS", "unavailable_condition"]
 

@@ -19,16 +19,24 @@ from importlib import resources
 
 from aiohttp import web
 
-from .auth import BearerGuard
-from .errors import NotFound, StoreUnavailable, http_error
-from .otlp_json import message_to_json
-from .query import LIST_PARAMS, MAX_LIMIT, QueryError, SessionQueries, SessionQuery, parse_count
-from .receiver_http import INGESTOR
-from .tail import SessionTail
+from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.errors import NotFound, StoreUnavailable, http_error
+from otel_sessions.exporter.lookup.queries import (
+    LIST_PARAMS,
+    MAX_LIMIT,
+    QueryError,
+    SessionQueries,
+    SessionQuery,
+    parse_count,
+)
+from otel_sessions.exporter.lookup.tail import SessionTail
+from otel_sessions.exporter.otlp_json import message_to_json
+from otel_sessions.exporter.store.sessions import SessionStore
 
-__all__ = ["lookup_routes", "QUERIES"]
+__all__ = ["lookup_routes", "QUERIES", "STORE"]
 
 QUERIES: web.AppKey[SessionQueries] = web.AppKey("queries", SessionQueries)
+STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
 _THREAD_PARAMS = ("limit", "offset")
 _USER_PARAMS = tuple(p for p in LIST_PARAMS if p != "user_id")  # the user is in the path
 
@@ -55,7 +63,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 async def get_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
-    summary = await request.app[INGESTOR].store.get_session(session_id, with_traces=True)
+    summary = await request.app[STORE].get_session(session_id, with_traces=True)
     if summary is None:
         raise NotFound(f"no session {session_id!r}")
     return web.json_response(summary.to_json())
@@ -66,7 +74,7 @@ async def get_spans(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "otlp-json")
     if fmt not in ("otlp-json", "otlp-proto"):
         raise QueryError("format", f"{fmt[:32]!r} is not otlp-json or otlp-proto")
-    data = await request.app[INGESTOR].store.get_spans(session_id)
+    data = await request.app[STORE].get_spans(session_id)
     if data is None:
         raise NotFound(f"no session {session_id!r}")
     if fmt == "otlp-proto":
@@ -76,7 +84,7 @@ async def get_spans(request: web.Request) -> web.Response:
 
 async def delete_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
-    if not await request.app[INGESTOR].store.delete_session(session_id):
+    if not await request.app[STORE].delete_session(session_id):
         raise NotFound(f"no session {session_id!r}")
     return web.Response(status=204)
 
@@ -84,7 +92,7 @@ async def delete_session(request: web.Request) -> web.Response:
 async def tail(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``data:`` event (OTLP/JSON ``TracesData``) per write."""
     session_id = request.match_info["session_id"]
-    store = request.app[INGESTOR].store
+    store = request.app[STORE]
     if await store.get_session(session_id) is None:
         raise NotFound(f"no session {session_id!r}")
     following = await SessionTail(store, session_id, idle_s=5.0).start()
@@ -130,7 +138,7 @@ async def user_sessions(request: web.Request) -> web.Response:
 
 
 async def openapi(_request: web.Request) -> web.Response:
-    from .openapi import OPENAPI
+    from otel_sessions.exporter.serve.openapi import OPENAPI
 
     return web.json_response(OPENAPI, dumps=lambda obj: json.dumps(obj, indent=1))
 
@@ -140,11 +148,12 @@ async def page(_request: web.Request) -> web.Response:
     return web.Response(body=html, content_type="text/html", charset="utf-8")
 
 
-def lookup_routes(guard: BearerGuard) -> Callable[[web.Application], None]:
+def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Application], None]:
     """A route adder for :func:`receiver_http.create_app` (``extra_routes``)."""
 
     def add(app: web.Application) -> None:
-        app[QUERIES] = SessionQueries(app[INGESTOR].store)
+        app[STORE] = store
+        app[QUERIES] = SessionQueries(store)
         r = app.router
         r.add_get("/v1/sessions", _guard(guard, list_sessions))
         r.add_get("/v1/sessions/{session_id}", _guard(guard, get_session))

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from .span_codec import decode_chunks
-from .store import SessionStore, drop_seen_spans
+from otel_sessions.exporter.store.codec import decode_chunks
+from otel_sessions.exporter.store.sessions import SessionStore, drop_seen_spans
 
 __all__ = ["SessionTail"]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-from .schema import SORT_INDEXES
+from otel_sessions.exporter.store.schema import SORT_INDEXES
 
 __all__ = ["INDEX_SHARDS", "TRACE_BUCKETS", "Keys", "trace_epoch_ms"]
 

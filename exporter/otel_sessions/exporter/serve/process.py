@@ -19,21 +19,21 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from .auth import BearerGuard
-from .batch import BatchBuilder
-from .forward import Forwarding
-from .gateway import RedisGateway
-from .grpc_sessions import SESSION_SERVICE, add_session_service
-from .ingest import Ingestor
-from .jaeger import JaegerIndex, jaeger_routes
-from .pricing import PriceTable
-from .receiver_grpc import TRACE_SERVICE, trace_service_handler
-from .receiver_http import create_app
-from .redis_client import connect
-from .rest import lookup_routes
-from .service_index import ServiceIndex
-from .settings import Settings
-from .store import SessionStore
+from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.forward.forwarding import Forwarding
+from otel_sessions.exporter.ingest.grouping import BatchBuilder
+from otel_sessions.exporter.ingest.ingestor import Ingestor
+from otel_sessions.exporter.ingest.otlp_grpc import TRACE_SERVICE, trace_service_handler
+from otel_sessions.exporter.ingest.pricing import PriceTable
+from otel_sessions.exporter.jaeger.api import JaegerIndex, jaeger_routes
+from otel_sessions.exporter.serve.app import create_app
+from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_session_service
+from otel_sessions.exporter.serve.rest import lookup_routes
+from otel_sessions.exporter.serve.settings import Settings
+from otel_sessions.exporter.store.gateway import RedisGateway
+from otel_sessions.exporter.store.redis_client import connect
+from otel_sessions.exporter.store.service_index import ServiceIndex
+from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["Service", "Listening"]
 
@@ -122,7 +122,8 @@ class Service:
 
         # the REST lookups, the web page and the Jaeger-compatible API (/api) are always served
         app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_guard=self.ingest_guard,
-                         extra_routes=[lookup_routes(self.query_guard), jaeger_routes(self.query_guard, service_index),
+                         extra_routes=[lookup_routes(self.query_guard, self.store),
+                                       jaeger_routes(self.query_guard, self.store, service_index),
                                        *self.extra_http_routes])
         runner = web.AppRunner(app, auto_decompress=False, shutdown_timeout=10.0, access_log=None)
         await runner.setup()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gateway import RedisGateway
-from .keys import INDEX_SHARDS, Keys, service_shard
+from otel_sessions.exporter.store.gateway import RedisGateway
+from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, service_shard
 
 __all__ = ["ServiceIndex"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .span_codec import TraceFigures
+from otel_sessions.exporter.store.codec import TraceFigures
 
 __all__ = ["SessionSummary", "TraceSummary", "STATUSES", "session_status"]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .query import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS
-from .summary import STATUSES
+from otel_sessions.exporter.lookup.queries import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS
+from otel_sessions.exporter.store.summary import STATUSES
 
 __all__ = ["OPENAPI"]
 

@@ -26,13 +26,19 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from .errors import StoreUnavailable
-from .gateway import RedisGateway
-from .keys import INDEX_SHARDS, Keys, session_shard, trace_epoch_ms, trace_shard
-from .records import JoinReply, SessionFigures, SessionReply, SessionWrite, TraceJoin
-from .redis_client import connect
-from .span_codec import chunk_traces, decode_chunks
-from .summary import SessionSummary, TraceSummary
+from otel_sessions.exporter.errors import StoreUnavailable
+from otel_sessions.exporter.store.codec import chunk_traces, decode_chunks
+from otel_sessions.exporter.store.gateway import RedisGateway
+from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard, trace_epoch_ms, trace_shard
+from otel_sessions.exporter.store.records import (
+    JoinReply,
+    SessionFigures,
+    SessionReply,
+    SessionWrite,
+    TraceJoin,
+)
+from otel_sessions.exporter.store.redis_client import connect
+from otel_sessions.exporter.store.summary import SessionSummary, TraceSummary
 
 __all__ = ["SessionStore", "StoreSettings", "StoreUnavailable", "dedupe_spans", "drop_seen_spans"]
 

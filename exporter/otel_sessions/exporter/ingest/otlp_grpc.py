@@ -16,10 +16,10 @@ import grpc
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .auth import BearerGuard
-from .errors import BadRequest, classify, grpc_abort
-from .ingest import Ingestor
-from .metrics import METRICS
+from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.errors import BadRequest, classify, grpc_abort
+from otel_sessions.exporter.ingest.ingestor import Ingestor
+from otel_sessions.exporter.metrics import METRICS
 
 __all__ = ["trace_service_handler", "TRACE_SERVICE"]
 

@@ -1,4 +1,4 @@
-"""The HTTP port: OTLP/HTTP ``POST /v1/traces``, health, readiness and metrics.
+"""OTLP/HTTP ``POST /v1/traces``: decode, parse, ingest, answer.
 
 OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
 
@@ -10,14 +10,15 @@ OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
 * 503 with ``Retry-After`` when Redis fails (the exporter retries);
 * success may carry ``partial_success`` with ``rejected_spans`` and a message.
 
-Other modules add their routes to the same application (:func:`create_app` ``extra_routes``).
+Statuses come from the error table (``errors.py``); error bodies are ``google.rpc.Status``
+in the request's content type.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import grpc
 from aiohttp import web
@@ -25,17 +26,16 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .auth import BearerGuard
-from .errors import BadRequest, TooLarge, UnsupportedMedia, classify, http_error
-from .ingest import Ingestor
-from .metrics import METRICS, render
-from .otlp_json import OtlpJsonError, message_to_json, parse_traces_json
+from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.errors import BadRequest, TooLarge, UnsupportedMedia, classify, http_error
+from otel_sessions.exporter.ingest.ingestor import Ingestor
+from otel_sessions.exporter.metrics import METRICS
+from otel_sessions.exporter.otlp_json import OtlpJsonError, message_to_json, parse_traces_json
 
-__all__ = ["create_app", "INGESTOR"]
+__all__ = ["traces_route", "PROTOBUF", "JSON"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor", Ingestor)
 
 
 def _encode(message: Message, content_type: str) -> bytes:
@@ -87,7 +87,9 @@ def _decode(body: bytes, encoding: str, max_bytes: int) -> bytes:
         raise BadRequest(f"invalid gzip body: {exc}") from None
 
 
-def traces_route(max_bytes: int, guard: BearerGuard) -> Callable:
+def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Callable:
+    """The aiohttp handler of ``POST /v1/traces``."""
+
     async def post_traces(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         outcome = "ok"
@@ -109,7 +111,7 @@ def traces_route(max_bytes: int, guard: BearerGuard) -> Callable:
                     export_request = ExportTraceServiceRequest.FromString(body)
             except (DecodeError, OtlpJsonError) as exc:
                 raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
-            response = await request.app[INGESTOR].export(export_request, body)
+            response = await ingestor.export(export_request, body)
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
             outcome = classify(exc).outcome
@@ -119,48 +121,3 @@ def traces_route(max_bytes: int, guard: BearerGuard) -> Callable:
             METRICS.request_seconds.labels("http").observe(time.perf_counter() - started)
 
     return post_traces
-
-
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """200 while Redis takes writes; 503 while it is unreachable or refuses them (out of
-    memory, read-only, loading)."""
-    store = request.app[INGESTOR].store
-    if await store.writable():
-        return web.json_response({"status": "ready", "redis": "ok"})
-    state = "refusing writes" if await store.ping() else "unreachable"
-    return web.json_response({"status": "not ready", "redis": state}, status=503)
-
-
-async def metrics(_request: web.Request) -> web.Response:
-    return web.Response(body=render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler) -> web.StreamResponse:
-    """Unknown paths and wrong methods answer with a JSON message, not an HTML page."""
-    try:
-        return await handler(request)
-    except web.HTTPMethodNotAllowed as exc:
-        return web.json_response({"error": f"method {request.method} not allowed on {request.path}",
-                                  "allowed": sorted(exc.allowed_methods)}, status=405,
-                                 headers={"Allow": ",".join(sorted(exc.allowed_methods))})
-    except web.HTTPNotFound:
-        return web.json_response({"error": f"no such path: {request.path}"}, status=404)
-
-
-def create_app(ingestor: Ingestor, *, max_request_bytes: int, ingest_guard: BearerGuard,
-               extra_routes: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
-    """The aiohttp application of the HTTP port."""
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[json_errors])
-    app[INGESTOR] = ingestor
-    app.router.add_post("/v1/traces", traces_route(max_request_bytes, ingest_guard))
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    for add_routes in extra_routes:
-        add_routes(app)
-    return app

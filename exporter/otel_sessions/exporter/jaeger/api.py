@@ -51,15 +51,13 @@ from typing import Any
 from aiohttp import web
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
+from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.errors import BadRequest, http_error
+from otel_sessions.exporter.ingest.ingestor import StoredBatch
+from otel_sessions.exporter.store.service_index import ServiceIndex
+from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.store.summary import SessionSummary
 from otel_sessions.processor import attributes as attr
-
-from .auth import BearerGuard
-from .errors import BadRequest, http_error
-from .ingest import StoredBatch
-from .receiver_http import INGESTOR
-from .service_index import ServiceIndex
-from .store import SessionStore
-from .summary import SessionSummary
 
 __all__ = ["jaeger_routes", "JaegerIndex", "JaegerQuery", "session_trace_id", "session_root_span_id",
            "SESSION_SERVICE", "parse_go_duration"]
@@ -650,7 +648,7 @@ def _error(status: int, message: str, trace_id: str | None = None) -> web.Respon
     return _response(None, status=status, errors=[error])
 
 
-def jaeger_routes(guard: BearerGuard, index: ServiceIndex) -> Callable[[web.Application], None]:
+def jaeger_routes(guard: BearerGuard, store: SessionStore, index: ServiceIndex) -> Callable[[web.Application], None]:
     """Add the ``/api`` routes to the HTTP application (``extra_routes`` of ``create_app``).
     Errors come from the error table, in Jaeger's error shape."""
 
@@ -661,7 +659,7 @@ def jaeger_routes(guard: BearerGuard, index: ServiceIndex) -> Callable[[web.Appl
         async def wrapper(request: web.Request) -> web.StreamResponse:
             try:
                 guard.check(request.headers.get("Authorization"))
-                return await handler(request, JaegerQuery(request.app[INGESTOR].store, index))
+                return await handler(request, JaegerQuery(store, index))
             except Exception as exc:
                 return http_error(exc, f"GET {request.path}", render)
 

@@ -30,11 +30,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from .errors import BadRequest
-from .keys import INDEX_SHARDS, session_shard
-from .schema import SORT_INDEXES
-from .store import SessionStore
-from .summary import STATUSES, SessionSummary
+from otel_sessions.exporter.errors import BadRequest
+from otel_sessions.exporter.store.keys import INDEX_SHARDS, session_shard
+from otel_sessions.exporter.store.schema import SORT_INDEXES
+from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.store.summary import STATUSES, SessionSummary
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "MAX_CANDIDATES", "SORT_KEYS", "QueryError", "SessionQuery", "ListResult",

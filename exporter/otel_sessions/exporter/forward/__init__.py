@@ -1,0 +1,1 @@
+"""Forwarding every stored request on over OTLP, enriched with its session."""

@@ -1,0 +1,1 @@
+"""From OTLP requests to session write records: the receivers, grouping, pricing."""

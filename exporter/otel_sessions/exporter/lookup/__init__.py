@@ -1,0 +1,1 @@
+"""Session lookups over the store: list queries with filters and sorts, live tail."""
