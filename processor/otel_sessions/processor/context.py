@@ -248,8 +248,10 @@ class session:  # noqa: N801 - used like a function: `with session(...)`, `@sess
       unchanged and the previous session is restored.
     - Decorator: ``@session(user_id="u-1")`` on a function, coroutine function, generator or
       async generator; each call is a new session (a new generated id unless one is given).
-      For generators the session is active while the generator's body runs, not between
-      its ``yield`` s.
+      A generator's body runs in its own copy of the context of its first step, kept from
+      step to step: a span or nested session it enters is still current after a ``yield``,
+      whichever thread or task resumes or closes it, and the caller's context is never
+      changed (between ``yield`` s the caller sees its own session and span).
     - Missing session and thread ids are generated (``sess_…``, ``thrd_…``). Invalid ids
       (see ``attributes.is_valid_id``) are dropped with one warning log line: an invalid
       session or thread id is replaced by a generated one, an invalid user id is left out.
@@ -326,33 +328,64 @@ class session:  # noqa: N801 - used like a function: `with session(...)`, `@sess
         return run  # type: ignore[return-value]
 
 
+def _session_context(spec: _Spec) -> contextvars.Context:
+    """A copy of the current context in which a new session of ``spec`` is active."""
+    context = contextvars.copy_context()
+    context.run(lambda: _activate(spec.build(_ACTIVE.get())))
+    return context
+
+
+def _steps_in(context: contextvars.Context, steps: Any) -> Any:
+    """Drive the generator (or awaitable iterator) ``steps``, each of its steps run in ``context``.
+
+    What a step sets in ``context`` (a span made current, a nested session, baggage) is there
+    at the next step, and nothing of it reaches the context of whoever drives this generator.
+    Values, exceptions and ``close()`` are handed through unchanged; returns what ``steps``
+    returns.
+    """
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            if to_throw is not None:
+                item = context.run(steps.throw, to_throw)
+            else:
+                item = context.run(steps.send, to_send)
+        except StopIteration as stop:
+            return stop.value
+        to_send, to_throw = None, None
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            context.run(steps.close)
+            raise
+        except BaseException as exc:  # thrown in by the caller: hand it to the body
+            to_throw = exc
+
+
+class _AwaitIn:
+    """``await _AwaitIn(context, awaitable)``: ``awaitable`` with each step run in ``context``.
+
+    Stepping the awaitable ourselves (instead of a task created with ``context=``, 3.11+)
+    works on every supported Python, with any event loop, and keeps the body in the
+    consumer's task, so cancelling the consumer cancels the body.
+    """
+
+    __slots__ = ("_context", "_awaitable")
+
+    def __init__(self, context: contextvars.Context, awaitable: Any) -> None:
+        self._context = context
+        self._awaitable = awaitable
+
+    def __await__(self) -> Any:
+        return _steps_in(self._context, self._awaitable.__await__())
+
+
 def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        active = spec.build(_ACTIVE.get())
-        gen = fn(*args, **kwargs)
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        while True:
-            activation = _activate(active)
-            try:
-                item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                _deactivate(activation)
-            to_send, to_throw = None, None
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                activation = _activate(active)
-                try:
-                    gen.close()
-                finally:
-                    _deactivate(activation)
-                raise
-            except BaseException as exc:  # thrown in by the caller: hand it to the body
-                to_throw = exc
+        context = _session_context(spec)  # at the first step, from the caller's context then
+        return (yield from _steps_in(context, fn(*args, **kwargs)))
 
     return run
 
@@ -360,30 +393,21 @@ def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 def _wrap_async_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        active = spec.build(_ACTIVE.get())
+        context = _session_context(spec)
         agen = fn(*args, **kwargs)
         to_send: Any = None
         to_throw: BaseException | None = None
         while True:
-            activation = _activate(active)
             try:
-                if to_throw is not None:
-                    item = await agen.athrow(to_throw)
-                else:
-                    item = await agen.asend(to_send)
+                step = agen.athrow(to_throw) if to_throw is not None else agen.asend(to_send)
+                item = await _AwaitIn(context, step)
             except StopAsyncIteration:
                 return
-            finally:
-                _deactivate(activation)
             to_send, to_throw = None, None
             try:
                 to_send = yield item
-            except GeneratorExit:
-                activation = _activate(active)
-                try:
-                    await agen.aclose()
-                finally:
-                    _deactivate(activation)
+            except GeneratorExit:  # aclose(), from whichever task: the body cleans up in its context
+                await _AwaitIn(context, agen.aclose())
                 raise
             except BaseException as exc:
                 to_throw = exc
