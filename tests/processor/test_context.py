@@ -16,6 +16,7 @@ from otel_sessions.processor.attributes import (
     SESSION_ID,
     SESSION_METADATA_PREFIX,
     SESSION_NAME,
+    SESSION_PREVIOUS_ID,
     THREAD_ID,
     USER_ID,
 )
@@ -263,3 +264,35 @@ def test_one_session_object_entered_by_concurrent_tasks(traced: Traced) -> None:
     first, second = asyncio.run(main())
     assert first != second
     assert traced.attrs("t1")[SESSION_ID] == first and traced.attrs("t2")[SESSION_ID] == second
+
+
+def test_previous_id_is_stamped_on_the_sessions_spans(traced: Traced) -> None:
+    with session("sess_new", previous_id="sess_old") as s:
+        traced.tracer.start_span("follow-up").end()
+        traced.tracer.start_span("own", attributes={SESSION_PREVIOUS_ID: "sess_mine"}).end()
+    traced.tracer.start_span("outside").end()
+    assert s.previous_id == "sess_old"
+    assert s.attributes[SESSION_PREVIOUS_ID] == "sess_old"
+    assert traced.attrs("follow-up") == {SESSION_ID: "sess_new", THREAD_ID: s.thread_id, SESSION_PREVIOUS_ID: "sess_old"}
+    assert traced.attrs("own")[SESSION_PREVIOUS_ID] == "sess_mine"  # the first value wins
+    assert traced.attrs("outside") == {}
+
+
+def test_previous_id_through_the_decorator_and_not_inherited_by_nested_sessions(traced: Traced) -> None:
+    @session(previous_id="sess_before")
+    def handle() -> None:
+        traced.tracer.start_span("decorated").end()
+        with session("inner"):
+            traced.tracer.start_span("inner").end()
+
+    handle()
+    assert traced.attrs("decorated")[SESSION_PREVIOUS_ID] == "sess_before"
+    assert SESSION_PREVIOUS_ID not in traced.attrs("inner")  # another session, not a follow-up
+    with session("plain") as plain:
+        assert plain.previous_id is None and SESSION_PREVIOUS_ID not in plain.attributes
+
+
+def test_invalid_previous_id_is_dropped_with_the_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel_sessions"), session("s", previous_id="bad\nid") as s:
+        assert s.previous_id is None and SESSION_PREVIOUS_ID not in s.attributes
+    assert len(caplog.records) == 1 and "previous_id" in caplog.records[0].getMessage()

@@ -7,6 +7,7 @@ command runs in ``test_processes.py`` with a real distro.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -54,6 +55,30 @@ def test_grouping_example_prints_what_the_readme_says(tmp_path: Path) -> None:
     script.write_text(block)
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=_env())
     assert run.stdout.strip() == expected
+
+
+def test_logs_example_exports_records_that_carry_the_session(tmp_path: Path) -> None:
+    block = next(b for b in PYTHON_BLOCKS if "SessionLogProcessor()" in b)
+    script = tmp_path / "logs.py"
+    script.write_text(block)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=_env())
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert record["body"] == "refund approved"
+    attributes = record["attributes"]
+    assert (attributes["session.id"], attributes["gen_ai.conversation.id"], attributes["user.id"]) == (
+        "sess-42", "thrd-7", "u-1",
+    )
+
+
+def test_log_filter_example_prints_what_the_readme_says(tmp_path: Path) -> None:
+    block = next(b for b in PYTHON_BLOCKS if "SessionLogFilter()" in b)
+    expected = [line.removeprefix("# ") for line in block.split("# Printed:\n", 1)[1].splitlines()]
+    script = tmp_path / "log_filter.py"
+    script.write_text(block)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=_env())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == expected
 
 
 def test_benchmark_command_runs() -> None:

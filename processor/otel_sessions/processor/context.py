@@ -8,7 +8,7 @@ and into threads started with a function passed through ``wrap()``. A plain
 
 Nested sessions: the inner one is active inside, the outer one is restored on exit. An inner
 session given no ``thread_id`` or ``user_id`` takes them from the outer session; it always
-gets its own session id (given, or generated).
+gets its own session id (given, or generated), and no ``previous_id`` unless given.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .attributes import (
     SESSION_ID,
     SESSION_METADATA_PREFIX,
     SESSION_NAME,
+    SESSION_PREVIOUS_ID,
     THREAD_ID,
     USER_ID,
     is_valid_id,
@@ -48,17 +49,32 @@ class SessionContext:
     """The ids of an active session (read-only): what ``current_session()`` returns.
 
     ``attributes`` is the mapping every span started inside the session is stamped with
-    (canonical names; ``user.id`` and ``session.name`` only when set). It is computed once,
-    when the session is entered, so the span processor does no per-span work to build it.
+    (canonical names; ``user.id``, ``session.name`` and ``session.previous_id`` only when
+    set). It is computed once, when the session is entered, so the span processor does no
+    per-span work to build it.
+
+    ``previous_id`` is the id of the session this one follows on from (a follow-up
+    conversation pointing at the one before), stamped as ``session.previous_id``; the
+    service answers it as the session's ``previous_id``.
     """
 
-    __slots__ = ("session_id", "thread_id", "user_id", "name", "metadata", "_attributes", "_longest")
+    __slots__ = (
+        "session_id",
+        "thread_id",
+        "user_id",
+        "name",
+        "metadata",
+        "previous_id",
+        "_attributes",
+        "_longest",
+    )
 
     session_id: str
     thread_id: str
     user_id: str | None
     name: str | None
     metadata: Mapping[str, AttributeValue]
+    previous_id: str | None
 
     def __init__(
         self,
@@ -67,17 +83,21 @@ class SessionContext:
         user_id: str | None = None,
         name: str | None = None,
         metadata: Mapping[str, AttributeValue] | None = None,
+        previous_id: str | None = None,
     ) -> None:
         self.session_id = session_id
         self.thread_id = thread_id
         self.user_id = user_id
         self.name = name
         self.metadata = MappingProxyType(dict(metadata or {}))
+        self.previous_id = previous_id
         attributes: dict[str, AttributeValue] = {SESSION_ID: session_id, THREAD_ID: thread_id}
         if user_id is not None:
             attributes[USER_ID] = user_id
         if name is not None:
             attributes[SESSION_NAME] = name
+        if previous_id is not None:
+            attributes[SESSION_PREVIOUS_ID] = previous_id
         for key, value in self.metadata.items():
             attributes[SESSION_METADATA_PREFIX + key] = value
         self._attributes = attributes
@@ -92,7 +112,8 @@ class SessionContext:
     def __repr__(self) -> str:
         return (
             f"SessionContext(session_id={self.session_id!r}, thread_id={self.thread_id!r}, "
-            f"user_id={self.user_id!r}, name={self.name!r}, metadata={dict(self.metadata)!r})"
+            f"user_id={self.user_id!r}, name={self.name!r}, metadata={dict(self.metadata)!r}, "
+            f"previous_id={self.previous_id!r})"
         )
 
 
@@ -117,7 +138,7 @@ def current_session() -> SessionContext | None:
 
 # --- arguments: checked once per session(...) call, one warning line for all problems ------
 class _Spec:
-    __slots__ = ("session_id", "thread_id", "user_id", "name", "metadata")
+    __slots__ = ("session_id", "thread_id", "user_id", "name", "metadata", "previous_id")
 
     def __init__(
         self,
@@ -126,21 +147,26 @@ class _Spec:
         user_id: str | None,
         name: str | None,
         metadata: dict[str, AttributeValue],
+        previous_id: str | None = None,
     ) -> None:
         self.session_id = session_id
         self.thread_id = thread_id
         self.user_id = user_id
         self.name = name
         self.metadata = metadata
+        self.previous_id = previous_id
 
     def build(self, outer: SessionContext | None) -> SessionContext:
-        """A new SessionContext: given ids, else the outer session's thread/user, else generated."""
+        """A new SessionContext: given ids, else the outer session's thread/user, else generated.
+        ``previous_id`` is never inherited: an inner session does not follow on from the one
+        its outer session follows."""
         return SessionContext(
             self.session_id or new_session_id(),
             self.thread_id or (outer.thread_id if outer is not None and outer.thread_id else new_thread_id()),
             self.user_id if self.user_id is not None else (outer.user_id if outer is not None else None),
             self.name,
             self.metadata,
+            self.previous_id,
         )
 
 
@@ -157,6 +183,7 @@ def _check(
     user_id: object,
     name: object,
     metadata: object,
+    previous_id: object = None,
 ) -> _Spec:
     problems: list[str] = []
 
@@ -190,6 +217,7 @@ def _check(
         valid_id("user_id", user_id),
         clean_name,
         clean_meta,
+        valid_id("previous_id", previous_id),
     )
     if problems:
         _logger.warning(
@@ -241,21 +269,29 @@ def _deactivate(activation: _Activation) -> None:
 class session:  # noqa: N801 - used like a function: `with session(...)`, `@session(...)`
     """Start a session: a context manager (sync and async) and a decorator.
 
-    ``session(session_id=None, *, thread_id=None, user_id=None, name=None, metadata=None)``
+    ``session(session_id=None, *, thread_id=None, user_id=None, name=None, metadata=None,
+    previous_id=None)``
 
     - Context manager: ``with session(user_id="u-1") as s:`` (or ``async with``); ``s`` is the
       ``SessionContext``. Every span started inside carries the ids. Exceptions propagate
       unchanged and the previous session is restored.
     - Decorator: ``@session(user_id="u-1")`` on a function, coroutine function, generator or
       async generator; each call is a new session (a new generated id unless one is given).
-      For generators the session is active while the generator's body runs, not between
-      its ``yield`` s.
+      A generator's body runs in its own copy of the context of its first step, kept from
+      step to step: a span or nested session it enters is still current after a ``yield``,
+      whichever thread or task resumes or closes it, and the caller's context is never
+      changed (between ``yield`` s the caller sees its own session and span).
     - Missing session and thread ids are generated (``sess_…``, ``thrd_…``). Invalid ids
       (see ``attributes.is_valid_id``) are dropped with one warning log line: an invalid
       session or thread id is replaced by a generated one, an invalid user id is left out.
       Never raises on its arguments.
     - Metadata values are stamped as ``session.metadata.<key>``; strings are cut to 1,024
       characters, values other than str/bool/int/float are turned into strings.
+    - ``previous_id``: the id of the session this one follows on from (a follow-up
+      conversation pointing at the one before), stamped as ``session.previous_id`` on the
+      session's spans; the service answers it as the session's ``previous_id``. Checked like
+      the other ids (an invalid one is left out); not inherited by nested sessions. As with
+      every field, a value a span already carries is kept.
     """
 
     __slots__ = ("_spec", "_activations")
@@ -268,8 +304,9 @@ class session:  # noqa: N801 - used like a function: `with session(...)`, `@sess
         user_id: str | None = None,
         name: str | None = None,
         metadata: Mapping[str, object] | None = None,
+        previous_id: str | None = None,
     ) -> None:
-        self._spec = _check(session_id, thread_id, user_id, name, metadata)
+        self._spec = _check(session_id, thread_id, user_id, name, metadata, previous_id)
         self._activations: list[_Activation] = []
 
     # context manager ------------------------------------------------------------------------
@@ -326,33 +363,64 @@ class session:  # noqa: N801 - used like a function: `with session(...)`, `@sess
         return run  # type: ignore[return-value]
 
 
+def _session_context(spec: _Spec) -> contextvars.Context:
+    """A copy of the current context in which a new session of ``spec`` is active."""
+    context = contextvars.copy_context()
+    context.run(lambda: _activate(spec.build(_ACTIVE.get())))
+    return context
+
+
+def _steps_in(context: contextvars.Context, steps: Any) -> Any:
+    """Drive the generator (or awaitable iterator) ``steps``, each of its steps run in ``context``.
+
+    What a step sets in ``context`` (a span made current, a nested session, baggage) is there
+    at the next step, and nothing of it reaches the context of whoever drives this generator.
+    Values, exceptions and ``close()`` are handed through unchanged; returns what ``steps``
+    returns.
+    """
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            if to_throw is not None:
+                item = context.run(steps.throw, to_throw)
+            else:
+                item = context.run(steps.send, to_send)
+        except StopIteration as stop:
+            return stop.value
+        to_send, to_throw = None, None
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            context.run(steps.close)
+            raise
+        except BaseException as exc:  # thrown in by the caller: hand it to the body
+            to_throw = exc
+
+
+class _AwaitIn:
+    """``await _AwaitIn(context, awaitable)``: ``awaitable`` with each step run in ``context``.
+
+    Stepping the awaitable ourselves (instead of a task created with ``context=``, 3.11+)
+    works on every supported Python, with any event loop, and keeps the body in the
+    consumer's task, so cancelling the consumer cancels the body.
+    """
+
+    __slots__ = ("_context", "_awaitable")
+
+    def __init__(self, context: contextvars.Context, awaitable: Any) -> None:
+        self._context = context
+        self._awaitable = awaitable
+
+    def __await__(self) -> Any:
+        return _steps_in(self._context, self._awaitable.__await__())
+
+
 def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        active = spec.build(_ACTIVE.get())
-        gen = fn(*args, **kwargs)
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        while True:
-            activation = _activate(active)
-            try:
-                item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                _deactivate(activation)
-            to_send, to_throw = None, None
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                activation = _activate(active)
-                try:
-                    gen.close()
-                finally:
-                    _deactivate(activation)
-                raise
-            except BaseException as exc:  # thrown in by the caller: hand it to the body
-                to_throw = exc
+        context = _session_context(spec)  # at the first step, from the caller's context then
+        return (yield from _steps_in(context, fn(*args, **kwargs)))
 
     return run
 
@@ -360,30 +428,21 @@ def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 def _wrap_async_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        active = spec.build(_ACTIVE.get())
+        context = _session_context(spec)
         agen = fn(*args, **kwargs)
         to_send: Any = None
         to_throw: BaseException | None = None
         while True:
-            activation = _activate(active)
             try:
-                if to_throw is not None:
-                    item = await agen.athrow(to_throw)
-                else:
-                    item = await agen.asend(to_send)
+                step = agen.athrow(to_throw) if to_throw is not None else agen.asend(to_send)
+                item = await _AwaitIn(context, step)
             except StopAsyncIteration:
                 return
-            finally:
-                _deactivate(activation)
             to_send, to_throw = None, None
             try:
                 to_send = yield item
-            except GeneratorExit:
-                activation = _activate(active)
-                try:
-                    await agen.aclose()
-                finally:
-                    _deactivate(activation)
+            except GeneratorExit:  # aclose(), from whichever task: the body cleans up in its context
+                await _AwaitIn(context, agen.aclose())
                 raise
             except BaseException as exc:
                 to_throw = exc

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 _logger = logging.getLogger(__name__)
 
 # --- OTEL_SESSIONS_* (zero-code and processor switches) -------------------------------------
-#: ``true`` makes ``opentelemetry-instrument`` add ``SessionSpanProcessor``. Default ``false``.
+#: ``true`` makes ``opentelemetry-instrument`` add ``SessionSpanProcessor`` (and ``SessionLogProcessor``
+#: to an SDK ``LoggerProvider``). Default ``false``.
 OTEL_SESSIONS_ENABLED = "OTEL_SESSIONS_ENABLED"
 #: ``true`` reads and writes the session keys as W3C baggage. Default ``false`` (baggage
 #: leaves the process in request headers, so it is opt-in).
