@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_sessions.exporter.content_encoding import (
+from otel_sessions.exporter.ingest.content_encoding import (
     SUPPORTED,
     DecodedTooLarge,
     EncodingError,

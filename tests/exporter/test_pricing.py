@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from otel_sessions.exporter.pricing import DEFAULT_PRICES, ModelPrice, PriceTable
+from otel_sessions.exporter.ingest.pricing import DEFAULT_PRICES, ModelPrice, PriceTable
 
 TABLE = PriceTable.load(None)
 

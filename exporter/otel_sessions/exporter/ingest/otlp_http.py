@@ -2,7 +2,8 @@
 
 OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
 
-* ``application/x-protobuf`` and ``application/json`` bodies, optionally ``gzip``;
+* ``application/x-protobuf`` and ``application/json`` bodies, optionally compressed with
+  ``gzip`` (every member), ``deflate`` (zlib or raw) or ``zstd`` (``content_encoding.py``);
   responses use the request's content type;
 * 400 with a ``google.rpc.Status`` body for data that does not parse (not retryable),
   413 above the size limit (compressed or decompressed), 415 for other content types or
@@ -17,7 +18,6 @@ in the request's content type.
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable
 
 import grpc
@@ -28,6 +28,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, TooLarge, UnsupportedMedia, classify, http_error
+from otel_sessions.exporter.ingest.content_encoding import (
+    SUPPORTED,
+    DecodedTooLarge,
+    EncodingError,
+    UnsupportedEncoding,
+    check_encoding,
+    decode_body,
+)
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.otlp_json import OtlpJsonError, message_to_json, parse_traces_json
@@ -45,17 +53,6 @@ def _encode(message: Message, content_type: str) -> bytes:
 def _status_response(http_status: int, code: int, message: str, content_type: str) -> web.Response:
     status = status_pb2.Status(code=code, message=message)
     return web.Response(status=http_status, body=_encode(status, content_type), content_type=content_type)
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress a gzip body, refusing to produce more than ``limit`` bytes (gzip bombs)."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = decompressor.decompress(body, limit + 1)
-    if len(out) > limit or decompressor.unconsumed_tail:
-        raise OverflowError
-    if not decompressor.eof:
-        raise zlib.error("truncated gzip stream")
-    return out
 
 
 def _otlp_error_render(content_type: str):
@@ -76,15 +73,15 @@ async def _read_body(request: web.Request, max_bytes: int) -> bytes:
         raise TooLarge(f"request body over the {max_bytes} byte limit") from None
 
 
-def _decode(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    if encoding != "gzip":
-        return body
+def _decode(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     try:
-        return _gunzip(body, max_bytes)
-    except OverflowError:
+        return decode_body(body, encoding, max_bytes)
+    except DecodedTooLarge:
         raise TooLarge(f"decompressed body over the {max_bytes} byte limit") from None
-    except zlib.error as exc:
-        raise BadRequest(f"invalid gzip body: {exc}") from None
+    except UnsupportedEncoding as exc:
+        raise UnsupportedMedia(f"unsupported content encoding {exc.encoding!r}: use {', '.join(SUPPORTED)}") from None
+    except EncodingError as exc:
+        raise BadRequest(f"invalid {encoding} body: {exc}") from None
 
 
 def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Callable:
@@ -99,9 +96,12 @@ def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Call
             guard.check(request.headers.get("Authorization"))
             if media not in (PROTOBUF, JSON):
                 raise UnsupportedMedia(f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}")
-            encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-            if encoding not in ("identity", "gzip", ""):
-                raise UnsupportedMedia(f"unsupported content encoding {encoding!r}: use gzip or none")
+            encoding = request.headers.get("Content-Encoding")
+            try:
+                check_encoding(encoding)
+            except UnsupportedEncoding as exc:
+                raise UnsupportedMedia(
+                    f"unsupported content encoding {exc.encoding!r}: use {', '.join(SUPPORTED)}") from None
             body = _decode(await _read_body(request, max_bytes), encoding, max_bytes)
             try:
                 if media == JSON:

@@ -110,6 +110,12 @@ def _parse(content_encoding: str | None) -> list[str]:
     return codings
 
 
+def check_encoding(content_encoding: str | None) -> None:
+    """Raise :class:`UnsupportedEncoding` now, before a body is read, when ``content_encoding``
+    names a coding this module does not decode."""
+    _parse(content_encoding)
+
+
 def decode_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     """``body`` with the codings of ``content_encoding`` (the raw header value) undone.
 
