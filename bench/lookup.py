@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 
 from bench import workload  # noqa: E402
-from otel_sessions.exporter.ingest.grouping import Batch, BatchBuilder, Group, SpanRecord, span_digest  # noqa: E402
+from otel_sessions.exporter.ingest.grouping import BatchBuilder  # noqa: E402
+from otel_sessions.exporter.ingest.groups import Batch, Group, SpanRecord, span_digest  # noqa: E402
 from otel_sessions.exporter.ingest.ingestor import Ingestor  # noqa: E402
 from otel_sessions.exporter.serve.settings import Settings  # noqa: E402
 from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis  # noqa: E402

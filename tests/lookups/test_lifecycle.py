@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from otel_sessions.exporter.lookup.queries import SORT_KEYS
+from otel_sessions.exporter.lookup.params import SORT_KEYS
 from otel_sessions.exporter.serve.rest import QUERIES
 from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard
 from tests.lookups import dataset
@@ -133,7 +133,7 @@ def test_merge_of_shards_pages_exactly_over_many_sessions(service):
     import random
 
     from bench.lookup import _group, _template_spans
-    from otel_sessions.exporter.ingest.grouping import Batch
+    from otel_sessions.exporter.ingest.groups import Batch
 
     async def fill() -> None:
         rng = random.Random(4)

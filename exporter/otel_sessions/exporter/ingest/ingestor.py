@@ -27,7 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from otel_sessions.exporter.errors import StoreUnavailable
-from otel_sessions.exporter.ingest.grouping import Batch, BatchBuilder, Group
+from otel_sessions.exporter.ingest.grouping import BatchBuilder
+from otel_sessions.exporter.ingest.groups import Batch, Group
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.store.codec import decode_chunks
 from otel_sessions.exporter.store.records import SessionFigures, SessionWrite, TraceJoin, WriteResult

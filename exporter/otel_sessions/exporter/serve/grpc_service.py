@@ -14,7 +14,8 @@ import grpc
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
-from otel_sessions.exporter.lookup.queries import MAX_LIMIT, SessionQueries, SessionQuery, parse_count
+from otel_sessions.exporter.lookup.params import MAX_LIMIT, SessionQuery, parse_count
+from otel_sessions.exporter.lookup.queries import SessionQueries
 from otel_sessions.exporter.lookup.tail import SessionTail
 from otel_sessions.exporter.store.sessions import SessionStore
 from otel_sessions.exporter.store.summary import SessionSummary, TraceSummary

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from otel_sessions.exporter.lookup.queries import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS
+from otel_sessions.exporter.lookup.params import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS
 from otel_sessions.exporter.store.summary import STATUSES
 
 __all__ = ["OPENAPI"]

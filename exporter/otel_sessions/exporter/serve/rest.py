@@ -21,14 +21,8 @@ from aiohttp import web
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import NotFound, StoreUnavailable, http_error
-from otel_sessions.exporter.lookup.queries import (
-    LIST_PARAMS,
-    MAX_LIMIT,
-    QueryError,
-    SessionQueries,
-    SessionQuery,
-    parse_count,
-)
+from otel_sessions.exporter.lookup.params import LIST_PARAMS, MAX_LIMIT, QueryError, SessionQuery, parse_count
+from otel_sessions.exporter.lookup.queries import SessionQueries
 from otel_sessions.exporter.lookup.tail import SessionTail
 from otel_sessions.exporter.otlp_json import message_to_json
 from otel_sessions.exporter.store.sessions import SessionStore

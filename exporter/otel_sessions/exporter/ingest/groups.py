@@ -1,0 +1,221 @@
+"""The records grouping makes: a span as the store needs it, a session's group of spans, a batch.
+
+A :class:`Group` becomes one :class:`~otel_sessions.exporter.store.records.SessionWrite`:
+8-byte span and trace digests (idempotency and trace counting in the store's script),
+totals, and one compressed chunk with the spans and the per-trace figures
+(``store/codec.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from hashlib import blake2b
+from typing import NamedTuple
+
+from otel_sessions.exporter.store.codec import encode_chunk, trace_entry
+from otel_sessions.exporter.store.records import SessionWrite
+from otel_sessions.exporter.store.schema import METADATA_PREFIX, SessionFlags, SpanFlags
+
+__all__ = ["SpanRecord", "Payload", "Group", "Batch", "span_digest", "trace_digest"]
+
+# plain ints on the hot path (IntFlag arithmetic allocates)
+_ERROR = int(SpanFlags.ERROR)
+_ROOT = int(SpanFlags.ROOT)
+_ESTIMATED = int(SpanFlags.COST_ESTIMATED)
+
+
+class SpanRecord(NamedTuple):
+    """One span as the store needs it."""
+
+    scope: tuple  # (resource bytes, resource schema_url, scope bytes, scope schema_url)
+    body: bytes  # the serialized span
+    digest: bytes  # span_digest(trace id, span id)
+    trace_id: bytes
+    span_id: bytes
+    flags: int  # SpanFlags
+    start_us: int
+    end_us: int
+    input_tokens: float
+    output_tokens: float
+    cost_usd: float
+    root_name: str | None  # the span's name when it is a root
+
+
+class _TraceTotals:
+    """Running figures of one trace within a group (the chunk's trace table)."""
+
+    __slots__ = ("start", "end", "spans", "errors", "tin", "tout", "cost", "root_name")
+
+    def __init__(self, start: int, end: int, error: int, tin: float, tout: float, cost: float, root: str) -> None:
+        self.start, self.end, self.spans, self.errors = start, end, 1, error
+        self.tin, self.tout, self.cost, self.root_name = tin, tout, cost, root
+
+    def entry(self, trace_id: bytes) -> bytes:
+        return trace_entry(trace_id, self.start, self.end, self.spans, self.errors, self.tin, self.tout, self.cost,
+                           self.root_name)
+
+
+def span_digest(trace_id: bytes, span_id: bytes) -> bytes:
+    """8 bytes identifying a span (trace id + span id) for idempotency within a session; the
+    first bit is 0 (trace digests, stored beside them, have it set)."""
+    digest = blake2b(trace_id + span_id, digest_size=8).digest()
+    return digest if digest[0] < 0x80 else bytes((digest[0] & 0x7F,)) + digest[1:]
+
+
+def trace_digest(trace_id: bytes) -> bytes:
+    """8 bytes identifying a trace within a session (counting distinct traces); first bit 1."""
+    digest = blake2b(trace_id, digest_size=8).digest()
+    return digest if digest[0] >= 0x80 else bytes((digest[0] | 0x80,)) + digest[1:]
+
+
+@dataclass
+class Payload:
+    """Figures and chunk of a group's spans (each trace + span id once)."""
+
+    span_count: int
+    span_ids: bytes  # n x 8-byte span digests
+    trace_ids: bytes  # 8-byte digests of the distinct traces
+    errors: int
+    input_tokens: float
+    output_tokens: float
+    cost_usd: float
+    start_us: int
+    end_us: int
+    failed: bool
+    cost_estimated: bool
+    chunk: bytes
+
+
+@dataclass
+class Group:
+    """Spans of one session (or, for orphans, of one trace) from one request."""
+
+    spans: list[SpanRecord] = field(default_factory=list)
+    labels: set[str] = field(default_factory=set)
+    metadata: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    previous_id: str | None = None
+    ended: bool = False
+    escalated: bool = False
+
+    @property
+    def span_count(self) -> int:
+        return len(self.spans)
+
+    def payload(self) -> Payload:
+        """Figures and chunk of this group's spans; a span repeated within the group counts once."""
+        scopes: dict[tuple, list[bytes]] = {}
+        traces: dict[bytes, _TraceTotals] = {}
+        ids: dict[bytes, None] = {}
+        errors = count = 0
+        tin_sum = tout_sum = cost_sum = 0.0
+        first = last = 0
+        failed = estimated = False
+        for key, body, digest, trace_id, _span_id, flags, start, end, tin, tout, cost, root_name in self.spans:
+            if digest in ids:
+                continue
+            count += 1
+            ids[digest] = None
+            bodies = scopes.get(key)
+            if bodies is None:
+                scopes[key] = [body]
+            else:
+                bodies.append(body)
+            error = flags & _ERROR
+            if error:
+                errors += 1
+                if flags & _ROOT:
+                    failed = True
+            if flags & _ESTIMATED:
+                estimated = True
+            tin_sum += tin
+            tout_sum += tout
+            cost_sum += cost
+            if not first or start < first:
+                first = start
+            if end > last:
+                last = end
+            t = traces.get(trace_id)
+            if t is None:
+                traces[trace_id] = _TraceTotals(start, end, 1 if error else 0, tin, tout, cost, root_name or "")
+                continue
+            if start < t.start:
+                t.start = start
+            if end > t.end:
+                t.end = end
+            t.spans += 1
+            if error:
+                t.errors += 1
+            t.tin += tin
+            t.tout += tout
+            t.cost += cost
+            if root_name and not t.root_name:
+                t.root_name = root_name
+        table = [t.entry(trace_id) for trace_id, t in traces.items()]
+        chunk = encode_chunk([(*key, bodies) for key, bodies in scopes.items()], count, table) if count else b""
+        return Payload(count, b"".join(ids), b"".join([trace_digest(t) for t in traces]), errors, tin_sum,
+                       tout_sum, cost_sum, first, last, failed, estimated, chunk)
+
+    def to_write(self, session_id: str) -> SessionWrite:
+        """The store record of this group as session ``session_id``."""
+        p = self.payload()
+        flags = ((SessionFlags.ENDED if self.ended else 0) | (SessionFlags.ESCALATED if self.escalated else 0)
+                 | (SessionFlags.FAILED if p.failed else 0) | (SessionFlags.COST_ESTIMATED if p.cost_estimated else 0))
+        once = [("id", session_id)]
+        for field_name, value in (("name", self.name), ("user", self.user_id), ("thread", self.thread_id),
+                                  ("prev", self.previous_id)):
+            if value:
+                once.append((field_name, value))
+        once += [(METADATA_PREFIX + key, value) for key, value in self.metadata.items()]
+        return SessionWrite(
+            session_id, p.span_count, p.span_ids, p.trace_ids, p.errors, int(p.input_tokens), int(p.output_tokens),
+            p.cost_usd, p.start_us, p.end_us, int(flags), tuple(once), tuple(sorted(self.labels)), p.chunk,
+            self.user_id, self.thread_id, self.name,
+        )
+
+    def only(self, mask: bytes) -> Group:
+        """A copy holding only the spans whose byte in ``mask`` is ``b"1"`` (mask is over the
+        distinct spans in :meth:`payload` order, as the store's partial-write reply gives it)."""
+        digests: list[bytes] = list(dict.fromkeys(record.digest for record in self.spans))
+        keep = {digest for digest, flag in zip(digests, mask) if flag == 49}  # '1'
+        return replace(self, spans=[record for record in self.spans if record.digest in keep])
+
+    def merge(self, other: Group) -> None:
+        """Add ``other``'s spans (an orphan group joining this session)."""
+        self.spans.extend(other.spans)
+        self.labels |= other.labels
+        for key, value in other.metadata.items():
+            self.metadata.setdefault(key, value)
+        self.ended = self.ended or other.ended
+        self.escalated = self.escalated or other.escalated
+        for name in ("name", "user_id", "thread_id", "previous_id"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(other, name))
+
+
+@dataclass
+class Batch:
+    """The spans of one request, grouped: by session, orphans by trace, and what was refused.
+
+    ``operations`` holds, per service name, the (span kind, span name) pairs seen: what the
+    Jaeger index lists, learnt in the same pass."""
+
+    sessions: dict[str, Group] = field(default_factory=dict)
+    orphans: dict[bytes, Group] = field(default_factory=dict)
+    trace_sessions: dict[bytes, str] = field(default_factory=dict)  # first session named per trace
+    operations: dict[str, set[tuple[int, str]]] = field(default_factory=dict)
+    span_count: int = 0
+    rejected: int = 0
+    invalid_ids: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def join_local(self) -> int:
+        """Move orphans whose trace names a session in this same request; returns spans moved."""
+        moved = 0
+        for trace_id in [t for t in self.orphans if t in self.trace_sessions]:
+            group = self.orphans.pop(trace_id)
+            self.sessions[self.trace_sessions[trace_id]].merge(group)
+            moved += group.span_count
+        return moved
