@@ -7,6 +7,15 @@ persistence off, on a free TCP port, so tests never touch a shared Redis.
 Contract: :meth:`EmbeddedRedis.start` returns only once the server answers ``PING``;
 :meth:`EmbeddedRedis.stop` is idempotent and waits for the process to exit (the server
 flushes its append-only file on a clean shutdown).
+
+The server dies with its parent, even when the parent is killed with SIGKILL: on Linux it
+starts through a small trampoline (``python -c``) that sets ``PR_SET_PDEATHSIG`` to SIGTERM,
+checks that the parent is still there, then execs ``redis-server`` (same pid), so SIGTERM
+reaches it when the parent goes and it shuts down cleanly. This avoids ``preexec_fn``, which
+is unsafe in a process that runs threads. Linux sends the signal when the *thread* that
+started the child ends, not the process: call :meth:`EmbeddedRedis.start` from a thread that
+lives as long as the server should (``serve`` and the test suite use the main thread).
+Elsewhere there is no such signal.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,6 +61,30 @@ def find_redis_server() -> str:
     )
 
 
+# Run as ``python -c _DIE_WITH_PARENT <parent pid> <redis-server> <args...>``: ask Linux for
+# SIGTERM when the parent (thread) dies, give up if the parent is already gone (it was before
+# the request could take effect), then become redis-server: exec keeps the pid and the request.
+_DIE_WITH_PARENT = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+    sys.stderr.write("prctl(PR_SET_PDEATHSIG) failed: " + os.strerror(ctypes.get_errno()) + "\\n")
+elif os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+try:
+    os.execv(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write("cannot run " + sys.argv[2] + ": " + str(exc) + "\\n")
+    sys.exit(127)
+"""
+
+
+def _die_with_parent(args: list[str]) -> list[str]:
+    """``args`` run so that the process gets SIGTERM when this thread dies (Linux), or as is."""
+    if not sys.platform.startswith("linux") or not sys.executable:
+        return args
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *args]
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -61,7 +95,7 @@ def free_port() -> int:
 class EmbeddedRedis:
     """One ``redis-server`` child process.
 
-    :param data_dir: working directory of the server (append-only file, logs, socket).
+    :param data_dir: working directory of the server (append-only file, logs, socket, pid file).
     :param port: TCP port on 127.0.0.1; ``None`` picks a free one, ``0`` listens on a
         unix socket only.
     :param persistent: keep an append-only file (``appendfsync everysec``) in ``data_dir``.
@@ -76,7 +110,7 @@ class EmbeddedRedis:
         persistent: bool = True,
         extra_args: list[str] | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).absolute()  # redis-server chdirs into it before using paths
         self.port = free_port() if port is None else port
         self.persistent = persistent
         self.extra_args = list(extra_args or [])
@@ -97,8 +131,13 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    @property
+    def pid_file(self) -> Path:
+        """Written by redis-server as it starts, removed on its clean shutdown."""
+        return self.data_dir / "redis.pid"
+
+    def command(self) -> list[str]:
+        """The ``redis-server`` command line :meth:`start` runs (in ``data_dir``)."""
         args = [
             find_redis_server(),
             "--port", str(self.port),
@@ -108,6 +147,7 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", "redis.log",
             "--protected-mode", "yes",
+            "--pidfile", str(self.pid_file),
         ]
         if self.port == 0:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
@@ -115,9 +155,13 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             args += ["--appendonly", "no"]
-        args += self.extra_args
+        return args + self.extra_args
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            _die_with_parent(self.command()),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

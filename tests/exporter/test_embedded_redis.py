@@ -1,0 +1,155 @@
+"""The embedded redis-server of ``otel-sessions serve``: it dies with ``serve``, even on kill -9.
+
+Real processes only: ``serve`` runs as a subprocess on port 0 with a temporary --data-dir, and
+the redis-servers of that folder are found in /proc (a redis-server chdirs into its --dir).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="finds processes in /proc"),
+    pytest.mark.timeout(120),
+]
+
+SERVE = [sys.executable, "-m", "otel_sessions.exporter.cli", "serve"]
+
+
+def redis_servers_in(folder: Path) -> list[int]:
+    """Pids of the live (not zombie) redis-servers whose working directory is ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith("redis-server"):
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                continue
+            if os.path.realpath(entry / "cwd") == os.path.realpath(folder):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def eventually(check, timeout: float = 10.0):
+    """Poll ``check`` until it returns something true, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.05)
+
+
+class Serve:
+    """One ``otel-sessions serve`` subprocess whose output lines are read by a thread."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            [*SERVE, "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+             *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "OTEL_SESSIONS_REDIS_URL": "", "OTEL_SESSIONS_WORKERS": ""},
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match:
+        """The first output line matching ``pattern``, waiting for it at most ``timeout`` seconds."""
+        for line in self.lines:
+            if m := re.search(pattern, line):
+                return m
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if m := re.search(pattern, line):
+                return m
+        raise AssertionError(f"no line matching {pattern!r}:\n{self.output}")
+
+    def ready(self) -> Serve:
+        self.wait_for(r"ready$")
+        self.http = self.wait_for(r"OTLP/HTTP on (http://[\d.]+:\d+)").group(1)
+        self.redis_pid = int(self.wait_for(r"embedded redis-server \(pid (\d+)\)").group(1))
+        return self
+
+    def finish(self, timeout: float = 30.0) -> int:
+        """Wait for the exit (at most ``timeout`` seconds) and read the rest of the output."""
+        code = self.process.wait(timeout)
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.lines.append(line)
+        return code
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.finish()
+
+
+@pytest.fixture()
+def processes():
+    """Processes a test starts: each is killed (and reaped) at the end whatever happened."""
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+
+
+@pytest.fixture()
+def serve(processes):
+    """``serve(data_dir, *flags)`` starts ``otel-sessions serve``; every one is killed at the end."""
+    def start(data_dir: Path, *extra: str) -> Serve:
+        running = Serve(data_dir, *extra)
+        processes.append(running.process)
+        return running
+
+    return start
+
+
+def test_kill_9_of_serve_takes_its_redis_server_along(tmp_path, serve):
+    folder = tmp_path / "redis"
+    first = serve(tmp_path).ready()
+    assert redis_servers_in(folder) == [first.redis_pid]
+
+    first.process.kill()
+    first.process.wait(10)
+    assert eventually(lambda: not redis_servers_in(folder), 10), "redis-server outlived its serve"
+    assert not (folder / "redis.pid").exists()  # it got SIGTERM: a clean shutdown
+
+    second = serve(tmp_path).ready()  # and the next one starts as after a clean stop
+    assert redis_servers_in(folder) == [second.redis_pid]
+    assert second.stop() == 0
+    assert not redis_servers_in(folder)
