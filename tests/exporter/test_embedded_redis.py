@@ -1,4 +1,5 @@
-"""The embedded redis-server of ``otel-sessions serve``: it dies with ``serve``, even on kill -9.
+"""The embedded redis-server of ``otel-sessions serve``: one ``serve`` per --data-dir, and its
+redis-server dies with it, even on kill -9.
 
 Real processes only: ``serve`` runs as a subprocess on port 0 with a temporary --data-dir, and
 the redis-servers of that folder are found in /proc (a redis-server chdirs into its --dir).
@@ -15,9 +16,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from otel_sessions.exporter.store.embedded_redis import free_port
+from tests.exporter.test_bad_input import InMemoryOne
 
 pytestmark = [
     pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="finds processes in /proc"),
@@ -63,7 +70,8 @@ class Serve:
             [*SERVE, "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
              *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "OTEL_SESSIONS_REDIS_URL": "", "OTEL_SESSIONS_WORKERS": ""},
+            env={name: value for name, value in os.environ.items()
+                 if not name.startswith("OTEL_SESSIONS_") or name == "OTEL_SESSIONS_REDIS_SERVER"},
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -98,8 +106,12 @@ class Serve:
 
     def ready(self) -> Serve:
         self.wait_for(r"ready$")
+        self.grpc = self.wait_for(r"OTLP/gRPC on ([\d.]+:\d+)").group(1)
         self.http = self.wait_for(r"OTLP/HTTP on (http://[\d.]+:\d+)").group(1)
         self.redis_pid = int(self.wait_for(r"embedded redis-server \(pid (\d+)\)").group(1))
+        # serve installs its SIGTERM handler just after it says "ready": once it has answered a
+        # request, a SIGTERM stops it cleanly
+        assert _status(self.http + "/readyz") == 200
         return self
 
     def finish(self, timeout: float = 30.0) -> int:
@@ -153,3 +165,60 @@ def test_kill_9_of_serve_takes_its_redis_server_along(tmp_path, serve):
     assert redis_servers_in(folder) == [second.redis_pid]
     assert second.stop() == 0
     assert not redis_servers_in(folder)
+
+
+def _status(url: str, body: bytes | None = None) -> int:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/x-protobuf"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _refusal(second: Serve) -> str:
+    """The one error line of a ``serve`` that must refuse to start, once it has exited non-zero."""
+    assert second.finish(timeout=20) != 0, second.output
+    errors = [line for line in second.lines if "error" in line]
+    assert len(errors) == 1, second.output
+    assert not any("redis-server (pid" in line or "ready" in line for line in second.lines), second.output
+    return errors[0]
+
+
+def test_a_second_serve_on_the_same_folder_refuses_and_leaves_the_first_alone(tmp_path, serve):
+    folder = tmp_path / "redis"
+    first = serve(tmp_path).ready()
+    socket_before = (folder / "redis.sock").stat().st_ino
+
+    message = _refusal(serve(tmp_path))
+    assert f"in use by another otel-sessions serve (pid {first.process.pid}," in message
+    assert first.grpc in message and first.http.removeprefix("http://") in message
+    assert "unix://" + str(folder / "redis.sock") in message and "--data-dir" in message
+
+    # nothing of the first one was touched: the same redis-server on the same socket
+    assert redis_servers_in(folder) == [first.redis_pid]
+    assert (folder / "redis.sock").stat().st_ino == socket_before
+    for i in range(10):  # and it answers every request, none with 503
+        assert _status(first.http + "/readyz") == 200
+        body = encode_spans(InMemoryOne(f"sess-first-{i}").spans).SerializeToString()
+        assert _status(first.http + "/v1/traces", body) == 200
+        assert _status(f"{first.http}/v1/sessions/sess-first-{i}") == 200
+    assert first.stop() == 0
+    assert "embedded redis stopped" in first.output
+    assert not redis_servers_in(folder)
+
+    third = serve(tmp_path).ready()  # once the first is gone, the folder is free again
+    assert _status(f"{third.http}/v1/sessions/sess-first-9") == 200
+    assert third.stop() == 0
+
+
+def test_with_workers_the_parent_holds_the_folder(tmp_path, serve):
+    grpc_port, http_port = free_port(), free_port()
+    first = serve(tmp_path, "--workers", "2", "--grpc-listen", f"127.0.0.1:{grpc_port}",
+                  "--http-listen", f"127.0.0.1:{http_port}").ready()
+    message = _refusal(serve(tmp_path))
+    assert f"(pid {first.process.pid}," in message
+    assert f"127.0.0.1:{grpc_port}" in message and f"127.0.0.1:{http_port}" in message  # the workers listen
+    assert redis_servers_in(tmp_path / "redis") == [first.redis_pid]
+    assert _status(f"http://127.0.0.1:{http_port}/readyz") == 200
+    assert first.stop() == 0

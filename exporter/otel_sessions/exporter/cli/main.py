@@ -152,11 +152,18 @@ def serve(args: argparse.Namespace) -> int:
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
-        from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis, RedisBinaryNotFound
+        from otel_sessions.exporter.store.embedded_redis import (
+            DataDirInUse,
+            EmbeddedRedis,
+            RedisBinaryNotFound,
+        )
 
         data = settings.data_dir / "redis"
-        try:
-            embedded = EmbeddedRedis(data, port=0, persistent=True).start()
+        try:  # the parent holds the folder's lock, also with --workers
+            embedded = EmbeddedRedis(data, port=0, persistent=True, owner="otel-sessions serve").start()
+        except DataDirInUse as exc:
+            _say(f"error: {exc}: stop that one first, or give this one another --data-dir")
+            return 1
         except (RedisBinaryNotFound, RuntimeError) as exc:
             _say(f"error: cannot start the embedded Redis: {exc}")
             return 1

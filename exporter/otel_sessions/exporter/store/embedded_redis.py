@@ -16,10 +16,17 @@ is unsafe in a process that runs threads. Linux sends the signal when the *threa
 started the child ends, not the process: call :meth:`EmbeddedRedis.start` from a thread that
 lives as long as the server should (``serve`` and the test suite use the main thread).
 Elsewhere there is no such signal.
+
+With ``owner`` set (``serve`` sets it), one process at a time runs the server of a folder:
+:meth:`EmbeddedRedis.start` first takes an exclusive ``flock`` on ``serve.lock`` in it, held
+until :meth:`EmbeddedRedis.stop` or the end of the process (the kernel drops it even on
+SIGKILL), and records the holder's pid there. A second owner gets :class:`DataDirInUse`
+naming the first, before it has touched anything in the folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -28,11 +35,84 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["EmbeddedRedis", "RedisBinaryNotFound", "find_redis_server", "free_port"]
+__all__ = ["DataDirInUse", "EmbeddedRedis", "RedisBinaryNotFound", "find_redis_server", "free_port"]
+
+LOCK_FILE = "serve.lock"
 
 
 class RedisBinaryNotFound(RuntimeError):
     """No ``redis-server`` binary could be found."""
+
+
+class DataDirInUse(RuntimeError):
+    """Another live process owns the folder of the embedded Redis (see ``owner``)."""
+
+    def __init__(self, data_dir: Path, holder: dict) -> None:
+        self.data_dir = data_dir
+        self.holder = holder
+        pid = holder.get("pid")
+        details = [f"pid {pid}" if isinstance(pid, int) else "pid unknown"]
+        listening = _listening_addresses(pid) if isinstance(pid, int) else []
+        if listening:
+            details.append("listening on " + ", ".join(listening))
+        if holder.get("redis"):
+            details.append(f"Redis at {holder['redis']}")
+        super().__init__(f"{data_dir} is in use by another {holder.get('owner') or 'process'} "
+                         f"({', '.join(details)})")
+
+
+def _listening_addresses(pid: int) -> list[str]:
+    """The TCP addresses ``pid`` and its child processes listen on, read from /proc (Linux only).
+
+    ``serve`` listens itself, or its ``--workers`` processes do; ports 0 are only known there.
+    """
+    proc = Path("/proc")
+    pids = [pid]
+    try:
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue
+    except OSError:
+        return []
+    sockets = set()
+    for each in pids:
+        try:
+            fds = list((proc / str(each) / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                sockets.add(target[len("socket:["):-1])
+    found: list[str] = []
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (proc / str(pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 10 or fields[3] != "0A" or fields[9] not in sockets:  # 0A: LISTEN
+                continue
+            host, port = fields[1].split(":")
+            raw = bytes.fromhex(host)  # 32-bit words in host (little-endian) order
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            if len(raw) == 4:
+                address = f"{socket.inet_ntop(socket.AF_INET, words)}:{int(port, 16)}"
+            else:
+                host = socket.inet_ntop(socket.AF_INET6, words)
+                host = host[len("::ffff:"):] if host.startswith("::ffff:") and "." in host else f"[{host}]"
+                address = f"{host}:{int(port, 16)}"
+            if address not in found:
+                found.append(address)
+    return found
 
 
 def find_redis_server() -> str:
@@ -92,6 +172,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _read_holder(fd: int) -> dict:
+    """What the holder of a lock file recorded in it (it may be writing it still: retry a moment)."""
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+            if isinstance(holder, dict):
+                return holder
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(0.02)
+
+
 class EmbeddedRedis:
     """One ``redis-server`` child process.
 
@@ -100,6 +195,9 @@ class EmbeddedRedis:
         unix socket only.
     :param persistent: keep an append-only file (``appendfsync everysec``) in ``data_dir``.
     :param extra_args: more ``redis-server`` arguments, e.g. ``["--cluster-enabled", "yes"]``.
+    :param owner: who runs the server, e.g. ``"otel-sessions serve"``: when set, :meth:`start`
+        takes the folder's lock (``serve.lock``) first and raises :class:`DataDirInUse`, naming
+        the holder, if another live process has it.
     """
 
     def __init__(
@@ -109,12 +207,15 @@ class EmbeddedRedis:
         port: int | None = 0,
         persistent: bool = True,
         extra_args: list[str] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()  # redis-server chdirs into it before using paths
         self.port = free_port() if port is None else port
         self.persistent = persistent
         self.extra_args = list(extra_args or [])
+        self.owner = owner
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock_fd: int | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -157,8 +258,22 @@ class EmbeddedRedis:
             args += ["--appendonly", "no"]
         return args + self.extra_args
 
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / LOCK_FILE
+
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.owner is not None and self._lock_fd is None:
+            self._lock()
+        try:
+            self._run(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run(self, timeout: float) -> None:
         self._process = subprocess.Popen(
             _die_with_parent(self.command()),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -170,10 +285,37 @@ class EmbeddedRedis:
                 log = self._read_log()
                 raise RuntimeError(f"redis-server exited with code {self._process.returncode}: {err}{log}")
             if self._ping():
-                return self
+                return
             time.sleep(0.02)
-        self.stop()
         raise RuntimeError(f"redis-server did not answer PING within {timeout}s")
+
+    def _lock(self) -> None:
+        """Take the folder's lock for this process, or raise :class:`DataDirInUse`."""
+        import fcntl
+
+        try:
+            # not inherited (O_CLOEXEC): neither redis-server nor the workers hold it
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise RuntimeError(f"cannot open {self.lock_file}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise DataDirInUse(self.data_dir, holder) from None
+        except OSError as exc:
+            os.close(fd)
+            raise RuntimeError(f"cannot lock {self.lock_file}: {exc}") from None
+        record = json.dumps({"owner": self.owner, "pid": os.getpid(), "redis": self.url}).encode() + b"\n"
+        os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # the lock goes with the last descriptor; the file stays (see _lock)
 
     def _read_log(self) -> str:
         try:
@@ -196,16 +338,19 @@ class EmbeddedRedis:
             return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (SIGTERM: it writes its append-only file and exits)."""
+        """Stop the server (SIGTERM: it writes its append-only file and exits), then free the folder."""
         proc, self._process = self._process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if proc is None or proc.poll() is not None:
+                return
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        finally:
+            self._unlock()
 
     def kill(self) -> None:
         """Kill the server without a clean shutdown (tests of outages)."""
