@@ -1,5 +1,6 @@
-"""The embedded redis-server of ``otel-sessions serve``: one ``serve`` per --data-dir, and its
-redis-server dies with it, even on kill -9.
+"""The embedded redis-server of ``otel-sessions serve``: one ``serve`` per --data-dir, its
+redis-server dies with it, even on kill -9, and one left running (an orphan) is stopped by the
+next ``serve``, while an unrelated process whose pid is in the pid file is never touched.
 
 Real processes only: ``serve`` runs as a subprocess on port 0 with a temporary --data-dir, and
 the redis-servers of that folder are found in /proc (a redis-server chdirs into its --dir).
@@ -21,9 +22,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from otel_sessions.exporter.store.embedded_redis import free_port
+from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis, free_port
 from tests.exporter.test_bad_input import InMemoryOne
 
 pytestmark = [
@@ -222,3 +224,81 @@ def test_with_workers_the_parent_holds_the_folder(tmp_path, serve):
     assert redis_servers_in(tmp_path / "redis") == [first.redis_pid]
     assert _status(f"http://127.0.0.1:{http_port}/readyz") == 200
     assert first.stop() == 0
+
+
+def _orphan(folder: Path, processes: list) -> subprocess.Popen:
+    """A redis-server of ``folder`` as ``serve`` runs it, with no ``serve`` around: an orphan."""
+    folder.mkdir(parents=True, exist_ok=True)
+    orphan = subprocess.Popen(EmbeddedRedis(folder, port=0, persistent=True).command(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    processes.append(orphan)
+    client = redis.Redis(unix_socket_path=str(folder / "redis.sock"), socket_timeout=2)
+    assert eventually(lambda: _answers(client), 10), "the orphan did not start"
+    client.set("written-by-the-orphan", "yes")
+    client.close()
+    return orphan
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.parametrize("pid_file", ["kept", "removed"])
+def test_next_serve_stops_an_orphaned_redis_server_then_works(tmp_path, serve, processes, pid_file):
+    folder = tmp_path / "redis"
+    orphan = _orphan(folder, processes)
+    assert (folder / "redis.pid").read_text().strip() == str(orphan.pid)
+    if pid_file == "removed":  # as one left by a version that wrote none: found in /proc
+        (folder / "redis.pid").unlink()
+
+    running = serve(tmp_path).ready()
+    assert orphan.wait(10) == 0  # stopped with SIGTERM: a clean shutdown, append-only file flushed
+    stopped = [line for line in running.lines if "stopped redis-server" in line]
+    assert stopped == [f"otel-sessions: redis: stopped redis-server pid {orphan.pid}, left running in {folder} "
+                       "by a serve that is gone"]
+    assert redis_servers_in(folder) == [running.redis_pid]
+    body = encode_spans(InMemoryOne("sess-after-orphan").spans).SerializeToString()
+    assert _status(running.http + "/v1/traces", body) == 200
+    assert _status(f"{running.http}/v1/sessions/sess-after-orphan") == 200
+    client = redis.Redis(unix_socket_path=str(folder / "redis.sock"), socket_timeout=2)
+    assert client.get("written-by-the-orphan") == b"yes"  # its data carried over
+    client.close()
+    assert running.stop() == 0
+
+
+def test_an_orphan_that_ignores_sigterm_is_killed(tmp_path, serve, processes):
+    folder = tmp_path / "redis"
+    orphan = _orphan(folder, processes)
+    orphan.send_signal(signal.SIGSTOP)  # SIGTERM stays pending, SIGKILL still works
+    started = time.monotonic()
+    running = serve(tmp_path).ready()
+    assert orphan.wait(10) == -signal.SIGKILL
+    assert 9 < time.monotonic() - started < 60  # after the 10 s it is given to stop
+    assert f"stopped redis-server pid {orphan.pid}" in running.output
+    assert _status(running.http + "/readyz") == 200
+    assert running.stop() == 0
+
+
+@pytest.mark.parametrize("unrelated", ["sleep", "redis-server of another folder"])
+def test_an_unrelated_process_with_the_pid_of_the_pid_file_is_never_signalled(tmp_path, serve, processes, unrelated):
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    if unrelated == "sleep":  # even with its working directory in the folder
+        other = subprocess.Popen(["sleep", "120"], cwd=folder, start_new_session=True)
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        other = subprocess.Popen(EmbeddedRedis(tmp_path / "elsewhere", port=0).command(),
+                                 stdout=subprocess.DEVNULL, start_new_session=True)
+    processes.append(other)
+    if unrelated != "sleep":
+        assert eventually(lambda: redis_servers_in(tmp_path / "elsewhere") == [other.pid], 10)
+    (folder / "redis.pid").write_text(f"{other.pid}\n")
+
+    running = serve(tmp_path).ready()
+    assert "stopped redis-server" not in running.output
+    assert _status(running.http + "/readyz") == 200
+    assert running.stop() == 0
+    assert other.poll() is None, "an unrelated process was signalled"

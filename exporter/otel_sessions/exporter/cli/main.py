@@ -168,6 +168,8 @@ def serve(args: argparse.Namespace) -> int:
             _say(f"error: cannot start the embedded Redis: {exc}")
             return 1
         redis_url = embedded.url
+        for pid in embedded.stopped_orphans:
+            _say(f"redis: stopped redis-server pid {pid}, left running in {data} by a serve that is gone")
         _say(f"redis: embedded redis-server (pid {embedded.pid}) at {redis_url}, append-only data in {data}")
     else:
         _say(f"redis: {settings.redacted_redis_url}{' (cluster)' if settings.redis_cluster else ''}")

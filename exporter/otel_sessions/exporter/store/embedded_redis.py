@@ -21,23 +21,34 @@ With ``owner`` set (``serve`` sets it), one process at a time runs the server of
 :meth:`EmbeddedRedis.start` first takes an exclusive ``flock`` on ``serve.lock`` in it, held
 until :meth:`EmbeddedRedis.stop` or the end of the process (the kernel drops it even on
 SIGKILL), and records the holder's pid there. A second owner gets :class:`DataDirInUse`
-naming the first, before it has touched anything in the folder.
+naming the first, before it has touched anything in the folder. An owner that gets the lock
+knows no live owner has the folder, so a redis-server still running there is an orphan (its
+owner died without stopping it, where the death signal is unavailable or was lost): it stops
+it, cleanly with SIGTERM, SIGKILL after a bound, before it starts its own (``stopped_orphans``).
+A process counts as such an orphan only if it is a redis-server whose working directory is the
+folder (on Linux, from /proc; elsewhere the server on the folder's socket must report that pid
+and directory), so an unrelated process that got the pid of ``redis.pid`` is never signalled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["DataDirInUse", "EmbeddedRedis", "RedisBinaryNotFound", "find_redis_server", "free_port"]
 
 LOCK_FILE = "serve.lock"
+ORPHAN_STOP_SECONDS = 10.0  # for an orphaned redis-server to stop on SIGTERM, before SIGKILL
 
 
 class RedisBinaryNotFound(RuntimeError):
@@ -113,6 +124,68 @@ def _listening_addresses(pid: int) -> list[str]:
             if address not in found:
                 found.append(address)
     return found
+
+
+def _state(pid: int) -> str | None:
+    """The /proc state letter of ``pid`` (``Z``: zombie), ``None`` if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    if Path("/proc/self/stat").exists():
+        return _state(pid) not in (None, "Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _stop_process(pid: int, still_ours: Callable[[], bool], timeout: float) -> bool | None:
+    """SIGTERM ``pid``, SIGKILL after ``timeout`` seconds; ``True`` once it is gone.
+
+    ``None`` (nothing sent) unless ``still_ours()`` holds. Where Linux has pidfds, the signals go
+    to the very process that was checked, even if it exits and its pid is reused meanwhile.
+    """
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        pass  # no pidfds here: os.kill, just after the check
+    try:
+        if not still_ours():
+            return None
+        for signum, seconds in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                if pidfd is not None:
+                    signal.pidfd_send_signal(pidfd, signum)
+                else:
+                    os.kill(pid, signum)
+            except ProcessLookupError:
+                return True
+            if pidfd is not None:
+                poll = select.poll()
+                poll.register(pidfd, select.POLLIN)  # readable once the process has exited
+                if poll.poll(seconds * 1000):
+                    return True
+            else:
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    if not _alive(pid):
+                        return True
+                    time.sleep(0.05)
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def find_redis_server() -> str:
@@ -216,6 +289,8 @@ class EmbeddedRedis:
         self.owner = owner
         self._process: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
+        #: pids of the orphaned redis-servers of this folder the last :meth:`start` stopped
+        self.stopped_orphans: list[int] = []
 
     @property
     def socket_path(self) -> Path:
@@ -264,9 +339,12 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stopped_orphans = []
         if self.owner is not None and self._lock_fd is None:
             self._lock()
         try:
+            if self.owner is not None:
+                self._stop_orphans()
             self._run(timeout)
         except BaseException:
             self.stop()
@@ -311,6 +389,52 @@ class EmbeddedRedis:
         os.pwrite(fd, record, 0)
         os.ftruncate(fd, len(record))
         self._lock_fd = fd
+
+    def _stop_orphans(self) -> None:
+        """Stop the redis-servers left running in this folder (we hold its lock: no owner lives)."""
+        candidates = []
+        with contextlib.suppress(OSError, ValueError):
+            candidates.append(int(self.pid_file.read_text().strip()))
+        if Path("/proc/self/cwd").exists():  # also those that wrote no pid file (older versions)
+            candidates += [int(entry.name) for entry in Path("/proc").iterdir()
+                           if entry.name.isdigit() and int(entry.name) not in candidates]
+        try:  # the process name of a redis-server binary named otherwise (Linux keeps 15 bytes)
+            names = ("redis-server", Path(find_redis_server()).name[:15])
+        except RedisBinaryNotFound:
+            names = ("redis-server",)
+        for pid in candidates:
+            if pid == os.getpid() or not self._is_ours(pid, names):
+                continue
+            stopped = _stop_process(pid, lambda pid=pid: self._is_ours(pid, names), ORPHAN_STOP_SECONDS)
+            if stopped is False:
+                raise RuntimeError(f"redis-server pid {pid}, left running in {self.data_dir}, does not stop")
+            if stopped:
+                self.stopped_orphans.append(pid)
+
+    def _is_ours(self, pid: int, names: tuple[str, ...]) -> bool:
+        """Whether ``pid`` is a live redis-server of this folder (a redis-server chdirs into --dir)."""
+        proc = Path(f"/proc/{pid}")
+        if Path("/proc/self/cwd").exists():
+            try:
+                return ((proc / "comm").read_text().strip() in names
+                        and _alive(pid)
+                        and os.path.realpath(proc / "cwd") == os.path.realpath(self.data_dir))
+            except OSError:  # gone, or another user's
+                return False
+        if not _alive(pid):  # no /proc: ask the server on this folder's socket or port who it is
+            return False
+        try:
+            import redis
+
+            client = (redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2) if self.port == 0
+                      else redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2))
+            try:
+                return (int(client.info("server")["process_id"]) == pid
+                        and os.path.realpath(client.config_get("dir")["dir"]) == os.path.realpath(self.data_dir))
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - not reachable, not a Redis, not answering: not known to be ours
+            return False
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
