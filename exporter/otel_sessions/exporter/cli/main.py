@@ -152,15 +152,24 @@ def serve(args: argparse.Namespace) -> int:
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
-        from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis, RedisBinaryNotFound
+        from otel_sessions.exporter.store.embedded_redis import (
+            DataDirInUse,
+            EmbeddedRedis,
+            RedisBinaryNotFound,
+        )
 
         data = settings.data_dir / "redis"
-        try:
-            embedded = EmbeddedRedis(data, port=0, persistent=True).start()
+        try:  # the parent holds the folder's lock, also with --workers
+            embedded = EmbeddedRedis(data, port=0, persistent=True, owner="otel-sessions serve").start()
+        except DataDirInUse as exc:
+            _say(f"error: {exc}: stop that one first, or give this one another --data-dir")
+            return 1
         except (RedisBinaryNotFound, RuntimeError) as exc:
             _say(f"error: cannot start the embedded Redis: {exc}")
             return 1
         redis_url = embedded.url
+        for pid in embedded.stopped_orphans:
+            _say(f"redis: stopped redis-server pid {pid}, left running in {data} by a serve that is gone")
         _say(f"redis: embedded redis-server (pid {embedded.pid}) at {redis_url}, append-only data in {data}")
     else:
         _say(f"redis: {settings.redacted_redis_url}{' (cluster)' if settings.redis_cluster else ''}")

@@ -7,22 +7,185 @@ persistence off, on a free TCP port, so tests never touch a shared Redis.
 Contract: :meth:`EmbeddedRedis.start` returns only once the server answers ``PING``;
 :meth:`EmbeddedRedis.stop` is idempotent and waits for the process to exit (the server
 flushes its append-only file on a clean shutdown).
+
+The server dies with its parent, even when the parent is killed with SIGKILL: on Linux it
+starts through a small trampoline (``python -c``) that sets ``PR_SET_PDEATHSIG`` to SIGTERM,
+checks that the parent is still there, then execs ``redis-server`` (same pid), so SIGTERM
+reaches it when the parent goes and it shuts down cleanly. This avoids ``preexec_fn``, which
+is unsafe in a process that runs threads. Linux sends the signal when the *thread* that
+started the child ends, not the process: call :meth:`EmbeddedRedis.start` from a thread that
+lives as long as the server should (``serve`` and the test suite use the main thread).
+Elsewhere there is no such signal.
+
+With ``owner`` set (``serve`` sets it), one process at a time runs the server of a folder:
+:meth:`EmbeddedRedis.start` first takes an exclusive ``flock`` on ``serve.lock`` in it, held
+until :meth:`EmbeddedRedis.stop` or the end of the process (the kernel drops it even on
+SIGKILL), and records the holder's pid there. A second owner gets :class:`DataDirInUse`
+naming the first, before it has touched anything in the folder. An owner that gets the lock
+knows no live owner has the folder, so a redis-server still running there is an orphan (its
+owner died without stopping it, where the death signal is unavailable or was lost): it stops
+it, cleanly with SIGTERM, SIGKILL after a bound, before it starts its own (``stopped_orphans``).
+A process counts as such an orphan only if it is a redis-server whose working directory is the
+folder (on Linux, from /proc; elsewhere the server on the folder's socket must report that pid
+and directory), so an unrelated process that got the pid of ``redis.pid`` is never signalled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import select
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["EmbeddedRedis", "RedisBinaryNotFound", "find_redis_server", "free_port"]
+__all__ = ["DataDirInUse", "EmbeddedRedis", "RedisBinaryNotFound", "find_redis_server", "free_port"]
+
+LOCK_FILE = "serve.lock"
+ORPHAN_STOP_SECONDS = 10.0  # for an orphaned redis-server to stop on SIGTERM, before SIGKILL
 
 
 class RedisBinaryNotFound(RuntimeError):
     """No ``redis-server`` binary could be found."""
+
+
+class DataDirInUse(RuntimeError):
+    """Another live process owns the folder of the embedded Redis (see ``owner``)."""
+
+    def __init__(self, data_dir: Path, holder: dict) -> None:
+        self.data_dir = data_dir
+        self.holder = holder
+        pid = holder.get("pid")
+        details = [f"pid {pid}" if isinstance(pid, int) else "pid unknown"]
+        listening = _listening_addresses(pid) if isinstance(pid, int) else []
+        if listening:
+            details.append("listening on " + ", ".join(listening))
+        if holder.get("redis"):
+            details.append(f"Redis at {holder['redis']}")
+        super().__init__(f"{data_dir} is in use by another {holder.get('owner') or 'process'} "
+                         f"({', '.join(details)})")
+
+
+def _listening_addresses(pid: int) -> list[str]:
+    """The TCP addresses ``pid`` and its child processes listen on, read from /proc (Linux only).
+
+    ``serve`` listens itself, or its ``--workers`` processes do; ports 0 are only known there.
+    """
+    proc = Path("/proc")
+    pids = [pid]
+    try:
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue
+    except OSError:
+        return []
+    sockets = set()
+    for each in pids:
+        try:
+            fds = list((proc / str(each) / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                sockets.add(target[len("socket:["):-1])
+    found: list[str] = []
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (proc / str(pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 10 or fields[3] != "0A" or fields[9] not in sockets:  # 0A: LISTEN
+                continue
+            host, port = fields[1].split(":")
+            raw = bytes.fromhex(host)  # 32-bit words in host (little-endian) order
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            if len(raw) == 4:
+                address = f"{socket.inet_ntop(socket.AF_INET, words)}:{int(port, 16)}"
+            else:
+                host = socket.inet_ntop(socket.AF_INET6, words)
+                host = host[len("::ffff:"):] if host.startswith("::ffff:") and "." in host else f"[{host}]"
+                address = f"{host}:{int(port, 16)}"
+            if address not in found:
+                found.append(address)
+    return found
+
+
+def _state(pid: int) -> str | None:
+    """The /proc state letter of ``pid`` (``Z``: zombie), ``None`` if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    if Path("/proc/self/stat").exists():
+        return _state(pid) not in (None, "Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _stop_process(pid: int, still_ours: Callable[[], bool], timeout: float) -> bool | None:
+    """SIGTERM ``pid``, SIGKILL after ``timeout`` seconds; ``True`` once it is gone.
+
+    ``None`` (nothing sent) unless ``still_ours()`` holds. Where Linux has pidfds, the signals go
+    to the very process that was checked, even if it exits and its pid is reused meanwhile.
+    """
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        pass  # no pidfds here: os.kill, just after the check
+    try:
+        if not still_ours():
+            return None
+        for signum, seconds in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                if pidfd is not None:
+                    signal.pidfd_send_signal(pidfd, signum)
+                else:
+                    os.kill(pid, signum)
+            except ProcessLookupError:
+                return True
+            if pidfd is not None:
+                poll = select.poll()
+                poll.register(pidfd, select.POLLIN)  # readable once the process has exited
+                if poll.poll(seconds * 1000):
+                    return True
+            else:
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    if not _alive(pid):
+                        return True
+                    time.sleep(0.05)
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def find_redis_server() -> str:
@@ -51,6 +214,30 @@ def find_redis_server() -> str:
     )
 
 
+# Run as ``python -c _DIE_WITH_PARENT <parent pid> <redis-server> <args...>``: ask Linux for
+# SIGTERM when the parent (thread) dies, give up if the parent is already gone (it was before
+# the request could take effect), then become redis-server: exec keeps the pid and the request.
+_DIE_WITH_PARENT = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+    sys.stderr.write("prctl(PR_SET_PDEATHSIG) failed: " + os.strerror(ctypes.get_errno()) + "\\n")
+elif os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+try:
+    os.execv(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write("cannot run " + sys.argv[2] + ": " + str(exc) + "\\n")
+    sys.exit(127)
+"""
+
+
+def _die_with_parent(args: list[str]) -> list[str]:
+    """``args`` run so that the process gets SIGTERM when this thread dies (Linux), or as is."""
+    if not sys.platform.startswith("linux") or not sys.executable:
+        return args
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *args]
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -58,14 +245,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _read_holder(fd: int) -> dict:
+    """What the holder of a lock file recorded in it (it may be writing it still: retry a moment)."""
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+            if isinstance(holder, dict):
+                return holder
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(0.02)
+
+
 class EmbeddedRedis:
     """One ``redis-server`` child process.
 
-    :param data_dir: working directory of the server (append-only file, logs, socket).
+    :param data_dir: working directory of the server (append-only file, logs, socket, pid file).
     :param port: TCP port on 127.0.0.1; ``None`` picks a free one, ``0`` listens on a
         unix socket only.
     :param persistent: keep an append-only file (``appendfsync everysec``) in ``data_dir``.
     :param extra_args: more ``redis-server`` arguments, e.g. ``["--cluster-enabled", "yes"]``.
+    :param owner: who runs the server, e.g. ``"otel-sessions serve"``: when set, :meth:`start`
+        takes the folder's lock (``serve.lock``) first and raises :class:`DataDirInUse`, naming
+        the holder, if another live process has it.
     """
 
     def __init__(
@@ -75,12 +280,17 @@ class EmbeddedRedis:
         port: int | None = 0,
         persistent: bool = True,
         extra_args: list[str] | None = None,
+        owner: str | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).absolute()  # redis-server chdirs into it before using paths
         self.port = free_port() if port is None else port
         self.persistent = persistent
         self.extra_args = list(extra_args or [])
+        self.owner = owner
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock_fd: int | None = None
+        #: pids of the orphaned redis-servers of this folder the last :meth:`start` stopped
+        self.stopped_orphans: list[int] = []
 
     @property
     def socket_path(self) -> Path:
@@ -97,8 +307,13 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    @property
+    def pid_file(self) -> Path:
+        """Written by redis-server as it starts, removed on its clean shutdown."""
+        return self.data_dir / "redis.pid"
+
+    def command(self) -> list[str]:
+        """The ``redis-server`` command line :meth:`start` runs (in ``data_dir``)."""
         args = [
             find_redis_server(),
             "--port", str(self.port),
@@ -108,6 +323,7 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", "redis.log",
             "--protected-mode", "yes",
+            "--pidfile", str(self.pid_file),
         ]
         if self.port == 0:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
@@ -115,9 +331,30 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             args += ["--appendonly", "no"]
-        args += self.extra_args
+        return args + self.extra_args
+
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / LOCK_FILE
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stopped_orphans = []
+        if self.owner is not None and self._lock_fd is None:
+            self._lock()
+        try:
+            if self.owner is not None:
+                self._stop_orphans()
+            self._run(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run(self, timeout: float) -> None:
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            _die_with_parent(self.command()),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -126,10 +363,83 @@ class EmbeddedRedis:
                 log = self._read_log()
                 raise RuntimeError(f"redis-server exited with code {self._process.returncode}: {err}{log}")
             if self._ping():
-                return self
+                return
             time.sleep(0.02)
-        self.stop()
         raise RuntimeError(f"redis-server did not answer PING within {timeout}s")
+
+    def _lock(self) -> None:
+        """Take the folder's lock for this process, or raise :class:`DataDirInUse`."""
+        import fcntl
+
+        try:
+            # not inherited (O_CLOEXEC): neither redis-server nor the workers hold it
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise RuntimeError(f"cannot open {self.lock_file}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise DataDirInUse(self.data_dir, holder) from None
+        except OSError as exc:
+            os.close(fd)
+            raise RuntimeError(f"cannot lock {self.lock_file}: {exc}") from None
+        record = json.dumps({"owner": self.owner, "pid": os.getpid(), "redis": self.url}).encode() + b"\n"
+        os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
+        self._lock_fd = fd
+
+    def _stop_orphans(self) -> None:
+        """Stop the redis-servers left running in this folder (we hold its lock: no owner lives)."""
+        candidates = []
+        with contextlib.suppress(OSError, ValueError):
+            candidates.append(int(self.pid_file.read_text().strip()))
+        if Path("/proc/self/cwd").exists():  # also those that wrote no pid file (older versions)
+            candidates += [int(entry.name) for entry in Path("/proc").iterdir()
+                           if entry.name.isdigit() and int(entry.name) not in candidates]
+        try:  # the process name of a redis-server binary named otherwise (Linux keeps 15 bytes)
+            names = ("redis-server", Path(find_redis_server()).name[:15])
+        except RedisBinaryNotFound:
+            names = ("redis-server",)
+        for pid in candidates:
+            if pid == os.getpid() or not self._is_ours(pid, names):
+                continue
+            stopped = _stop_process(pid, lambda pid=pid: self._is_ours(pid, names), ORPHAN_STOP_SECONDS)
+            if stopped is False:
+                raise RuntimeError(f"redis-server pid {pid}, left running in {self.data_dir}, does not stop")
+            if stopped:
+                self.stopped_orphans.append(pid)
+
+    def _is_ours(self, pid: int, names: tuple[str, ...]) -> bool:
+        """Whether ``pid`` is a live redis-server of this folder (a redis-server chdirs into --dir)."""
+        proc = Path(f"/proc/{pid}")
+        if Path("/proc/self/cwd").exists():
+            try:
+                return ((proc / "comm").read_text().strip() in names
+                        and _alive(pid)
+                        and os.path.realpath(proc / "cwd") == os.path.realpath(self.data_dir))
+            except OSError:  # gone, or another user's
+                return False
+        if not _alive(pid):  # no /proc: ask the server on this folder's socket or port who it is
+            return False
+        try:
+            import redis
+
+            client = (redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2) if self.port == 0
+                      else redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2))
+            try:
+                return (int(client.info("server")["process_id"]) == pid
+                        and os.path.realpath(client.config_get("dir")["dir"]) == os.path.realpath(self.data_dir))
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - not reachable, not a Redis, not answering: not known to be ours
+            return False
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # the lock goes with the last descriptor; the file stays (see _lock)
 
     def _read_log(self) -> str:
         try:
@@ -152,16 +462,19 @@ class EmbeddedRedis:
             return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (SIGTERM: it writes its append-only file and exits)."""
+        """Stop the server (SIGTERM: it writes its append-only file and exits), then free the folder."""
         proc, self._process = self._process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if proc is None or proc.poll() is not None:
+                return
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        finally:
+            self._unlock()
 
     def kill(self) -> None:
         """Kill the server without a clean shutdown (tests of outages)."""
