@@ -226,6 +226,47 @@ def test_with_workers_the_parent_holds_the_folder(tmp_path, serve):
     assert first.stop() == 0
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry.name))
+    return out
+
+
+def test_kill_9_of_serve_takes_its_workers_along(tmp_path, serve):
+    grpc_port, http_port = free_port(), free_port()
+    first = serve(tmp_path, "--workers", "2", "--grpc-listen", f"127.0.0.1:{grpc_port}",
+                  "--http-listen", f"127.0.0.1:{http_port}").ready()
+    children = _children(first.process.pid)
+    assert len(children) >= 3, children  # two workers and the redis-server
+    first.process.kill()
+    first.process.wait(10)
+    assert eventually(lambda: not any(_state_alive(pid) for pid in children), 15), "a worker outlived serve"
+    assert _status_or_none(f"http://127.0.0.1:{http_port}/healthz") is None  # nobody listens any more
+
+
+def _state_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _status_or_none(url: str) -> int | None:
+    try:
+        return _status(url)
+    except OSError:
+        return None
+
+
 def _orphan(folder: Path, processes: list) -> subprocess.Popen:
     """A redis-server of ``folder`` as ``serve`` runs it, with no ``serve`` around: an orphan."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -105,8 +105,15 @@ def _say(message: str) -> None:
     print(f"otel-sessions: {message}", flush=True)
 
 
-def _worker(settings: Settings, redis_url: str, index: int) -> None:
-    """Entry point of one server process."""
+def _worker(settings: Settings, redis_url: str, index: int, parent_pid: int | None = None) -> None:
+    """Entry point of one server process. A ``--workers`` process (``parent_pid`` set) gets
+    SIGTERM when ``serve`` dies, even on kill -9 (Linux ``PR_SET_PDEATHSIG``)."""
+    if parent_pid is not None and sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            return
     logging.basicConfig(level=settings.log_level.upper(),
                         format=f"%(asctime)s otel-sessions[{index}] %(levelname)s %(name)s: %(message)s")
     from otel_sessions.exporter.serve.process import Service
@@ -181,7 +188,8 @@ def serve(args: argparse.Namespace) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="otel-sessions-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         context = multiprocessing.get_context("spawn")
-        workers = [context.Process(target=_worker, args=(settings, redis_url, i), daemon=False)
+        workers = [context.Process(target=_worker, args=(settings, redis_url, i, os.getpid()),
+                                   daemon=False)
                    for i in range(settings.workers)]
         for process in workers:
             process.start()

@@ -163,14 +163,15 @@ class Service:
             self.store = None
 
     async def run_until_signal(self, on_ready: Callable[[Listening], None] | None = None) -> None:
-        """Start, call ``on_ready``, serve until SIGTERM or SIGINT, then stop cleanly."""
-        listening = await self.start()
-        if on_ready is not None:
-            on_ready(listening)
+        """Start, call ``on_ready``, serve until SIGTERM or SIGINT, then stop cleanly (the
+        signal handlers are in place before anyone is told the service is ready)."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        listening = await self.start()
+        if on_ready is not None:
+            on_ready(listening)
         try:
             await stop.wait()
         finally:
