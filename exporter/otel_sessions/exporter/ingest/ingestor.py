@@ -81,6 +81,8 @@ class Ingestor:
         METRICS.spans_received.inc(batch.span_count + batch.rejected)
         if batch.invalid_ids:
             METRICS.invalid_ids.inc(batch.invalid_ids)
+        if batch.invalid_values:
+            METRICS.invalid_values.inc(batch.invalid_values)
         try:
             result = await self.write(batch)
         except StoreUnavailable:
@@ -99,6 +101,7 @@ class Ingestor:
         if batch.rejected:
             METRICS.spans_rejected.inc(batch.rejected)
             response.partial_success.rejected_spans = batch.rejected
+        if batch.errors:  # refused spans, or values dropped from kept spans (a warning, per OTLP)
             response.partial_success.error_message = "; ".join(batch.errors)
         return response
 

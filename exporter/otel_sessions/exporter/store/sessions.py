@@ -132,9 +132,14 @@ class SessionStore:
         """ARGV of ``write_session.lua`` (see its header)."""
         args: list[Any] = [
             now_ms, self.retention_ms, self.settings.max_spans_per_session, w.flags, w.span_digests,
-            w.trace_digests, w.errors, w.input_tokens, w.output_tokens, repr(w.cost_usd), w.start_us, w.end_us,
-            self.keys.tail_channel(w.session_id) if self.settings.publish_tail else "", w.chunk, len(w.once),
+            w.trace_digests, w.markers, w.start_us, w.end_us,
+            self.keys.tail_channel(w.session_id) if self.settings.publish_tail else "", w.chunk,
+            len(w.counters), len(w.aggregates), len(w.once),
         ]
+        for field_name, amount in w.counters:
+            args += (field_name, repr(amount) if isinstance(amount, float) else amount)
+        for marker, tin, tout, cost in w.aggregates:
+            args += (marker, tin, tout, repr(cost))
         for pair in w.once:
             args += pair
         args += w.labels
@@ -265,7 +270,7 @@ class SessionStore:
 
     async def get_session(self, session_id: str, with_traces: bool = False) -> SessionSummary | None:
         """The session's summary (and its traces, in start order), or None when unknown."""
-        sum_key, chunks_key, _ids = self.keys.session(session_id)
+        sum_key, chunks_key = self.keys.session(session_id)[:2]
 
         def fill(pipe) -> None:
             pipe.hgetall(sum_key)
@@ -299,7 +304,7 @@ class SessionStore:
     async def get_spans(self, session_id: str) -> TracesData | None:
         """Every stored span of the session as one OTLP ``TracesData`` (duplicates removed);
         None when the session is unknown."""
-        _sum, chunks_key, _ids = self.keys.session(session_id)
+        chunks_key = self.keys.session(session_id)[1]
 
         def fill(pipe) -> None:
             pipe.lrange(chunks_key, 0, -1)

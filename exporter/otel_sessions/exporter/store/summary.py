@@ -62,8 +62,8 @@ class TraceSummary:
 
     @classmethod
     def from_figures(cls, trace_id: bytes, f: TraceFigures) -> TraceSummary:
-        return cls(trace_id.hex(), f.root_name, f.start_us, f.end_us, f.spans, f.errors, f.input_tokens,
-                   f.output_tokens, f.cost)
+        tin, tout, cost = f.usage
+        return cls(trace_id.hex(), f.root_name, f.start_us, f.end_us, f.spans, f.errors, tin, tout, cost)
 
     def to_json(self) -> dict[str, Any]:
         return {
