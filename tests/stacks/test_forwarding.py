@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from otel_sessions.exporter.forward.forwarding import retry_after_seconds
+from otel_sessions.exporter.forward.retry import retry_after_seconds
 from tests.stacks.helpers import attributes, metric, send, tracer, wait_until
 from tests.support import RunningService
 
