@@ -47,7 +47,8 @@ def session_to_proto(s: SessionSummary) -> pb.Session:
         input_tokens=s.input_tokens, output_tokens=s.output_tokens, total_tokens=s.total_tokens,
         cost_usd=s.cost_usd, cost_estimated=s.cost_estimated, models=s.models, services=s.services,
         agents=s.agents, tools=s.tools, metadata=s.metadata, truncated=s.truncated,
-        spans_dropped=s.spans_dropped,
+        spans_dropped=s.spans_dropped, cache_read_tokens=s.cache_read_tokens,
+        cache_write_tokens=s.cache_write_tokens, reasoning_tokens=s.reasoning_tokens,
     )
     if s.traces is not None:
         message.traces.extend(_trace_to_proto(t) for t in s.traces)

@@ -108,6 +108,9 @@ class SessionSummary:
     tools: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     spans_dropped: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     traces: list[TraceSummary] | None = None
 
     @property
@@ -159,6 +162,9 @@ class SessionSummary:
             tools=sorted(labels["t"]),
             metadata=metadata,
             spans_dropped=int(fields.get("dropped") or 0),
+            cache_read_tokens=int(fields.get("cr") or 0),
+            cache_write_tokens=int(fields.get("cw") or 0),
+            reasoning_tokens=int(fields.get("rs") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +186,9 @@ class SessionSummary:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": round(self.cost_usd, 10),
             "cost_estimated": self.cost_estimated,
             "models": self.models,
