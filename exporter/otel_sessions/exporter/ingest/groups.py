@@ -61,23 +61,28 @@ class _TraceTotals:
                            self.root_name, self.ain, self.aout, self.acost)
 
 
+def _trace_selector(trace_id: bytes) -> bytes:
+    return blake2b(trace_id, digest_size=2, person=b"bucket").digest()
+
+
 def span_digest(trace_id: bytes, span_id: bytes) -> bytes:
-    """8 bytes identifying a span (trace id + span id) for idempotency within a session; the
-    first bit is 0 (trace digests, stored beside them, have it set)."""
-    digest = blake2b(trace_id + span_id, digest_size=8).digest()
-    return digest if digest[0] < 0x80 else bytes((digest[0] & 0x7F,)) + digest[1:]
+    """8 bytes identifying a span within a session (idempotency): 2 bytes chosen by its trace
+    (the store keeps a trace's digests in one bucket, so a write touches few buckets), then 6
+    bytes of a hash of trace and span id."""
+    return _trace_selector(trace_id) + blake2b(trace_id + span_id, digest_size=6).digest()
 
 
 def trace_digest(trace_id: bytes) -> bytes:
-    """8 bytes identifying a trace within a session (counting distinct traces); first bit 1."""
-    digest = blake2b(trace_id, digest_size=8).digest()
-    return digest if digest[0] >= 0x80 else bytes((digest[0] | 0x80,)) + digest[1:]
+    """8 bytes identifying a trace within a session (counting distinct traces), in its
+    spans' bucket."""
+    return _trace_selector(trace_id) + blake2b(trace_id, digest_size=6).digest()
 
 
 def usage_marker(trace_id: bytes) -> bytes:
     """8 bytes marking, within a session, a trace whose model calls carried usage (stored with
-    the digests; an aggregating span's usage of that trace is then not counted)."""
-    return blake2b(trace_id, digest_size=8, person=b"usage").digest()
+    the digests, in the trace's bucket; an aggregating span's usage of that trace is then not
+    counted)."""
+    return _trace_selector(trace_id) + blake2b(trace_id, digest_size=6, person=b"usage").digest()
 
 
 @dataclass

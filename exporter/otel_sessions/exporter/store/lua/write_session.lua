@@ -4,10 +4,12 @@
 -- KEYS[2]  P:{S}:chunks  list: compressed span chunks, oldest first (store/codec.py)
 -- KEYS[3]  P:{S}:ids     string: 8-byte digests of the spans stored, of the traces counted and
 --                        the usage markers of traces with model-call usage, in any order.
---                        Once it holds BIG digests (a large session, summary field idb = 1),
---                        they move to 64 bucket strings P:{S}:ids:0 .. P:{S}:ids:63 (by the
---                        digest's second byte): names built here from KEYS[3], the same hash
---                        tag, so the same cluster slot.
+--                        Beyond 128 digests they are spread over 2^k bucket strings
+--                        P:{S}:ids:k:b (b = bytes 1-2 of the digest mod 2^k, chosen by the
+--                        span's trace, so a trace's digests share a bucket; k in the summary
+--                        field idb), k growing by one whenever the buckets hold 128 digests
+--                        each on average: names built here from KEYS[3], the same hash tag,
+--                        so the same cluster slot.
 -- KEYS[4]  P:{S}:agg     hash: usage marker -> "in out cost" of the largest aggregating span
 --                        counted for a trace whose model calls carried no usage (yet)
 --
@@ -41,8 +43,14 @@
 -- the caller sends again with only those. Otherwise the status is n. Figures reply:
 -- {status, start_us, end_us, spans, traces, tokens, cost (string), last write ms}.
 --
--- Cost per write is in the digests it writes: a large session's digests are read one bucket
--- (1/64th) per digest, and new digests are appended (APPEND), never rewritten.
+-- Cost per write is in the digests it writes, not in the session's size: a lookup reads the
+-- bucket of its trace, about 128 digests (reading a string into Lua costs about 2 µs per KiB,
+-- so one large string would make every write slower as the session grows); new digests are
+-- appended (APPEND), never rewritten, but when the buckets double (amortized: each digest
+-- moves once per doubling). At 2^k >= max_spans / 64 the buckets stop doubling, and from
+-- then on a bucket past 256 digests drops its oldest half; any bucket past 4096 (one huge
+-- trace) does too. So a session keeps at most 2^k x 256 digests (4 to 8 times max_spans), and
+-- a retry of a span older than that may count again.
 
 local sum, chunks, ids, agg = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now_ms, ttl_ms, max_spans, flags = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -56,10 +64,12 @@ local first_once = first_aggregate + 4 * n_aggregates
 local first_label = first_once + 2 * n_once
 local n = #span_digests / 8
 
-local BUCKETS, SMALL_LIMIT = 64, 2048 * 8  -- bytes of the single ids string before it is split
+local PER_BUCKET, BUCKET_CAP, HUGE_BUCKET = 128, 256, 4096  -- digests: average before doubling; most
+-- in a bucket once the buckets stop doubling; most in any bucket
+local MAX_K = math.max(1, math.ceil(math.log(math.max(2, max_spans / 64)) / math.log(2)))
 
 -- the figures fields, then the first-value-wins fields this write names
-local F = {'start', 'end', 'spans', 'traces', 'in', 'out', 'cost', 'stored', 'dropped', 'seen', 'idb'}
+local F = {'start', 'end', 'spans', 'traces', 'in', 'out', 'cost', 'stored', 'dropped', 'seen', 'idb', 'idn'}
 local FIGURES = #F
 for i = first_counter, first_aggregate - 1, 2 do
   if ARGV[i] ~= 'in' and ARGV[i] ~= 'out' and ARGV[i] ~= 'cost' then F[#F + 1] = ARGV[i] end
@@ -76,17 +86,21 @@ local function figures(status)
           cur['cost'] or '0', tonumber(cur['seen']) or 0}
 end
 
--- --- the digest store: one string, or 64 bucket strings once large ---------------------------
-local big = cur['idb'] == '1'
-local content, pending = {}, {}  -- bucket -> stored bytes; bucket -> digests added by this write
+-- --- the digest store: one string, then 2^k bucket strings ------------------------------------
+local k = tonumber(cur['idb']) or 0
+local digests = tonumber(cur['idn']) or 0
+local content, pending, added = {}, {}, 0  -- bucket -> stored bytes; bucket -> new digests
 
-local function bucket_key(b) if big then return ids .. ':' .. b end return ids end
-local function bucket_of(d) if big then return string.byte(d, 2) % BUCKETS end return 0 end
+local function key_of(level, b) if level == 0 then return ids end return ids .. ':' .. level .. ':' .. b end
+local function bucket_in(level, d)
+  if level == 0 then return 0 end
+  return (string.byte(d, 1) * 256 + string.byte(d, 2)) % (2 ^ level)
+end
 
 local function stored(b)
   local c = content[b]
   if c == nil then
-    c = redis.call('GET', bucket_key(b)) or ''
+    c = redis.call('GET', key_of(k, b)) or ''
     content[b] = c
   end
   return c
@@ -104,7 +118,7 @@ local function occurs(hay, d)
 end
 
 local function has(d)
-  local b = bucket_of(d)
+  local b = bucket_in(k, d)
   if occurs(stored(b), d) then return true end
   local p = pending[b]
   if p then for _, x in ipairs(p) do if x == d then return true end end end
@@ -112,43 +126,49 @@ local function has(d)
 end
 
 local function add(d)
-  local b = bucket_of(d)
+  local b = bucket_in(k, d)
   local p = pending[b]
   if not p then p = {}; pending[b] = p end
   p[#p + 1] = d
+  added = added + 1
 end
 
+-- write the new digests; returns the bucket level now in use
 local function flush_digests()
-  if not big and #stored(0) + 8 * #(pending[0] or {}) > SMALL_LIMIT then
-    -- split the single string into buckets, once
-    local all = stored(0) .. table.concat(pending[0] or {})
+  local total = digests + added
+  if k < MAX_K and total > PER_BUCKET * (2 ^ k) then
+    -- double the buckets (or split the single string): every digest moves once
+    local level = k + 1
+    while level < MAX_K and total > PER_BUCKET * (2 ^ level) do level = level + 1 end
     local parts = {}
-    for off = 1, #all, 8 do
-      local d = string.sub(all, off, off + 7)
-      local b = string.byte(d, 2) % BUCKETS
-      local p = parts[b]
-      if not p then p = {}; parts[b] = p end
-      p[#p + 1] = d
+    for b = 0, (2 ^ k) - 1 do
+      local all = stored(b) .. table.concat(pending[b] or {})
+      for off = 1, #all, 8 do
+        local d = string.sub(all, off, off + 7)
+        local nb = bucket_in(level, d)
+        local p = parts[nb]
+        if not p then p = {}; parts[nb] = p end
+        p[#p + 1] = d
+      end
+      redis.call('DEL', key_of(k, b))
     end
-    redis.call('DEL', ids)
     for b, p in pairs(parts) do
-      redis.call('SET', ids .. ':' .. b, table.concat(p), 'PX', ttl_ms)
+      redis.call('SET', key_of(level, b), table.concat(p), 'PX', ttl_ms)
     end
-    return true
+    return level
   end
-  local cap = 8 * math.ceil(2 * max_spans / (big and BUCKETS or 1))
   for b, p in pairs(pending) do
-    local key, added = bucket_key(b), table.concat(p)
-    if big and #stored(b) + #added > cap then  -- bounded: the oldest half of the bucket goes
-      local keep = stored(b) .. added
-      local drop = 8 * math.floor(#keep / 16)
-      redis.call('SET', key, string.sub(keep, drop + 1), 'PX', ttl_ms)
+    local key, more = key_of(k, b), table.concat(p)
+    local size = #stored(b) + #more
+    if (k >= MAX_K and size > 8 * BUCKET_CAP) or size > 8 * HUGE_BUCKET then  -- bounded: the oldest half goes
+      local keep = stored(b) .. more
+      redis.call('SET', key, string.sub(keep, 8 * math.floor(#keep / 16) + 1), 'PX', ttl_ms)
     else
-      redis.call('APPEND', key, added)
+      redis.call('APPEND', key, more)
       redis.call('PEXPIRE', key, ttl_ms)
     end
   end
-  return false
+  return k
 end
 
 -- --- idempotency: all or nothing -------------------------------------------------------------
@@ -210,7 +230,7 @@ for i = first_aggregate, first_once - 1, 4 do
   end
 end
 if agg_written then redis.call('PEXPIRE', agg, ttl_ms) end
-local big_now = flush_digests()
+local level = flush_digests()
 
 -- --- the summary -----------------------------------------------------------------------------
 local set = {}
@@ -223,7 +243,8 @@ if flags % 2 == 1 then put('ended', '1') end
 if math.floor(flags / 2) % 2 == 1 then put('escalated', '1') end
 if math.floor(flags / 4) % 2 == 1 then put('failed', '1') end
 if math.floor(flags / 8) % 2 == 1 then put('est', '1') end
-if big_now then put('idb', '1') end
+if level ~= k then put('idb', level) end
+put('idn', math.min(digests + added, 4 * max_spans))
 
 local totals = {['in'] = (tonumber(cur['in']) or 0) + d_in, out = (tonumber(cur['out']) or 0) + d_out,
                 cost = (tonumber(cur['cost']) or 0) + d_cost}
