@@ -1,8 +1,8 @@
 """The storage vocabulary: every summary field, label kind, flag and sort index, named once.
 
 The Lua scripts use the same names (their headers list them); ``tests/store/test_schema.py``
-checks that every quoted field a script writes or reads is named here, so Python and Lua
-cannot drift apart. The key layout itself is in ``keys.py``; ``docs/storage.md`` explains both.
+checks that every field a script writes or reads is named here and that the index script's
+ZADD flags follow :data:`SORT_INDEXES`, so Python and Lua cannot drift apart. The key layout itself is in ``keys.py``; ``docs/storage.md`` explains both.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class Field:
     ESCALATED = "escalated"  # "1": session.escalated=true
     FAILED = "failed"        # "1": a root span ended in ERROR
     COST_ESTIMATED = "est"   # "1": some cost came from the price table
-    BIG_IDS = "idb"          # "1": the span digests live in 64 bucket strings (a large session)
+    DIGEST_LEVEL = "idb"     # k: the digests live in 2^k bucket strings (absent: one string)
+    DIGESTS = "idn"          # digests stored (spans, traces, usage markers), for the buckets' growth
 
 
 SUMMARY_FIELDS: tuple[str, ...] = tuple(v for k, v in vars(Field).items() if k.isupper())
