@@ -3,7 +3,9 @@
 OTLP maps onto Jaeger as Jaeger's own OTLP translator does: span kind as ``span.kind``,
 status as ``otel.status_code`` (and ``error=true``), scope as
 ``otel.scope.name``/``otel.scope.version``, events as logs (field ``event`` plus the
-attributes), links as ``FOLLOWS_FROM`` references, resources as processes. Spans of a known
+attributes), links as ``FOLLOWS_FROM`` references, resources as processes. A parent span id
+of 8 zero bytes is an invalid id, no parent (W3C Trace Context): such a span is a root, with
+no ``CHILD_OF`` reference, as the store counts it. Spans of a known
 session are served with ``session.id``, ``gen_ai.conversation.id`` and ``user.id`` tags
 added where they lack them (as forwarding does).
 
@@ -45,6 +47,13 @@ UNKNOWN_SERVICE = "unknown_service"
 #: Jaeger's ``span.kind`` values, indexed by OTLP ``Span.SpanKind`` ("" for unspecified).
 SPAN_KINDS = ("", "internal", "server", "client", "producer", "consumer")
 _STATUS = ("", "OK", "ERROR")
+_ZERO_SPAN = bytes(8)
+
+
+def _parent(span) -> bytes:
+    """The span's parent span id; b"" for a root (no parent id, or the invalid all-zero one)."""
+    parent = span.parent_span_id
+    return b"" if parent == _ZERO_SPAN else parent
 
 
 def session_trace_id(session_id: str) -> bytes:
@@ -150,8 +159,9 @@ def span_to_jaeger(span, scope, process_id: str, ids: SessionIds | None, trace_i
     own_trace = span.trace_id.hex()
     trace_hex = trace_id or own_trace
     references = []
-    if span.parent_span_id:
-        references.append({"refType": "CHILD_OF", "traceID": trace_hex, "spanID": span.parent_span_id.hex()})
+    parent = _parent(span)
+    if parent:
+        references.append({"refType": "CHILD_OF", "traceID": trace_hex, "spanID": parent.hex()})
     for link in span.links:
         references.append({"refType": "FOLLOWS_FROM", "traceID": link.trace_id.hex(), "spanID": link.span_id.hex()})
     tags = _tags(span.attributes)
@@ -229,7 +239,8 @@ def session_trace(summary: SessionSummary, data: TracesData) -> dict[str, Any]:
     start = end = None
     for resource, scope, span in _flatten(data):
         converted = span_to_jaeger(span, scope, builder.process_id(resource), ids, trace_id=trace_hex)
-        if not span.parent_span_id or (span.trace_id, span.parent_span_id) not in present:
+        parent = _parent(span)
+        if not parent or (span.trace_id, parent) not in present:
             refs = [r for r in converted["references"] if r["refType"] != "CHILD_OF"]
             converted["references"] = [{"refType": "CHILD_OF", "traceID": trace_hex, "spanID": root_id}, *refs]
         builder.spans.append(converted)
