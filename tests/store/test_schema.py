@@ -8,7 +8,13 @@ from importlib import resources
 
 import pytest
 
-from otel_sessions.exporter.store.schema import COUNTERS, LABEL_KINDS, METADATA_PREFIX, SORT_INDEXES, SUMMARY_FIELDS
+from otel_sessions.exporter.store.schema import (
+    COUNTERS,
+    LABEL_KINDS,
+    METADATA_PREFIX,
+    SORT_INDEXES,
+    SUMMARY_FIELDS,
+)
 
 LUA = resources.files("otel_sessions.exporter.store").joinpath("lua")
 JOIN_OPS = {"c", "p"}  # join_traces.lua's claim and park operations, not fields

@@ -85,8 +85,9 @@ def _text(value) -> str | None:
 MAX_TOKENS = 2**53 - 1
 #: Largest cost kept, USD per span; larger, negative or not finite is invalid.
 MAX_COST_USD = 1e9
-#: Latest time kept, µs since the epoch (9999-12-31T23:59:59.999999Z); later times are clamped.
-MAX_TIME_US = 253_402_300_799_999_999
+#: Latest time kept, µs since the epoch (2^53 - 1, in the year 2255: exact in a double, so in
+#: Redis' Lua numbers); later times are clamped.
+MAX_TIME_US = 2**53 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -268,7 +269,7 @@ class BatchBuilder:
         start = span.start_time_unix_nano // 1000
         end = span.end_time_unix_nano // 1000
         if start > MAX_TIME_US or end > MAX_TIME_US:
-            self._invalid(batch, span, "time after 9999-12-31 (clamped)")
+            self._invalid(batch, span, "time after the year 2255 (clamped)")
             start, end = min(start, MAX_TIME_US), min(end, MAX_TIME_US)
         group.spans.append(SpanRecord(key, span.SerializeToString(), span_digest(trace_id, span_id), trace_id,
                                       span_id, flags, start, end if end > start else start, tin, tout, cost, cread,

@@ -125,7 +125,8 @@ class TraceFigures:
         self.output_tokens += other.output_tokens
         self.cost += other.cost
         self.root_name = self.root_name or other.root_name
-        if other.agg_input_tokens + other.agg_output_tokens > self.agg_input_tokens + self.agg_output_tokens:
+        mine, theirs = self.agg_input_tokens + self.agg_output_tokens, other.agg_input_tokens + other.agg_output_tokens
+        if theirs > mine or (theirs == mine and other.agg_cost > self.agg_cost):  # as write_session.lua
             self.agg_input_tokens, self.agg_output_tokens = other.agg_input_tokens, other.agg_output_tokens
             self.agg_cost = other.agg_cost
 
