@@ -304,6 +304,31 @@ def test_a_full_queue_drops_new_batches():
     run(scenario)
 
 
+def test_reserved_spans_count_toward_the_bound_until_offered():
+    async def scenario():
+        destination = FakeDestination(max_queued_spans=5)
+        assert destination.reserve(3)  # held by the join wait: room taken, nothing to send yet
+        assert destination.queued() == 3
+        assert not destination.reserve(3)  # no room: dropped at once
+        assert not destination.offer(item(3, b"too many"))
+        assert destination.all_dropped() == {"queue_full": 6}
+        assert destination.offer(item(2, b"fits"))
+        await destination.start()
+        await until(lambda: destination.sent() == 2)
+        assert destination.queued() == 3  # still reserved
+        assert destination.offer(item(3, b"released"), reserved=True)  # fits: its room was taken
+        await until(lambda: destination.sent() == 5)
+        assert destination.queued() == 0
+        assert [t.payload for t in destination.tries] == [b"fits", b"released"]
+        destination.reserve(1)
+        await stop_now(destination)
+        assert not destination.offer(item(1, b"late"), reserved=True)  # stopped: dropped, room given back
+        assert destination.all_dropped() == {"queue_full": 6, "shutdown": 1}
+        assert destination.queued() == 0
+
+    run(scenario)
+
+
 # --- stopping ----------------------------------------------------------------------------------
 def test_stop_drains_the_queue():
     async def scenario():

@@ -148,6 +148,42 @@ def test_a_request_with_nothing_to_add_is_sent_as_received():
     assert asyncio.run(Item(stored).payload(SessionInfo(None))) is stored.body
 
 
+def test_spans_held_for_joining_leave_their_request_and_follow_with_their_trace_session():
+    request = _request(
+        _span(T1, 1, "root", **{"session.id": "s-1"}),
+        _span(T3, 1, "parked root"),
+        _span(T3, 2, "parked child", parent=1, **{"user.id": "u-own"}),
+        _span(T4, 1, "parked elsewhere"),
+    )
+    second = _request(_span(T2, 1, "other scope", **{"session.id": "s-2"}))
+    request.resource_spans.extend(second.resource_spans)
+    stored = _stored(request)
+    assert set(stored.parked) == {T3, T4}  # their traces named no session (no store here: none joined)
+    assert [len(keys) for keys in stored.parked.values()] == [2, 1]
+    assert stored.trace_owners == {T1: "s-1", T2: "s-2"}
+    held = {key for keys in stored.parked.values() for key in keys}
+    store = FakeStore({"s-9": ("th-9", "u-9")})
+    sessions = SessionInfo(store)
+
+    now = Item.without(stored, held, 3)
+    assert now.span_count == 2
+    assert set(_forwarded(asyncio.run(now.payload(sessions)))) == {"root", "other scope"}
+
+    later = Item.held(stored.body, frozenset(stored.parked[T3] + stored.parked[T4]), {T3: "s-9"}, 3)
+    spans = _forwarded(asyncio.run(later.payload(sessions)))
+    assert spans == {
+        "parked root": {"session.id": "s-9", "gen_ai.conversation.id": "th-9", "user.id": "u-9"},
+        "parked child": {"user.id": "u-own", "session.id": "s-9", "gen_ai.conversation.id": "th-9"},
+        "parked elsewhere": {},  # its trace joined no session: as it came
+    }
+    forwarded = ExportTraceServiceRequest.FromString(asyncio.run(later.payload(sessions)))
+    assert len(forwarded.resource_spans) == 1  # the resource left without spans is left out
+    assert forwarded.resource_spans[0].resource == request.resource_spans[0].resource
+
+    alone = Item.held(stored.body, frozenset(stored.parked[T4]), {}, 1)  # nothing to add: only selected
+    assert set(_forwarded(asyncio.run(alone.payload(SessionInfo(None))))) == {"parked elsewhere"}
+
+
 def test_a_request_naming_no_session_is_not_parsed_again_and_the_store_not_asked():
     store = FakeStore()
     stored = _stored(_request(_span(T3, 1, "lonely"), _span(T3, 2, "child", parent=1)))

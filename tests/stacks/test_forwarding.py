@@ -36,7 +36,8 @@ def _by_name(spans) -> dict:
 
 
 def test_every_span_arrives_enriched_at_grpc_and_http_receivers(redis_url, grpc_downstream, http_downstream):
-    with RunningService(redis_url, forward=[grpc_downstream.url, http_downstream.url]) as service:
+    with RunningService(redis_url, forward=[grpc_downstream.url, http_downstream.url],
+                        forward_join_wait="500ms") as service:
         # 1. one request: a root naming session, user and thread, children without ids (joined locally)
         named, unnamed = _session_trace("sess-f1", **{"user.id": "u-1", "gen_ai.conversation.id": "thr-1"})
         send(service.grpc_endpoint, named + unnamed)

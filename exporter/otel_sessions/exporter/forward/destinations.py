@@ -1,8 +1,9 @@
 """Forward destinations: one per ``--forward`` URL, each a bounded queue and a worker.
 
 A :class:`Destination` queues items (counted in spans, ``--forward-queue``); an item that does
-not fit is dropped and counted (``reason="queue_full"``). Its worker sends the oldest item,
-trying again as the retry policy (:mod:`.retry`) says: it waits the delay the server named,
+not fit is dropped and counted (``reason="queue_full"``). Spans the join wait holds count
+toward the bound from the time they are held (:meth:`Destination.reserve`). Its worker sends
+the oldest item, trying again as the retry policy (:mod:`.retry`) says: it waits the delay the server named,
 else with exponential backoff, and gives a batch up after ``--forward-retry-max``
 (``reason="retries_exhausted"``); a permanent error drops it (``reason="rejected"``). While a
 destination is down its worker retries the oldest batch and the queue fills up to its bound.
@@ -62,7 +63,8 @@ class Destination:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.sessions = sessions
-        self.queued_spans = 0
+        self.queued_spans = 0  # queued, being sent, and reserved (held by the join wait)
+        self._reserved = 0
         self._queue: deque[Item] = deque()
         self._ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -82,14 +84,35 @@ class Destination:
         if spans:
             FORWARD_METRICS.dropped.labels(self.url, reason).inc(spans)
 
-    def offer(self, item: Item) -> bool:
-        """Queue ``item`` unless it would exceed the bound (then it is dropped and counted)."""
-        if self._stop_at is not None or self.queued_spans + item.span_count > self.max_queued_spans:
+    def reserve(self, spans: int) -> bool:
+        """Count ``spans`` spans held elsewhere (the join wait) toward the bound until they are
+        offered with ``reserved=True``; False, the spans dropped and counted, when they do not fit."""
+        if self._stop_at is not None or self.queued_spans + spans > self.max_queued_spans:
+            self._drop(spans, "shutdown" if self._stop_at is not None else "queue_full")
+            return False
+        self.queued_spans += spans
+        self._reserved += spans
+        self._gauge.set(self.queued_spans)
+        return True
+
+    def offer(self, item: Item, reserved: bool = False) -> bool:
+        """Queue ``item`` unless it would exceed the bound (then it is dropped and counted).
+        ``reserved``: its spans were reserved (:meth:`reserve`): they fit, they are counted already."""
+        if reserved:
+            taken = min(self._reserved, item.span_count)  # stop() gave every reservation back
+            self._reserved -= taken
+            if self._stop_at is not None:
+                self.queued_spans -= taken
+                self._gauge.set(self.queued_spans)
+                self._drop(item.span_count, "shutdown")
+                return False
+        elif self._stop_at is not None or self.queued_spans + item.span_count > self.max_queued_spans:
             self._drop(item.span_count, "shutdown" if self._stop_at is not None else "queue_full")
             return False
+        else:
+            self.queued_spans += item.span_count
+            self._gauge.set(self.queued_spans)
         self._queue.append(item)
-        self.queued_spans += item.span_count
-        self._gauge.set(self.queued_spans)
         self._ready.set()
         return True
 
@@ -112,7 +135,7 @@ class Destination:
                     await self._task
         while self._queue:
             self._drop(self._queue.popleft().span_count, "shutdown")
-        self.queued_spans = 0
+        self.queued_spans = self._reserved = 0
         self._gauge.set(0)
         await self._close()
 

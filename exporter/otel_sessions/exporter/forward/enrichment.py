@@ -4,9 +4,13 @@ They are added to spans that lack them where the store knows the span's session:
 span's own ids, by its trace (trace joining, within the request or through Redis), and for the
 thread and user, from the session's summary when the request itself does not name them
 (:class:`SessionInfo`). The first value wins: an attribute a span carries is never
-overwritten. Enrichment runs once per request (:class:`Item`), in the first destination
-worker that sends it, off the ingest path. Spans whose trace names no session when they
-arrive (parked for joining) are forwarded as they are.
+overwritten. Enrichment runs once per item (:class:`Item`), in the first destination worker
+that sends it, off the ingest path.
+
+Spans whose trace names no session when they arrive (parked for joining) are forwarded as
+they are, unless the join wait (:mod:`.joinwait`) holds them: then the request is forwarded
+without them at once (:meth:`Item.without`) and they follow later in their own item
+(:meth:`Item.held`), enriched with the session their trace joined meanwhile, if any.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Collection
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -28,15 +33,46 @@ log = logging.getLogger(__name__)
 
 
 class Item:
-    """A stored request waiting to be forwarded; enriched lazily, once, off the ingest path."""
+    """Spans waiting to be forwarded (a stored request, or part of one); enriched lazily, once,
+    off the ingest path.
 
-    __slots__ = ("body", "span_count", "_stored", "_payload")
+    ``Item(stored)`` is the whole request; :meth:`without` the request less some spans (held
+    for joining); :meth:`held` those spans alone, each enriched with its trace's session.
+    ``span_count`` is the number of spans sent."""
 
-    def __init__(self, stored: StoredBatch):
+    __slots__ = ("body", "span_count", "_stored", "_traces", "_only", "_leave_out", "_payload")
+
+    def __init__(self, stored: StoredBatch) -> None:
         self.body = stored.body
         self.span_count = stored.span_count
-        self._stored: StoredBatch | None = stored if stored.sessions else None
+        self._stored: StoredBatch | None = stored if stored.any_session else None
+        self._traces: dict[bytes, str] = {}
+        self._only: Collection[bytes] | None = None
+        self._leave_out: Collection[bytes] | None = None
         self._payload: asyncio.Future[bytes] | None = None
+
+    @classmethod
+    def without(cls, stored: StoredBatch, leave_out: Collection[bytes], span_count: int) -> Item:
+        """The request less the spans whose 24-byte key (trace id + span id) is in
+        ``leave_out`` (``span_count`` of them, repeats included)."""
+        item = cls(stored)
+        item.span_count = stored.span_count - span_count
+        item._leave_out = leave_out
+        return item
+
+    @classmethod
+    def held(cls, body: bytes, only: Collection[bytes], traces: dict[bytes, str], span_count: int) -> Item:
+        """The spans of the request ``body`` whose 24-byte key is in ``only`` (``span_count``
+        of them), each given the session of its trace in ``traces`` (trace id -> session)."""
+        item = cls.__new__(cls)
+        item.body = body
+        item.span_count = span_count
+        item._stored = None
+        item._traces = traces
+        item._only = only
+        item._leave_out = None
+        item._payload = None
+        return item
 
     async def payload(self, sessions: SessionInfo) -> bytes:
         if self._payload is None:
@@ -45,18 +81,26 @@ class Item:
 
     async def _enrich(self, sessions: SessionInfo) -> bytes:
         stored, self._stored = self._stored, None
-        if stored is None:
+        by_span: dict[bytes, str] = {}
+        if stored is not None:
+            for session_id, (thread_id, user_id) in stored.sessions.items():
+                sessions.learn(session_id, thread_id, user_id)
+            by_span = stored.span_sessions
+        by_trace = self._traces
+        only, leave_out = self._only, self._leave_out
+        if not by_span and not by_trace and only is None and leave_out is None:
             return self.body
-        for session_id, (thread_id, user_id) in stored.sessions.items():
-            sessions.learn(session_id, thread_id, user_id)
-        by_span = stored.span_sessions
-        infos = await sessions.lookup(set(by_span.values()))
+        wanted = set(by_span.values())
+        wanted.update(by_trace.values())
+        infos = await sessions.lookup(wanted) if wanted else {}
         request = ExportTraceServiceRequest.FromString(self.body)
+        if only is not None or leave_out is not None:
+            request = _select(request, only, leave_out)
         enriched = 0
         for rs in request.resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    session_id = by_span.get(span.trace_id + span.span_id)
+                    session_id = by_span.get(span.trace_id + span.span_id) or by_trace.get(span.trace_id)
                     if session_id is None:
                         continue
                     thread_id, user_id = infos.get(session_id, (None, None))
@@ -70,10 +114,31 @@ class Item:
                             kv.value.string_value = value
                             added = True
                     enriched += added
-        if not enriched:
+        if enriched:
+            FORWARD_METRICS.enriched.inc(enriched)
+        elif only is None and leave_out is None:
             return self.body
-        FORWARD_METRICS.enriched.inc(enriched)
         return request.SerializeToString()
+
+
+def _select(request: ExportTraceServiceRequest, only: Collection[bytes] | None,
+             leave_out: Collection[bytes] | None) -> ExportTraceServiceRequest:
+    """A request of the spans of ``request`` whose key (trace id + span id) is in ``only``
+    (when given) and not in ``leave_out`` (when given), under their resource and scope;
+    resource and scope entries left without spans are left out."""
+    out = ExportTraceServiceRequest()
+    for rs in request.resource_spans:
+        new_rs = None
+        for ss in rs.scope_spans:
+            kept = [span for span in ss.spans
+                    if (only is None or span.trace_id + span.span_id in only)
+                    and (leave_out is None or span.trace_id + span.span_id not in leave_out)]
+            if not kept:
+                continue
+            if new_rs is None:
+                new_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
+            new_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url).spans.extend(kept)
+    return out
 
 
 class SessionInfo:

@@ -249,6 +249,9 @@ class Batch:
     sessions: dict[str, Group] = field(default_factory=dict)
     orphans: dict[bytes, Group] = field(default_factory=dict)
     trace_sessions: dict[bytes, str] = field(default_factory=dict)  # first session named per trace
+    # trace -> the session that owns it, as the store (or this process's earlier claim) said
+    # while Ingestor.write stored the batch: claims and orphan traces that turned out to have one
+    owners: dict[bytes, str] = field(default_factory=dict)
     operations: dict[str, set[tuple[int, str]]] = field(default_factory=dict)
     span_count: int = 0
     rejected: int = 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -332,17 +333,36 @@ class SessionStore:
 
     async def get_trace_session(self, trace_id: bytes) -> str | None:
         """The session a trace joined, when any span of it named one (newest epoch first)."""
+        return (await self.get_trace_sessions([trace_id])).get(trace_id)
+
+    async def get_trace_sessions(self, trace_ids: Iterable[bytes], since_ms: int | None = None) -> dict[bytes, str]:
+        """trace id (16 bytes) -> the session it joined, for the given traces that joined one.
+
+        Each trace is read from the trace map newest epoch first, over the retention, or with
+        ``since_ms`` (Unix ms) only over the epochs from the one before ``since_ms``'s on
+        (a claim made since then is in one of them: a claim carries an entry of the previous
+        epoch into the current one). One pipeline; raises :class:`StoreUnavailable`."""
+        traces = list(dict.fromkeys(trace_ids))
+        if not traces:
+            return {}
         now_ms = int(self._now_ms())
         newest = now_ms // self.epoch_ms
-        oldest = (now_ms - self.retention_ms) // self.epoch_ms - 1
+        start_ms = now_ms - self.retention_ms if since_ms is None else min(since_ms, now_ms)
+        oldest = start_ms // self.epoch_ms - 1
         epochs = range(newest, oldest - 1, -1)
 
         def fill(pipe) -> None:
-            for epoch in epochs:
-                pipe.hget(self.keys.trace_map(trace_id, epoch), trace_id)
+            for trace_id in traces:
+                for epoch in epochs:
+                    pipe.hget(self.keys.trace_map(trace_id, epoch), trace_id)
 
-        value = next((v for v in await self.gateway.run(fill) if v), None)
-        return value.decode() if value else None
+        replies = iter(await self.gateway.run(fill))
+        out: dict[bytes, str] = {}
+        for trace_id in traces:
+            value = next((v for v in [next(replies) for _ in epochs] if v), None)
+            if value:
+                out[trace_id] = value.decode()
+        return out
 
     async def get_parked_spans(self, trace_id: bytes) -> TracesData:
         """Spans of a trace that never named a session (kept by trace id for lookups)."""
