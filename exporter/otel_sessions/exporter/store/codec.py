@@ -35,13 +35,15 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
 if sys.version_info >= (3, 14):
     from compression import zstd
 else:  # the standard library's module, backported
     from backports import zstd
 
-__all__ = ["ChunkGroup", "TraceFigures", "encode_chunk", "decode_chunks", "chunk_traces", "CHUNK_HEADER",
-           "TRACE_ENTRY", "ZDICT"]
+__all__ = ["ChunkGroup", "TraceFigures", "encode_chunk", "decode_chunks", "chunk_traces", "dedupe_spans",
+           "drop_seen_spans", "CHUNK_HEADER", "TRACE_ENTRY", "ZDICT"]
 
 CHUNK_HEADER = struct.Struct(">BI")
 #: trace id, start µs, end µs, spans, errors, input tokens, output tokens, cost USD (model
@@ -242,3 +244,40 @@ def chunk_traces(chunks: Iterable[bytes]) -> dict[bytes, TraceFigures]:
             else:
                 known.add(figures)
     return out
+
+
+def dedupe_spans(data: TracesData) -> TracesData:
+    """Drop repeated spans (same trace and span id) that partially retried writes stored twice."""
+    seen: set[bytes] = set()
+    duplicate = False
+    for rs in data.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key in seen:
+                    duplicate = True
+                seen.add(key)
+    if not duplicate:
+        return data
+    return drop_seen_spans(data, set()) or TracesData()
+
+
+def drop_seen_spans(data: TracesData, seen: set[bytes]) -> TracesData | None:
+    """``data`` without spans whose trace and span id are in ``seen``, and without repeats;
+    adds the ids it keeps to ``seen``. None when no span is left."""
+    out = TracesData()
+    for rs in data.resource_spans:
+        keep_rs = None
+        for ss in rs.scope_spans:
+            fresh = []
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(span)
+            if fresh:
+                if keep_rs is None:
+                    keep_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
+                keep_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=fresh)
+    return out if out.resource_spans else None
+

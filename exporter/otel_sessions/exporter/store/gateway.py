@@ -151,6 +151,18 @@ class RedisGateway:
                 raise self._mapped(exc) from exc
         raise AssertionError("unreachable")
 
+    def slot_calls(self, head: list[Any], blocks: list[tuple[list, list]]) -> list[tuple[list, list]]:
+        """Script calls (keys, args) from blocks of keys of one slot each: one call per block
+        on a cluster (a script's keys must share a slot), else one call with every block;
+        ``head`` starts the args of each call."""
+        if self.is_cluster:
+            return [(keys, head + args) for keys, args in blocks]
+        keys, args = [], list(head)
+        for block_keys, block_args in blocks:
+            keys += block_keys
+            args += block_args
+        return [(keys, args)] if keys else []
+
     async def call(self, command: str, *args: Any, **options: Any) -> Any:
         """One command (``await gateway.call("lrange", key, 0, -1)``), errors mapped."""
         try:
