@@ -1,4 +1,4 @@
-"""Trace joining (store.md "Grouping") and idempotent retries (acceptance scenario 5)."""
+"""Trace joining and idempotent retries (docs/storage.md, trace joining and idempotency)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Forwarding (issue 5, acceptance scenario 7): every span reaches real OTLP receivers downstream,
+"""Forwarding (docs/interface.md, forwarding): every span reaches real OTLP receivers downstream,
 enriched with its session; a downstream outage never holds ingest, the queue bound holds, drops
 are counted, retries follow the OTLP rules, and shutdown drains within its bound."""
 

@@ -1,6 +1,6 @@
 """gRPC ``otel_sessions.v1.SessionService`` (proto/otel_sessions/v1/session_service.proto).
 
-The same lookups as the REST API (query.py, tail.py), with the error table's gRPC codes:
+The same lookups as the REST API (lookup/queries.py, lookup/tail.py), with the error table's gRPC codes:
 ``NOT_FOUND`` for unknown sessions and threads, ``INVALID_ARGUMENT`` for bad requests (the
 message names the field), ``UNAVAILABLE`` when Redis fails, ``UNAUTHENTICATED`` without the
 query token, ``INTERNAL`` for a bug.

@@ -1,6 +1,6 @@
 """Session and trace summaries as read from the store, and the status rules.
 
-Status is evaluated at read time from the summary (store.md), so it moves from ``active`` to
+Status is evaluated at read time from the summary (``docs/storage.md``, status), so it moves from ``active`` to
 ``idle`` to ``abandoned`` with the clock, without writes:
 
 1. ``failed``     a root span of the session ended with status ERROR;
@@ -84,7 +84,7 @@ class TraceSummary:
 
 @dataclass
 class SessionSummary:
-    """A session as the store keeps it (the ``Session`` JSON shape of interface.md)."""
+    """A session as the store keeps it (the ``Session`` JSON shape of ``docs/interface.md``)."""
 
     id: str
     name: str | None
@@ -168,7 +168,7 @@ class SessionSummary:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The ``Session`` JSON of interface.md (plus ``traces`` when loaded)."""
+        """The ``Session`` JSON of ``docs/interface.md`` (plus ``traces`` when loaded)."""
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
