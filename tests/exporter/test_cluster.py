@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis, free_port
+from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
+from otel_sessions.exporter.store.process_control import free_port
 from tests.support import RunningService
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

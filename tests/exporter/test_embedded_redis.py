@@ -25,7 +25,8 @@ import pytest
 import redis
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis, free_port
+from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
+from otel_sessions.exporter.store.process_control import free_port
 from tests.exporter.test_bad_input import InMemoryOne
 
 pytestmark = [

@@ -118,7 +118,7 @@ def test_help_lists_every_env_var():
 def test_two_workers_share_the_ports(tmp_path):
     import urllib.request
 
-    from otel_sessions.exporter.store.embedded_redis import free_port
+    from otel_sessions.exporter.store.process_control import free_port
 
     grpc_port, http_port = free_port(), free_port()
     process = subprocess.Popen(

