@@ -163,6 +163,9 @@ local function flush_digests()
     if (k >= MAX_K and size > 8 * BUCKET_CAP) or size > 8 * HUGE_BUCKET then  -- bounded: the oldest half goes
       local keep = stored(b) .. more
       redis.call('SET', key, string.sub(keep, 8 * math.floor(#keep / 16) + 1), 'PX', ttl_ms)
+    elseif k == 0 then  -- the single string of a small session (at most 1 KiB): rewritten at its
+      -- exact size (APPEND would leave up to as much again allocated, per session)
+      redis.call('SET', key, stored(b) .. more, 'PX', ttl_ms)
     else
       redis.call('APPEND', key, more)
       redis.call('PEXPIRE', key, ttl_ms)
