@@ -8,13 +8,24 @@ talk to it over real sockets with the stock OTLP exporters.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import queue
+import subprocess
+import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 
 from otel_sessions.exporter.serve.process import Service
 from otel_sessions.exporter.serve.settings import Settings
@@ -120,3 +131,112 @@ class OtlpJsonExporter(SpanExporter):
 
     def shutdown(self) -> None:
         pass
+
+
+# --- real clients and waits ---
+def tracer(service_name: str = "test-app"):
+    """A real tracer whose finished spans are kept in memory (send them with :func:`send`)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider.get_tracer("tests.stacks"), memory
+
+
+def send(endpoint: str, spans) -> None:
+    """Export ``spans`` with the stock OTLP/gRPC exporter (one request)."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    assert GrpcExporter(endpoint=endpoint, insecure=True).export(list(spans)) == SpanExportResult.SUCCESS
+
+
+def wait_until(condition, timeout: float = 20.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def metric(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def attributes(span) -> dict:
+    """An OTLP span's attributes as a plain dict (string, int, bool and double values)."""
+    out = {}
+    for kv in span.attributes:
+        kind = kv.value.WhichOneof("value")
+        out[kv.key] = getattr(kv.value, kind) if kind else None
+    return out
+
+
+# --- the otel-sessions command, as users run it ---
+def cli(*args: str, server: str | None = None, timeout: float = 60, env: dict | None = None,
+        expect: int | None = 0) -> subprocess.CompletedProcess:
+    """Run ``python -m otel_sessions.exporter.cli ARGS``; checks the exit status when ``expect`` is set."""
+    environment = {**os.environ, **(env or {})}
+    environment.pop("OTEL_SESSIONS_QUERY_TOKEN", None)
+    if server is not None:
+        environment["OTEL_SESSIONS_SERVER"] = server
+    result = subprocess.run([sys.executable, "-m", "otel_sessions.exporter.cli", *args], capture_output=True,
+                            text=True, timeout=timeout, env=environment)
+    if expect is not None:
+        assert result.returncode == expect, (args, result.returncode, result.stdout, result.stderr)
+    return result
+
+
+def cli_json(*args: str, server: str | None = None):
+    return json.loads(cli(*args, "--json", server=server).stdout)
+
+
+class LineReader:
+    """Lines of a running process's stdout, read in a thread, with a deadline per wait."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, predicate, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no matching line within {timeout}s; got {self.lines}"
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            assert line is not None, f"process ended; output: {self.lines}"
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+
+# --- HTTP lookups ---
+def http(method: str, url: str, headers: dict | None = None) -> tuple[int, dict | bytes | None, dict]:
+    """One request; returns (status, parsed JSON or raw bytes or None, headers)."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body, head = response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        status, body, head = exc.code, exc.read(), dict(exc.headers)
+    if not body:
+        return status, None, head
+    if head.get("Content-Type", "").startswith("application/json"):
+        return status, json.loads(body), head
+    return status, body, head
+
+
+def get(service, path: str, expect: int = 200, **kwargs):
+    status, body, _headers = http("GET", service.http_url + path, **kwargs)
+    assert status == expect, (path, status, body)
+    return body

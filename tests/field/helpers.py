@@ -8,18 +8,7 @@ import urllib.request
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-
-def tracer(service_name: str = "field-app"):
-    """A real tracer whose finished spans are kept in memory (send them with :func:`send`)."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return provider.get_tracer("tests.field"), memory
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 
 def send(service, spans, transport: str = "grpc", **options) -> None:

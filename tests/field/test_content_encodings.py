@@ -11,7 +11,8 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 
-from tests.field.helpers import post, send, session, spans_json, tracer
+from tests.field.helpers import post, send, session, spans_json
+from tests.support import tracer
 
 if sys.version_info >= (3, 14):
     from compression import zstd

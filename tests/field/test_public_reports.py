@@ -14,7 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.trace import Status, StatusCode
 
 from otel_sessions.exporter.otlp_json import message_to_json, parse_traces_json
-from tests.field.helpers import get, post, send, session, tracer
+from tests.field.helpers import get, post, send, session
+from tests.support import tracer
 
 
 def test_session_id_only_on_a_child_whose_root_arrives_later(service, session_id):

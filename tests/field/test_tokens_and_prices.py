@@ -11,8 +11,8 @@ import pytest
 
 from otel_sessions.v1 import session_service_pb2 as pb
 from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
-from tests.field.helpers import send, session, tracer
-from tests.support import RunningService
+from tests.field.helpers import send, session
+from tests.support import RunningService, tracer
 
 #: gpt-4o: 145 uncached input tokens at 2.50, 1,408 cached at 1.25, 28 output at 10.00 USD per 1M
 CACHED_CALL_USD = 0.0024025

@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from tests.field.helpers import send, session, tracer
+from tests.field.helpers import send, session
+from tests.support import tracer
 
 #: one gpt-4o call of 56 input and 5 output tokens at the list price (2.50 / 10.00 USD per 1M)
 ONE_CALL_USD = (56 * 2.50 + 5 * 10.00) / 1_000_000

@@ -112,7 +112,7 @@ def test_every_key_has_a_ttl_and_expires(redis_url):
         for i in range(20):
             exporter.export(_spans(f"sess-ttl-{i % 4}", 5))
         # orphans (parked by trace) have a TTL too
-        from tests.exporter.test_joining_and_retries import _trace_with_one_named_span
+        from tests.store.test_joining_and_retries import _trace_with_one_named_span
 
         exporter.export(_trace_with_one_named_span("unsent")[1])
         stop.set()

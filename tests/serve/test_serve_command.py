@@ -13,7 +13,7 @@ import time
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-from tests.exporter.test_bad_input import InMemoryOne
+from tests.ingest.test_bad_input import InMemoryOne
 from tests.support import open_store
 
 SERVE = [sys.executable, "-m", "otel_sessions.exporter.cli", "serve"]

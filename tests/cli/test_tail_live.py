@@ -8,9 +8,8 @@ import sys
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-from tests.lookups import dataset
-from tests.lookups.cli_support import LineReader, cli, cli_json
-from tests.support import provider_with
+from tests import dataset
+from tests.support import LineReader, cli, cli_json, provider_with
 
 
 def test_sessions_delete(service):

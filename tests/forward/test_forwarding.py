@@ -8,8 +8,7 @@ import grpc
 import pytest
 
 from otel_sessions.exporter.forward.retry import retry_after_seconds
-from tests.stacks.helpers import attributes, metric, send, tracer, wait_until
-from tests.support import RunningService
+from tests.support import RunningService, attributes, metric, send, tracer, wait_until
 
 SENT = "otel_sessions_forward_spans_sent_total"
 DROPPED = "otel_sessions_forward_spans_dropped_total"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.lookups.cli_support import LineReader, cli, cli_json
+from tests.support import LineReader, cli, cli_json
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from otel_sessions.v1 import session_service_pb2 as pb
 from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
-from tests.lookups.dataset import BY_ID, PLAN, expected, sorted_ids
+from tests.dataset import BY_ID, PLAN, expected, sorted_ids
 from tests.support import all_spans
 
 

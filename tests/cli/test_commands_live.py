@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from otel_sessions.exporter.store.process_control import free_port
-from tests.lookups.cli_support import cli, cli_json
-from tests.lookups.dataset import BY_ID, PLAN, sorted_ids
+from tests.dataset import BY_ID, PLAN, sorted_ids
+from tests.support import cli, cli_json
 
 
 def ids(body) -> list[str]:

@@ -27,7 +27,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
 from otel_sessions.exporter.store.process_control import free_port
-from tests.exporter.test_bad_input import InMemoryOne
+from tests.ingest.test_bad_input import InMemoryOne
 
 pytestmark = [
     pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="finds processes in /proc"),

@@ -24,8 +24,7 @@ import pytest
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tests.stacks.helpers import send, tracer, wait_until
-from tests.support import RunningService
+from tests.support import RunningService, send, tracer, wait_until
 
 ENVELOPE = {"data", "total", "limit", "offset", "errors"}
 TRACE_KEYS = {"traceID", "spans", "processes", "warnings"}

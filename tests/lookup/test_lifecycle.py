@@ -11,9 +11,8 @@ import redis
 from otel_sessions.exporter.lookup.params import SORT_KEYS
 from otel_sessions.exporter.serve.rest import QUERIES
 from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard
-from tests.lookups import dataset
-from tests.lookups.conftest import get, http
-from tests.support import RunningService
+from tests import dataset
+from tests.support import RunningService, get, http
 
 
 def ids(body) -> list[str]:

@@ -10,7 +10,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 
 from otel_sessions.v1 import session_service_pb2 as pb
 from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
-from tests.lookups import dataset
+from tests import dataset
 from tests.support import all_spans, provider_with
 
 

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from tests.lookups.conftest import get
-from tests.lookups.dataset import BY_ID, PLAN, expected, sorted_ids
+from tests.dataset import BY_ID, PLAN, expected, sorted_ids
+from tests.support import get
 
 SORT_KEYS = ("start", "end", "duration", "traces", "spans", "tokens", "cost")
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 
-from tests.stacks.helpers import attributes, metric, send, tracer, wait_until
-from tests.support import RunningService
+from tests.support import RunningService, attributes, metric, send, tracer, wait_until
 
 JOIN = "otel_sessions_forward_join_spans_total"
 HELD = "otel_sessions_forward_join_held_spans"
