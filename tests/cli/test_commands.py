@@ -123,14 +123,31 @@ def test_sessions_get_tree(fake, capsys):
 
 
 def test_sessions_tail(fake, capsys, utc):
-    stream = ": tailing s-1\n\n" + "".join(f"data: {json.dumps(SPANS)}\n\n" for _ in range(2))
+    stream = ": tailing s-1\n\n" + "".join(f"data: {json.dumps(SPANS)}\n\n: keep-alive\n\n" for _ in range(2))
     fake.routes[("GET", "/v1/sessions/s-1/tail")] = (200, stream)
-    assert main(["sessions", "tail", "s-1", "--server", fake.url]) == 0
-    assert capsys.readouterr().out.splitlines() == [
+    ended = f"otel-sessions: error: the service at {fake.url} ended the tail of s-1: it stopped or restarted\n"
+    assert main(["sessions", "tail", "s-1", "--server", fake.url]) == 1  # the stream ended: the service went away
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
         "following s-1; new spans appear below (Ctrl-C to stop)",
         *["12:34:56 abababab     agent router  1.50s", "12:34:56 abababab      tool get_weather  42ms"] * 2]
-    assert main(["sessions", "tail", "s-1", "--json", "--server", fake.url]) == 0
-    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [SPANS, SPANS]
+    assert err == ended
+    assert main(["sessions", "tail", "s-1", "--json", "--server", fake.url]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line) for line in out.splitlines()] == [SPANS, SPANS] and err == ended
+
+
+def test_sessions_tail_silence_is_one_line_and_exit_1(fake, capsys, monkeypatch):
+    from otel_sessions.exporter.cli import commands
+    from tests.cli.fake_service import Stalled
+
+    monkeypatch.setattr(commands, "TAIL_SILENCE_S", 0.5)
+    fake.routes[("GET", "/v1/sessions/s-1/tail")] = (200, Stalled(": tailing s-1\n\n: keep-alive\n\n"))
+    assert main(["sessions", "tail", "s-1", "--server", fake.url]) == 1
+    out, err = capsys.readouterr()
+    assert out == "following s-1; new spans appear below (Ctrl-C to stop)\n"
+    assert err == (f"otel-sessions: error: nothing from the service at {fake.url} for 0.5 s (not even a "
+                   "keep-alive): the tail of s-1 is lost\n")
 
 
 def test_sessions_delete(fake, capsys):

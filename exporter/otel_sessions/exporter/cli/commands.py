@@ -11,6 +11,7 @@ for a bad parameter).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -80,33 +81,56 @@ def cmd_sessions_get(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Seconds ``sessions tail`` waits for a line (a span or one of the service's ``: keep-alive``
+#: comments, sent every 5 s) before it takes the connection as lost.
+TAIL_SILENCE_S = 30.0
+
+
 def cmd_sessions_tail(args: argparse.Namespace) -> int:
+    """Follow a session until Ctrl-C (exit 0). The service going away, or no line for
+    :data:`TAIL_SILENCE_S`, is one line on stderr and exit status 1."""
     path = "/v1/sessions/" + _quoted(args.id) + "/tail"
     console = render.console()
-    response = _client(args).open("GET", path, timeout=3600 * 24)
+    client = _client(args)
+    response = client.open("GET", path, timeout=TAIL_SILENCE_S)
     try:
-        for raw in response:
-            line = raw.decode().rstrip("\n")
-            if line.startswith(": tailing"):
-                if not args.json:
-                    console.print(f"[dim]following {args.id}; new spans appear below (Ctrl-C to stop)[/]")
-                continue
-            if not line.startswith("data: "):
-                continue
-            data = json.loads(line[len("data: "):])
-            if args.json:
-                print(json.dumps(data), flush=True)
-                continue
-            for rs in data.get("resourceSpans", []):
-                for ss in rs.get("scopeSpans", []):
-                    for span in ss.get("spans", []):
-                        console.print(render.tail_line(span))
-            sys.stdout.flush()
+        try:
+            for raw in response:
+                _tail_line(args, console, raw.decode(errors="replace").rstrip("\n"))
+        except TimeoutError:
+            raise ServiceError(f"nothing from the service at {client.server} for {TAIL_SILENCE_S:g} s (not even "
+                               f"a keep-alive): the tail of {args.id} is lost") from None
+        except (http.client.HTTPException, OSError) as exc:
+            raise ServiceError(f"the service at {client.server} ended the tail of {args.id} "
+                               f"({type(exc).__name__}): it stopped or restarted") from None
+        raise ServiceError(f"the service at {client.server} ended the tail of {args.id}: it stopped or restarted")
     except KeyboardInterrupt:
         return 0
     finally:
         response.close()
-    return 0
+
+
+def _tail_line(args: argparse.Namespace, console, line: str) -> None:
+    """Print what one line of the event stream carries (comments other than the first are
+    keep-alives, printed as nothing)."""
+    if line.startswith(": tailing"):
+        if not args.json:
+            console.print(f"[dim]following {args.id}; new spans appear below (Ctrl-C to stop)[/]")
+        return
+    if not line.startswith("data: "):
+        return
+    try:
+        data = json.loads(line[len("data: "):])
+    except ValueError:
+        return
+    if args.json:
+        print(json.dumps(data), flush=True)
+        return
+    for rs in data.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                console.print(render.tail_line(span))
+    sys.stdout.flush()
 
 
 def cmd_sessions_delete(args: argparse.Namespace) -> int:

@@ -31,6 +31,9 @@ __all__ = ["lookup_routes", "QUERIES", "STORE"]
 
 QUERIES: web.AppKey[SessionQueries] = web.AppKey("queries", SessionQueries)
 STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
+#: The transports of the open tails: their connections are closed when the service stops, so
+#: clients learn it at once and shutdown does not wait for them.
+TAILS: web.AppKey[set] = web.AppKey("tails", set)
 _THREAD_PARAMS = ("limit", "offset")
 _USER_PARAMS = tuple(p for p in LIST_PARAMS if p != "user_id")  # the user is in the path
 
@@ -90,6 +93,8 @@ async def tail(request: web.Request) -> web.StreamResponse:
     if await store.get_session(session_id) is None:
         raise NotFound(f"no session {session_id!r}")
     following = await SessionTail(store, session_id, idle_s=5.0).start()
+    transport = request.transport
+    request.app[TAILS].add(transport)
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -105,8 +110,17 @@ async def tail(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, StoreUnavailable):
         pass
     finally:
+        request.app[TAILS].discard(transport)
         await following.close()
     return response
+
+
+async def _end_tails(app: web.Application) -> None:
+    """``on_shutdown``: close the connections of open tails (their handlers end with the next
+    keep-alive, within 5 s)."""
+    for transport in list(app[TAILS]):
+        if transport is not None:
+            transport.close()
 
 
 async def get_thread(request: web.Request) -> web.Response:
@@ -148,6 +162,8 @@ def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Appl
     def add(app: web.Application) -> None:
         app[STORE] = store
         app[QUERIES] = SessionQueries(store)
+        app[TAILS] = set()
+        app.on_shutdown.append(_end_tails)
         r = app.router
         r.add_get("/v1/sessions", _guard(guard, list_sessions))
         r.add_get("/v1/sessions/{session_id}", _guard(guard, get_session))
