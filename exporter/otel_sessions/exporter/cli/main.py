@@ -22,7 +22,8 @@ from otel_sessions.exporter.serve.settings import OPTIONS, Settings, SettingsErr
 
 __all__ = ["main", "build_parser", "package_version"]
 
-_SETUP_HINT = 'the service needs the server extra: pip install "otel-sessions[server]"'
+_SETUP_HINT = ('the service needs the server extra: pip install ".[server]" in a clone, or '
+               'pip install "otel-sessions[server] @ git+<repository URL>"')
 
 
 def package_version() -> str:
