@@ -91,7 +91,11 @@ _JAEGER_PATHS = {
 }
 _SESSION_PROPS = {
     "id": {"type": "string"}, "name": {"type": ["string", "null"]}, "user_id": {"type": ["string", "null"]},
-    "thread_id": {"type": ["string", "null"]}, "previous_id": {"type": ["string", "null"]},
+    "thread_id": {"type": ["string", "null"]},
+    "previous_id": {"type": ["string", "null"],
+                    "description": "The session this one follows on from (a follow-up conversation): the first "
+                                   "session.previous_id stored, set by session(..., previous_id=...) in the app; "
+                                   "null when none"},
     "status": {"type": "string", "enum": list(STATUSES)},
     "start_time": {"type": ["string", "null"], "format": "date-time"},
     "end_time": {"type": ["string", "null"], "format": "date-time"},
