@@ -184,3 +184,19 @@ def test_grpc_unreachable(refused_url, capsys):
     address = refused_url.removeprefix("http://")
     assert main(["grpc", "GetSession", '{"session_id": "x"}', "--address", address]) == 1
     assert capsys.readouterr().err.startswith(f"otel-sessions: error: cannot reach the SessionService at {address}: ")
+
+
+def test_tables_explain_the_star_of_estimated_costs(fake, capsys):
+    from otel_sessions.exporter.cli.render import ESTIMATED_NOTE
+
+    estimated = {**SESSION, "cost_estimated": True, "cost_usd": 0.000012}
+    fake.routes[("GET", "/v1/sessions")] = (200, {"data": [estimated], "total": 1, "limit": 50, "offset": 0})
+    fake.routes[("GET", "/v1/sessions/s-1")] = (200, estimated)
+    fake.routes[("GET", "/v1/users/u-1/sessions")] = (200, {"data": [SESSION], "total": 1, "limit": 50, "offset": 0})
+    assert main(["sessions", "list", "--server", fake.url]) == 0
+    out = capsys.readouterr().out
+    assert "$0.000012*" in out and out.rstrip().endswith(ESTIMATED_NOTE)
+    assert main(["sessions", "get", "s-1", "--server", fake.url]) == 0
+    assert ESTIMATED_NOTE in capsys.readouterr().out
+    assert main(["users", "get", "u-1", "--server", fake.url]) == 0
+    assert ESTIMATED_NOTE not in capsys.readouterr().out  # no estimated cost: no legend

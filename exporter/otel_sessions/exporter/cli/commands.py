@@ -61,8 +61,15 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
         return 0
     console = render.console()
     console.print(render.sessions_table("sessions", body["data"]))
-    console.print(render.page_note(body), style="dim")
+    _notes(console, body["data"], render.page_note(body))
     return 0
+
+
+def _notes(console, sessions: list[dict], note: str | None) -> None:
+    """The lines under a sessions table: the page note, the legend of ``*`` when it appears."""
+    for line in (note, render.cost_note(sessions)):
+        if line:
+            console.print(line, style="dim", highlight=False)
 
 
 def cmd_sessions_get(args: argparse.Namespace) -> int:
@@ -75,6 +82,7 @@ def cmd_sessions_get(args: argparse.Namespace) -> int:
         return 0
     console = render.console()
     console.print(render.sessions_table("session", [session]))
+    _notes(console, [session], None)
     for line in render.session_facts(session):
         console.print(line)
     console.print(render.render_tree(session, roots) if roots is not None else render.traces_table(session))
@@ -147,9 +155,9 @@ def cmd_threads_get(args: argparse.Namespace) -> int:
     console = render.console()
     console.print(render.sessions_table(f"thread {args.id}", body["data"], show_thread=False))
     data = body["data"]
-    console.print(f"{render.page_note(body)} · {sum(s['span_count'] for s in data)} spans · "
-                  f"{sum(s['total_tokens'] for s in data)} tokens · ${sum(s['cost_usd'] for s in data):.4f}",
-                  style="dim")
+    _notes(console, data, f"{render.page_note(body)} · {sum(s['span_count'] for s in data)} spans · "
+                          f"{sum(s['total_tokens'] for s in data)} tokens · "
+                          f"{render.format_usd(sum(s['cost_usd'] for s in data))}")
     return 0
 
 
@@ -161,7 +169,7 @@ def cmd_users_get(args: argparse.Namespace) -> int:
         return 0
     console = render.console()
     console.print(render.sessions_table(f"user {args.id}", body["data"]))
-    console.print(render.page_note(body), style="dim")
+    _notes(console, body["data"], render.page_note(body))
     return 0
 
 
