@@ -221,7 +221,7 @@ def _check_reachable(endpoint: str) -> None:
     except OSError as exc:
         reason = getattr(exc, "reason", exc)
         raise ConnectionError(f"cannot reach the otel-sessions service at {endpoint}: {reason}. "
-                              "Start it with `otel-sessions serve`, or point --endpoint at it.") from None
+                              "Start it with `otel-sessions serve`, or point --server at it.") from None
 
 
 def run_demo(endpoint: str, *, seed: int | None = None, token: str | None = None,
