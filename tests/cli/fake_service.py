@@ -7,11 +7,21 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FakeService"]
+__all__ = ["FakeService", "Stalled"]
+
+
+class Stalled:
+    """A route body that sends ``text`` (no length, as an event stream does) and then waits for
+    ``FakeService.release`` without closing."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 class FakeService:
-    """A tiny HTTP server: ``routes[(method, path)] = (status, body)``; records each request."""
+    """A tiny HTTP server: ``routes[(method, path)] = (status, body)``; records each request.
+    A body of ``self.release`` answers nothing until released; a :class:`Stalled` body answers
+    part of a stream and then nothing."""
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], tuple[int, object]] = {}
@@ -28,6 +38,15 @@ class FakeService:
                 status, body = service.routes.get((self.command, url.path), (404, {"error": "no route"}))
                 if body is service.release:
                     service.release.wait(10)
+                    return
+                if isinstance(body, Stalled):
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.write(body.text.encode())
+                    self.wfile.flush()
+                    service.release.wait(10)
+                    self.close_connection = True
                     return
                 if isinstance(body, (bytes, str)):
                     data, content_type = (body.encode() if isinstance(body, str) else body), "text/html"

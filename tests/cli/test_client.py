@@ -90,8 +90,39 @@ def test_refused_connection_is_a_hint_about_the_server_and_exit_1(refused_url):
         assert exc.exit_code == 1
 
 
-def test_a_reply_slower_than_the_timeout_is_the_same_hint(fake):
+def test_a_reply_slower_than_the_timeout_says_it_timed_out(fake):
     fake.routes[("GET", "/slow")] = (200, fake.release)
     exc = error_of(lambda: Client(fake.url, timeout=0.2).get("/slow"))
-    assert str(exc) == f"cannot reach the otel-sessions service at {fake.url}: timed out. {HINT}"
+    assert str(exc) == (f"the otel-sessions service at {fake.url} did not answer within 0.2 s (timed out); "
+                        "it is reachable but busy or stuck")
     assert exc.exit_code == 1
+
+
+def test_server_without_a_scheme_is_http(fake):
+    fake.routes[("GET", "/v1/sessions")] = (200, {"data": []})
+    address = fake.url.removeprefix("http://")
+    client = Client(address + "/")
+    assert client.server == fake.url
+    assert client.get("/v1/sessions") == {"data": []}
+
+
+def test_a_server_that_is_not_a_url_is_exit_2():
+    exc = error_of(lambda: Client("localhost:port").get("/v1/sessions"))
+    assert exc.exit_code == 2 and str(exc).startswith("--server 'http://localhost:port' is not a usable URL: ")
+
+
+@pytest.mark.parametrize("body", [["a", "list"], "just a string", 42, None, {"error": ["not", "text"]}])
+def test_an_error_body_that_is_json_but_not_an_object_with_a_message(fake, body):
+    import json as json_
+
+    fake.routes[("GET", "/odd")] = (500, json_.dumps(body))
+    exc = error_of(lambda: Client(fake.url).get("/odd"))
+    expected = "['not', 'text']" if isinstance(body, dict) else "Internal Server Error"
+    assert (str(exc), exc.exit_code) == (f"{expected} (HTTP 500)", 1)
+
+
+def test_a_reply_that_is_not_json_is_one_line(fake):
+    fake.routes[("GET", "/v1/sessions")] = (200, "<html>some other server</html>")
+    exc = error_of(lambda: Client(fake.url).get("/v1/sessions"))
+    assert str(exc) == (f"the answer of {fake.url}/v1/sessions is not JSON: is --server the HTTP port of "
+                        "otel-sessions?")

@@ -123,14 +123,31 @@ def test_sessions_get_tree(fake, capsys):
 
 
 def test_sessions_tail(fake, capsys, utc):
-    stream = ": tailing s-1\n\n" + "".join(f"data: {json.dumps(SPANS)}\n\n" for _ in range(2))
+    stream = ": tailing s-1\n\n" + "".join(f"data: {json.dumps(SPANS)}\n\n: keep-alive\n\n" for _ in range(2))
     fake.routes[("GET", "/v1/sessions/s-1/tail")] = (200, stream)
-    assert main(["sessions", "tail", "s-1", "--server", fake.url]) == 0
-    assert capsys.readouterr().out.splitlines() == [
+    ended = f"otel-sessions: error: the service at {fake.url} ended the tail of s-1: it stopped or restarted\n"
+    assert main(["sessions", "tail", "s-1", "--server", fake.url]) == 1  # the stream ended: the service went away
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
         "following s-1; new spans appear below (Ctrl-C to stop)",
         *["12:34:56 abababab     agent router  1.50s", "12:34:56 abababab      tool get_weather  42ms"] * 2]
-    assert main(["sessions", "tail", "s-1", "--json", "--server", fake.url]) == 0
-    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [SPANS, SPANS]
+    assert err == ended
+    assert main(["sessions", "tail", "s-1", "--json", "--server", fake.url]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line) for line in out.splitlines()] == [SPANS, SPANS] and err == ended
+
+
+def test_sessions_tail_silence_is_one_line_and_exit_1(fake, capsys, monkeypatch):
+    from otel_sessions.exporter.cli import commands
+    from tests.cli.fake_service import Stalled
+
+    monkeypatch.setattr(commands, "TAIL_SILENCE_S", 0.5)
+    fake.routes[("GET", "/v1/sessions/s-1/tail")] = (200, Stalled(": tailing s-1\n\n: keep-alive\n\n"))
+    assert main(["sessions", "tail", "s-1", "--server", fake.url]) == 1
+    out, err = capsys.readouterr()
+    assert out == "following s-1; new spans appear below (Ctrl-C to stop)\n"
+    assert err == (f"otel-sessions: error: nothing from the service at {fake.url} for 0.5 s (not even a "
+                   "keep-alive): the tail of s-1 is lost\n")
 
 
 def test_sessions_delete(fake, capsys):
@@ -167,3 +184,19 @@ def test_grpc_unreachable(refused_url, capsys):
     address = refused_url.removeprefix("http://")
     assert main(["grpc", "GetSession", '{"session_id": "x"}', "--address", address]) == 1
     assert capsys.readouterr().err.startswith(f"otel-sessions: error: cannot reach the SessionService at {address}: ")
+
+
+def test_tables_explain_the_star_of_estimated_costs(fake, capsys):
+    from otel_sessions.exporter.cli.render import ESTIMATED_NOTE
+
+    estimated = {**SESSION, "cost_estimated": True, "cost_usd": 0.000012}
+    fake.routes[("GET", "/v1/sessions")] = (200, {"data": [estimated], "total": 1, "limit": 50, "offset": 0})
+    fake.routes[("GET", "/v1/sessions/s-1")] = (200, estimated)
+    fake.routes[("GET", "/v1/users/u-1/sessions")] = (200, {"data": [SESSION], "total": 1, "limit": 50, "offset": 0})
+    assert main(["sessions", "list", "--server", fake.url]) == 0
+    out = capsys.readouterr().out
+    assert "$0.000012*" in out and out.rstrip().endswith(ESTIMATED_NOTE)
+    assert main(["sessions", "get", "s-1", "--server", fake.url]) == 0
+    assert ESTIMATED_NOTE in capsys.readouterr().out
+    assert main(["users", "get", "u-1", "--server", fake.url]) == 0
+    assert ESTIMATED_NOTE not in capsys.readouterr().out  # no estimated cost: no legend

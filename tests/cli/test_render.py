@@ -210,8 +210,12 @@ def test_format_duration(ms, text):
 @pytest.mark.parametrize("session, text", [
     ({"cost_usd": 0.0123}, "$0.0123"),
     ({"cost_usd": 1.5}, "$1.5000"),
-    ({"cost_usd": 0.00006}, "$0.0001"),
-    ({"cost_usd": 0.00004}, "$0.0000"),  # a tiny cost rounds to zero at four decimals
+    ({"cost_usd": 0.00006}, "$0.00006"),  # tiny costs: two significant digits, not $0.0000
+    ({"cost_usd": 0.00004}, "$0.00004"),
+    ({"cost_usd": 0.000012}, "$0.000012"),
+    ({"cost_usd": 0.0000123456}, "$0.000012"),
+    ({"cost_usd": 0.00123}, "$0.0012"),
+    ({"cost_usd": 1e-12}, "$0.0000"),
     ({"cost_usd": 0.0}, "$0.0000"),
     ({"cost_usd": None}, "$0.0000"),
     ({}, "$0.0000"),
@@ -221,6 +225,14 @@ def test_format_duration(ms, text):
 ])
 def test_format_cost(session, text):
     assert format_cost(session) == text
+
+
+def test_cost_note_explains_the_star():
+    from otel_sessions.exporter.cli.render import ESTIMATED_NOTE, cost_note
+
+    assert cost_note([{"cost_estimated": False}, {}]) is None
+    assert cost_note([{"cost_estimated": False}, {"cost_estimated": True}]) == ESTIMATED_NOTE
+    assert ESTIMATED_NOTE.startswith("* ") and "estimated" in ESTIMATED_NOTE
 
 
 @pytest.mark.parametrize("iso, text", [
@@ -277,7 +289,7 @@ def test_session_facts_and_traces_table():
                                       "[bold]metadata:[/] tier=gold, region=eu"]
     assert session_facts({"id": "x"}) == []
     row = [c.strip() for c in printed(traces_table(session)).splitlines()[4].split("│")[1:-1]]
-    assert row == ["ab" * 16, "POST /chat", "2024-05-01 12:34:56", "250ms", "4", "0", "99", "$0.0000"]
+    assert row == ["ab" * 16, "POST /chat", "2024-05-01 12:34:56", "250ms", "4", "0", "99", "$0.00004"]
 
 
 def test_node_label_and_tree():

@@ -48,3 +48,26 @@ def test_sessions_tail_prints_spans_as_they_arrive(service):
         process.terminate()
         process.wait(10)
         provider.shutdown()
+
+
+def test_sessions_tail_ends_with_one_line_when_the_service_stops(redis_url):
+    from tests.support import RunningService
+
+    running = RunningService(redis_url).start()
+    try:
+        provider = provider_with(OTLPSpanExporter(endpoint=running.http_url + "/v1/traces"))
+        provider.get_tracer("tail").start_span("first", attributes={"session.id": "sess-stop"}).end()
+        provider.shutdown()
+        process = subprocess.Popen([sys.executable, "-m", "otel_sessions.exporter.cli", "sessions", "tail",
+                                    "sess-stop"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "OTEL_SESSIONS_SERVER": running.http_url})
+        LineReader(process).wait_for(lambda line: line.startswith("following sess-stop"))
+    finally:
+        running.stop()
+    try:
+        assert process.wait(30) == 1
+        err = process.stderr.read()
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"otel-sessions: error: the service at {running.http_url} ended the tail of sess-stop")
+    finally:
+        process.kill()

@@ -113,6 +113,24 @@ def test_wrong_content_type_and_encoding(small_service):
     assert small_service.session("sess-ct") is None
 
 
+@pytest.mark.parametrize("content_type, accept", [("text/json", None), ("application/vnd.api+json", None),
+                                                   ("text/plain", "application/json"), ("text/plain", None),
+                                                   ("application/x-www-form-urlencoded", "*/*")])
+def test_a_415_answers_json_to_a_client_that_is_not_a_protobuf_one(small_service, content_type, accept):
+    import json
+
+    headers = {"Accept": accept} if accept else {}
+    status, h, reply = _post(small_service, b'{"resourceSpans": []}', content_type=content_type, headers=headers)
+    assert status == 415 and h["Content-Type"].startswith("application/json")
+    parsed = json.loads(reply)
+    assert parsed["code"] == code_pb2.INVALID_ARGUMENT and "unsupported content type" in parsed["message"]
+    # a client asking for protobuf gets the OTLP default, a google.rpc.Status in protobuf
+    status, h, reply = _post(small_service, b"x", content_type=content_type,
+                             headers={"Accept": "application/x-protobuf"})
+    assert status == 415 and h["Content-Type"].startswith("application/x-protobuf")
+    assert "unsupported content type" in _status(reply).message
+
+
 def test_oversized_bodies(small_service):
     big = _request(**{"session.id": "sess-big", "payload": "x" * (LIMIT + 10)}).SerializeToString()
     status, _h, reply = _post(small_service, big)

@@ -263,10 +263,27 @@ def test_search_filters_like_jaeger(api):
     found = _grafana_search(service, data, service="test-app", tags={"gen_ai.choice": "x"})
     assert found == []
     everything = _grafana_search(service, data, service="test-app")
-    assert {t["traceID"] for t in everything} == {data.trace_a1, data.trace_a2}
+    assert {t["traceID"] for t in everything} == {data.trace_a1, data.trace_a2, data.trace_lonely}
+    assert [t["traceID"] for t in everything][0] == data.trace_lonely  # the newest trace first
     assert len(_grafana_search(service, data, service="test-app", limit=1)) == 1
     # a time range before the data: nothing
     assert _get(service, "/api/traces", {"service": "test-app", "start": 1, "end": 2})[1]["data"] == []
+
+
+def test_search_finds_traces_that_never_named_a_session(api):
+    service, data = api
+    found = _grafana_search(service, data, service="test-app", operation="lonely")
+    assert [t["traceID"] for t in found] == [data.trace_lonely]
+    assert_jaeger_trace(found[0])
+    assert not any(tag["key"] == "session.id" for tag in found[0]["spans"][0]["tags"])
+    assert [t["traceID"] for t in _grafana_search(service, data, service="test-app", minDuration="950ms",
+                                                  maxDuration="1100ms")] == [data.trace_lonely, data.trace_a2]
+    # a start after the trace was written, a session tag, or the sessions' own service: not it
+    later = {"service": "test-app", "operation": "lonely", "start": int(time.time() * 1e6) + 60_000_000,
+             "end": int(time.time() * 1e6) + 120_000_000}
+    assert _get(service, "/api/traces", later)[1]["data"] == []
+    assert _grafana_search(service, data, service="test-app", operation="lonely", tags={"user.id": "u-1"}) == []
+    assert _grafana_search(service, data, service="otel-sessions", operation="lonely") == []
 
 
 def test_search_rejects_bad_parameters_in_jaeger_error_shape(api):

@@ -1,13 +1,14 @@
 """The README's section "Beside Jaeger, Grafana and the Collector": its commands are real.
 
-``otel-sessions serve`` lines parse with the real CLI and settings; ``curl`` lines run against
-a running service holding the session they name; the trace-id command prints the id the API
-serves; every ``collector-config/`` file named exists; every forwarding flag is documented.
+``otel-sessions serve`` lines parse with the real CLI and settings; the ``demo`` line sends the
+demo's sessions to a running service, then the ``curl`` lines run against it and find them; the
+trace-id command prints the id the API serves; every ``collector-config/`` file named exists; every forwarding flag is documented.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -31,7 +32,7 @@ def _section() -> str:
 
 def _commands() -> list[list[str]]:
     blocks = re.findall(r"```bash\n(.*?)```", _section(), flags=re.S)
-    return [shlex.split(line) for block in blocks for line in block.strip().splitlines()]
+    return [shlex.split(line, comments=True) for block in blocks for line in block.strip().splitlines()]
 
 
 def test_serve_commands_parse_with_the_real_cli():
@@ -59,20 +60,25 @@ def test_collector_files_named_exist():
         assert (ROOT / link).exists(), link
 
 
-def test_curl_and_trace_id_commands_run_against_the_service(redis_url):
+def test_examples_run_against_the_demos_data(redis_url):
+    """The section's demo, trace-id and curl commands, in order, against a running service: the
+    ids they name are the demo's (``demo --seed 7``)."""
     commands = _commands()
+    demos = [c for c in commands if c[:2] == ["otel-sessions", "demo"]]
+    assert demos == [["otel-sessions", "demo", "--seed", "7"]]
     (trace_id_command,) = [c for c in commands if c[0] == "python3"]
     printed = subprocess.run([sys.executable, *trace_id_command[1:]], capture_output=True, text=True,
                              check=True).stdout.strip()
-    assert printed == session_trace_id("sess_123").hex()
+    session_id = trace_id_command[-1]
+    assert printed == session_trace_id(session_id).hex()
 
-    t, memory = tracer("support-bot")
-    with t.start_as_current_span("chat", attributes={"session.id": "sess_123", "user.id": "u-42",
-                                                     "gen_ai.conversation.id": "thrd_9"}):
-        with t.start_as_current_span("llm"):
-            pass
     with RunningService(redis_url) as service:
-        send(service.grpc_endpoint, memory.get_finished_spans())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        demo = subprocess.run([sys.executable, "-m", "otel_sessions.exporter.cli", *demos[0][1:],
+                               "--server", service.http_url, "--json"], capture_output=True, text=True,
+                              timeout=120, env=env, check=True)
+        sent = json.loads(demo.stdout)
+        assert session_id in {s["id"] for s in sent["sessions"]}
         curls = [c for c in commands if c[0] == "curl"]
         assert len(curls) >= 3
         for command in curls:
@@ -80,7 +86,13 @@ def test_curl_and_trace_id_commands_run_against_the_service(redis_url):
             body = wait_until(lambda url=url: _nonempty(url), message=url)
             assert set(body) == {"data", "total", "limit", "offset", "errors"}
             assert body["errors"] is None
-            assert any(trace["traceID"] == printed for trace in body["data"]) or "conversation" in url
+            if "conversation" in url:  # the thread's traces of the demo's service
+                for trace in body["data"]:
+                    tags = {(t["key"], t["value"]) for span in trace["spans"] for t in span["tags"]}
+                    assert ("gen_ai.conversation.id", sent["thread_id"]) in tags
+                    assert {p["serviceName"] for p in trace["processes"].values()} == {"support-bot"}
+            else:
+                assert any(trace["traceID"] == printed for trace in body["data"]), url
 
 
 def _nonempty(url: str):

@@ -157,3 +157,25 @@ def test_merge_of_shards_pages_exactly_over_many_sessions(service):
                 assert ids(page) == ids(full)[offset:offset + 7]
     user = get(service, "/v1/sessions?user_id=user-0003&sort_by=cost&limit=500")
     assert user["total"] == len([i for i in range(400) if i % 7 == 3])
+
+
+def test_a_deleted_sessions_spans_leave_the_jaeger_api_its_names_stay_as_documented(service):
+    from pathlib import Path
+
+    from tests.stacks.helpers import send, tracer, wait_until
+
+    t, memory = tracer("deleting-app")
+    with t.start_as_current_span("secret operation", attributes={"session.id": "sess-gone"}) as span:
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+    send(service.grpc_endpoint, memory.get_finished_spans())
+    operations = "/api/services/deleting-app/operations"
+    wait_until(lambda: get(service, operations)["data"] == ["secret operation"], message="operation listed")
+    assert http("DELETE", service.http_url + "/v1/sessions/sess-gone")[0] == 204
+    assert get(service, '/api/traces?service=deleting-app&tags={"session.id":"sess-gone"}')["data"] == []
+    assert get(service, "/api/traces?service=deleting-app")["data"] == []
+    assert get(service, "/api/sessions/sess-gone/trace", expect=404)
+    assert get(service, f"/v1/traces/{trace_id}", expect=404)
+    # names are per service within the retention, not records of sessions: still listed
+    assert get(service, operations)["data"] == ["secret operation"]
+    interface = (Path(__file__).resolve().parents[2] / "docs" / "interface.md").read_text()
+    assert "Deleting\na session removes its spans and traces from every answer, but its service and span names stay\nlisted" in interface

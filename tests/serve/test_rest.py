@@ -228,3 +228,4 @@ async def _routes(service):
 def test_web_page_is_served(loaded):
     html = get(loaded, "/")
     assert b"<html" in html.lower() and b"/v1/sessions" in html
+

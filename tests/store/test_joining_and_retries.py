@@ -97,6 +97,46 @@ def test_unjoined_spans_are_kept_by_trace(service):
     assert span_count(service.call(service.store.get_parked_spans(trace_id))) == 3
 
 
+def test_traces_with_parked_spans_are_indexed_until_their_session_is_known(service):
+    """The parked-trace index (docs/storage.md): written with the parked list, TTL from its
+    first write, newest first, left by a trace when its session claims the parked spans."""
+    from otel_sessions.exporter.store.keys import trace_shard
+
+    store = service.store
+    exporter = GrpcExporter(endpoint=service.grpc_endpoint, insecure=True)
+    named_a, others_a = _trace_with_one_named_span("sess-index-a")
+    _named_b, others_b = _trace_with_one_named_span("never-named")
+    trace_a = others_a[0].context.trace_id.to_bytes(16, "big")
+    trace_b = others_b[0].context.trace_id.to_bytes(16, "big")
+    exporter.export(others_a)
+    time.sleep(0.01)
+    exporter.export(others_b)
+    assert service.call(store.recent_parked_traces(10)) == [trace_b, trace_a]
+    assert service.call(store.recent_parked_traces(1)) == [trace_b]
+    assert service.call(store.recent_parked_traces(10, since_ms=time.time() * 1000 + 1000)) == []
+    client = redis.Redis.from_url(service.redis_url)
+    key = store.keys.parked_traces(trace_shard(trace_b))
+    assert 0 < client.pttl(key) <= store.retention_ms
+    assert [span_count(d) for d in service.call(store.parked_spans_of([trace_a, trace_b]))] == [3, 3]
+
+    exporter.export(named_a)  # trace a names its session: its parked spans join it
+    assert service.session("sess-index-a").span_count == 4
+    assert service.call(store.recent_parked_traces(10)) == [trace_b]
+
+
+def test_the_parked_trace_index_keeps_the_newest_traces_of_each_shard(service):
+    from otel_sessions.exporter.store.keys import INDEX_SHARDS
+
+    service.store.joining.parked_traces_max = 2
+    exporter = GrpcExporter(endpoint=service.grpc_endpoint, insecure=True)
+    for _ in range(60):
+        exporter.export(_trace_with_one_named_span("never-named", unnamed=1)[1])
+    kept = service.call(service.store.recent_parked_traces(1000))
+    client = redis.Redis.from_url(service.redis_url)
+    assert 0 < len(kept) <= 2 * INDEX_SHARDS
+    assert all(client.zcard(service.store.keys.parked_traces(shard)) <= 2 for shard in range(INDEX_SHARDS))
+
+
 def test_same_request_twice_counts_once(service):
     named, others = _trace_with_one_named_span("sess-retry")
     body = encode_spans(named + others).SerializeToString()

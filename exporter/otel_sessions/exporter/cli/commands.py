@@ -11,6 +11,7 @@ for a bad parameter).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -60,8 +61,15 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
         return 0
     console = render.console()
     console.print(render.sessions_table("sessions", body["data"]))
-    console.print(render.page_note(body), style="dim")
+    _notes(console, body["data"], render.page_note(body))
     return 0
+
+
+def _notes(console, sessions: list[dict], note: str | None) -> None:
+    """The lines under a sessions table: the page note, the legend of ``*`` when it appears."""
+    for line in (note, render.cost_note(sessions)):
+        if line:
+            console.print(line, style="dim", highlight=False)
 
 
 def cmd_sessions_get(args: argparse.Namespace) -> int:
@@ -74,39 +82,63 @@ def cmd_sessions_get(args: argparse.Namespace) -> int:
         return 0
     console = render.console()
     console.print(render.sessions_table("session", [session]))
+    _notes(console, [session], None)
     for line in render.session_facts(session):
         console.print(line)
     console.print(render.render_tree(session, roots) if roots is not None else render.traces_table(session))
     return 0
 
 
+#: Seconds ``sessions tail`` waits for a line (a span or one of the service's ``: keep-alive``
+#: comments, sent every 5 s) before it takes the connection as lost.
+TAIL_SILENCE_S = 30.0
+
+
 def cmd_sessions_tail(args: argparse.Namespace) -> int:
+    """Follow a session until Ctrl-C (exit 0). The service going away, or no line for
+    :data:`TAIL_SILENCE_S`, is one line on stderr and exit status 1."""
     path = "/v1/sessions/" + _quoted(args.id) + "/tail"
     console = render.console()
-    response = _client(args).open("GET", path, timeout=3600 * 24)
+    client = _client(args)
+    response = client.open("GET", path, timeout=TAIL_SILENCE_S)
     try:
-        for raw in response:
-            line = raw.decode().rstrip("\n")
-            if line.startswith(": tailing"):
-                if not args.json:
-                    console.print(f"[dim]following {args.id}; new spans appear below (Ctrl-C to stop)[/]")
-                continue
-            if not line.startswith("data: "):
-                continue
-            data = json.loads(line[len("data: "):])
-            if args.json:
-                print(json.dumps(data), flush=True)
-                continue
-            for rs in data.get("resourceSpans", []):
-                for ss in rs.get("scopeSpans", []):
-                    for span in ss.get("spans", []):
-                        console.print(render.tail_line(span))
-            sys.stdout.flush()
+        try:
+            for raw in response:
+                _tail_line(args, console, raw.decode(errors="replace").rstrip("\n"))
+        except TimeoutError:
+            raise ServiceError(f"nothing from the service at {client.server} for {TAIL_SILENCE_S:g} s (not even "
+                               f"a keep-alive): the tail of {args.id} is lost") from None
+        except (http.client.HTTPException, OSError) as exc:
+            raise ServiceError(f"the service at {client.server} ended the tail of {args.id} "
+                               f"({type(exc).__name__}): it stopped or restarted") from None
+        raise ServiceError(f"the service at {client.server} ended the tail of {args.id}: it stopped or restarted")
     except KeyboardInterrupt:
         return 0
     finally:
         response.close()
-    return 0
+
+
+def _tail_line(args: argparse.Namespace, console, line: str) -> None:
+    """Print what one line of the event stream carries (comments other than the first are
+    keep-alives, printed as nothing)."""
+    if line.startswith(": tailing"):
+        if not args.json:
+            console.print(f"[dim]following {args.id}; new spans appear below (Ctrl-C to stop)[/]")
+        return
+    if not line.startswith("data: "):
+        return
+    try:
+        data = json.loads(line[len("data: "):])
+    except ValueError:
+        return
+    if args.json:
+        print(json.dumps(data), flush=True)
+        return
+    for rs in data.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                console.print(render.tail_line(span))
+    sys.stdout.flush()
 
 
 def cmd_sessions_delete(args: argparse.Namespace) -> int:
@@ -123,9 +155,9 @@ def cmd_threads_get(args: argparse.Namespace) -> int:
     console = render.console()
     console.print(render.sessions_table(f"thread {args.id}", body["data"], show_thread=False))
     data = body["data"]
-    console.print(f"{render.page_note(body)} · {sum(s['span_count'] for s in data)} spans · "
-                  f"{sum(s['total_tokens'] for s in data)} tokens · ${sum(s['cost_usd'] for s in data):.4f}",
-                  style="dim")
+    _notes(console, data, f"{render.page_note(body)} · {sum(s['span_count'] for s in data)} spans · "
+                          f"{sum(s['total_tokens'] for s in data)} tokens · "
+                          f"{render.format_usd(sum(s['cost_usd'] for s in data))}")
     return 0
 
 
@@ -137,7 +169,7 @@ def cmd_users_get(args: argparse.Namespace) -> int:
         return 0
     console = render.console()
     console.print(render.sessions_table(f"user {args.id}", body["data"]))
-    console.print(render.page_note(body), style="dim")
+    _notes(console, body["data"], render.page_note(body))
     return 0
 
 

@@ -8,10 +8,18 @@ sessions end explicitly (``session.end``). Spans go through the real OpenTelemet
 the stock OTLP/HTTP exporter, with the in-app ``SessionSpanProcessor`` stamping the session,
 thread and user on every span from ``session(...)``, as an app would. The conversation is
 dated in the last few minutes.
+
+The spans go in one export request once the conversation is built, with the headers of the
+standard ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` (else ``OTEL_EXPORTER_OTLP_HEADERS``) plus
+``Authorization: Bearer <token>`` when a token is given. When the service refuses them (e.g.
+401 without the ingest token) :class:`DemoRefused` says why in one line; the exporter's own
+log lines are kept out of the terminal.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import time
 import urllib.request
@@ -21,7 +29,7 @@ from dataclasses import dataclass, field
 
 from otel_sessions.processor import attributes as attr
 
-__all__ = ["DemoConversation", "run_demo"]
+__all__ = ["DemoConversation", "DemoRefused", "demo_headers", "run_demo"]
 
 
 @dataclass
@@ -35,6 +43,63 @@ class DemoConversation:
     @property
     def span_count(self) -> int:
         return sum(s["spans"] for s in self.sessions)
+
+
+class DemoRefused(Exception):
+    """The service did not take the demo's spans; the message says why (one line)."""
+
+
+def demo_headers(token: str | None, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The export headers: ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` (else ``OTEL_EXPORTER_OTLP_HEADERS``),
+    W3C-baggage-style ``key=value`` pairs as the OTLP exporters read them, plus
+    ``authorization: Bearer <token>`` when ``token`` is set (it wins over an env header)."""
+    from opentelemetry.util.re import parse_env_headers
+
+    env = os.environ if env is None else env
+    raw = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS") or ""
+    headers = {key.lower(): value for key, value in parse_env_headers(raw, liberal=True).items()}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return headers
+
+
+class _Collected(logging.Handler):
+    """Keeps the exporter's log records instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def reason(self) -> str:
+        problems = [r for r in self.records if r.levelno >= logging.WARNING]
+        return problems[-1].getMessage() if problems else "the export failed"
+
+
+def _export(exporter, spans, endpoint: str) -> None:
+    """Export ``spans`` in one request with the ``opentelemetry`` loggers silenced; raise
+    :class:`DemoRefused` naming the reason when the service did not take them."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    logger = logging.getLogger("opentelemetry")
+    collected = _Collected()
+    propagate = logger.propagate
+    logger.addHandler(collected)
+    logger.propagate = False
+    try:
+        result = exporter.export(spans)
+    finally:
+        logger.removeHandler(collected)
+        logger.propagate = propagate
+    if result is not SpanExportResult.SUCCESS:
+        reason = collected.reason()
+        hint = ""
+        if " 401" in reason or "Unauthorized" in reason:
+            hint = (" The service needs its ingest token: pass --token (env OTEL_SESSIONS_INGEST_TOKEN), "
+                    "or set OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>.")
+        raise DemoRefused(f"the service at {endpoint} did not store the demo's {len(spans)} spans: {reason}.{hint}")
 
 
 class _Clock:
@@ -156,15 +221,20 @@ def _check_reachable(endpoint: str) -> None:
     except OSError as exc:
         reason = getattr(exc, "reason", exc)
         raise ConnectionError(f"cannot reach the otel-sessions service at {endpoint}: {reason}. "
-                              "Start it with `otel-sessions serve`, or point --endpoint at it.") from None
+                              "Start it with `otel-sessions serve`, or point --server at it.") from None
 
 
-def run_demo(endpoint: str, *, seed: int | None = None, headers: dict[str, str] | None = None) -> DemoConversation:
-    """Send the conversation to ``endpoint`` (the service's OTLP/HTTP base URL); returns its ids."""
+def run_demo(endpoint: str, *, seed: int | None = None, token: str | None = None,
+             headers: dict[str, str] | None = None) -> DemoConversation:
+    """Send the conversation to ``endpoint`` (the service's OTLP/HTTP base URL); returns its ids.
+
+    ``headers`` default to :func:`demo_headers` of ``token``. Raises :class:`ConnectionError`
+    when ``/healthz`` does not answer, :class:`DemoRefused` when the export is refused."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from otel_sessions.processor import SessionSpanProcessor
     from otel_sessions.processor import session as session_context
@@ -189,9 +259,12 @@ def run_demo(endpoint: str, *, seed: int | None = None, headers: dict[str, str] 
     id_generator = SeededIds(random.Random(seed)) if seed is not None else None
     provider = TracerProvider(id_generator=id_generator, resource=Resource.create({
         "service.name": "support-bot", "service.version": "1.4.2", "deployment.environment.name": "demo"}))
+    if headers is None:
+        headers = demo_headers(token)
     exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", headers=headers, timeout=10)
-    provider.add_span_processor(SessionSpanProcessor())  # before the exporting processor
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    collected = InMemorySpanExporter()
+    provider.add_span_processor(SessionSpanProcessor())  # before the collecting processor
+    provider.add_span_processor(SimpleSpanProcessor(collected))
     tracer = provider.get_tracer("otel_sessions.demo")
 
     suffix = f"{rng.getrandbits(48):012x}"
@@ -218,6 +291,8 @@ def run_demo(endpoint: str, *, seed: int | None = None, headers: dict[str, str] 
             conversation.sessions.append({"id": session_id, "name": name, "spans": session.spans})
             previous = session_id
             clock.advance(30_000, 60_000)
+        _export(exporter, collected.get_finished_spans(), endpoint)
     finally:
         provider.shutdown()
+        exporter.shutdown()
     return conversation

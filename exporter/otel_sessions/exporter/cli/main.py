@@ -20,9 +20,20 @@ from collections.abc import Sequence
 
 from otel_sessions.exporter.serve.settings import OPTIONS, Settings, SettingsError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "package_version"]
 
-_SETUP_HINT = 'the service needs the server extra: pip install "otel-sessions[server]"'
+_SETUP_HINT = ('the service needs the server extra: pip install ".[server]" in a clone, or '
+               'pip install "otel-sessions[server] @ git+<repository URL>"')
+
+
+def package_version() -> str:
+    """The installed package's version (``importlib.metadata``), ``unknown`` when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("otel-sessions")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="otel-sessions",
         description="Sessions for OpenTelemetry: store spans grouped by session in Redis and look them up.",
     )
+    parser.add_argument("--version", action="version", version=f"otel-sessions {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_serve(sub)
@@ -67,8 +79,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                           "and a billing agent, LLM calls with tokens, tool calls, a failed tool call, a "
                           "guardrail check) through the OpenTelemetry SDK to the service, then print the "
                           "commands that show it.")
-    demo.add_argument("--endpoint", default=os.environ.get("OTEL_SESSIONS_SERVER") or "http://127.0.0.1:4318",
-                      help="OTLP/HTTP base URL of the service [env OTEL_SESSIONS_SERVER; default: %(default)s]")
+    demo.add_argument("--endpoint", "--server", dest="endpoint",
+                      default=os.environ.get("OTEL_SESSIONS_SERVER") or "http://127.0.0.1:4318",
+                      help="HTTP address of the service (OTLP/HTTP and lookups; http:// is assumed when no "
+                      "scheme is given) [env OTEL_SESSIONS_SERVER; default: %(default)s]")
+    demo.add_argument("--token", default=os.environ.get("OTEL_SESSIONS_INGEST_TOKEN") or os.environ.get(
+                      "OTEL_SESSIONS_TOKEN") or None,
+                      help="ingest token, when the service has one (serve --ingest-token) [env "
+                      "OTEL_SESSIONS_INGEST_TOKEN, else OTEL_SESSIONS_TOKEN]; headers of "
+                      "OTEL_EXPORTER_OTLP_TRACES_HEADERS / OTEL_EXPORTER_OTLP_HEADERS are sent too")
     demo.add_argument("--seed", type=int, default=None, help="random seed: the same ids and figures each run, so a rerun adds nothing")
     demo.add_argument("--json", action="store_true", help="print the ids sent as JSON")
 
@@ -76,11 +95,13 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def demo(args: argparse.Namespace) -> int:
     import json
 
-    from otel_sessions.exporter.cli.demo import run_demo
+    from otel_sessions.exporter.cli.client import server_url
+    from otel_sessions.exporter.cli.demo import DemoRefused, run_demo
 
+    args.endpoint = server_url(args.endpoint)
     try:
-        conversation = run_demo(args.endpoint, seed=args.seed)
-    except ConnectionError as exc:
+        conversation = run_demo(args.endpoint, seed=args.seed, token=args.token)
+    except (ConnectionError, DemoRefused) as exc:
         print(f"otel-sessions: error: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -147,6 +168,7 @@ def serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         _say(f"error: {exc}")
         return 2
+    _say(f"otel-sessions {package_version()} starting (pid {os.getpid()}, Python {sys.version.split()[0]})")
     if settings.workers > 1 and (settings.grpc_listen[1] == 0 or settings.http_listen[1] == 0):
         _say("error: --workers / OTEL_SESSIONS_WORKERS above 1 needs fixed ports, not port 0")
         return 2

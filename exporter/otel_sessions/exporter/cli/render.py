@@ -8,11 +8,12 @@ Tables and trees are drawn with ``rich`` (imported when first drawn). Spans come
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 __all__ = [
-    "format_duration", "format_cost", "format_time", "console", "print_json", "sessions_table", "page_note",
+    "format_duration", "format_usd", "format_cost", "cost_note", "ESTIMATED_NOTE", "format_time", "console", "print_json", "sessions_table", "page_note",
     "session_facts", "traces_table", "span_attributes", "span_kind", "span_tree", "strip_tree", "render_tree",
     "node_label", "tail_line",
 ]
@@ -30,10 +31,33 @@ def format_duration(ms: float | None) -> str:
     return f"{ms:.0f}ms"
 
 
+#: The legend of the ``*`` after an estimated cost.
+ESTIMATED_NOTE = "* cost estimated from the model price table (the spans carried no cost)"
+
+
+def format_usd(cost: float | None) -> str:
+    """A cost in USD with four decimals, or two significant digits when that shows more
+    (``$0.0123``, ``$1.5000``, ``$0.000012``; at most 10 decimals); ``$0.0000`` for none
+    or less than that shows."""
+    cost = cost or 0.0
+    if cost <= 0:
+        return "$0.0000"
+    decimals = min(10, max(4, 1 - math.floor(math.log10(cost))))
+    text = f"{cost:.{decimals}f}"
+    if float(text) == 0:
+        return "$0.0000"
+    return "$" + (text.rstrip("0") if decimals > 4 else text)
+
+
 def format_cost(session: dict) -> str:
-    """A session's ``cost_usd`` with four decimals; ``*`` when it is (partly) estimated."""
-    cost = session.get("cost_usd") or 0.0
-    return f"${cost:.4f}" + ("*" if session.get("cost_estimated") else "")
+    """A session's ``cost_usd`` (:func:`format_usd`); ``*`` when it is (partly) estimated
+    (:data:`ESTIMATED_NOTE` says so under the table)."""
+    return format_usd(session.get("cost_usd")) + ("*" if session.get("cost_estimated") else "")
+
+
+def cost_note(sessions: list[dict]) -> str | None:
+    """:data:`ESTIMATED_NOTE` when a cost of ``sessions`` is estimated, else None."""
+    return ESTIMATED_NOTE if any(s.get("cost_estimated") for s in sessions) else None
 
 
 def format_time(iso: str | None) -> str:
@@ -119,7 +143,7 @@ def traces_table(session: dict):
         table.add_column(label, justify="right")
     for t in session.get("traces", []):
         table.add_row(t["trace_id"], t["root_name"], format_time(t["start_time"]), format_duration(t["duration_ms"]),
-                      str(t["span_count"]), str(t["error_count"]), str(t["total_tokens"]), f"${t['cost_usd']:.4f}")
+                      str(t["span_count"]), str(t["error_count"]), str(t["total_tokens"]), format_usd(t["cost_usd"]))
     return table
 
 

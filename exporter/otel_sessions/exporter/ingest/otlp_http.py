@@ -12,7 +12,8 @@ OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
 * success may carry ``partial_success`` with ``rejected_spans`` and a message.
 
 Statuses come from the error table (``errors.py``); error bodies are ``google.rpc.Status``
-in the request's content type.
+in the request's content type. A request in neither OTLP content type gets its error as JSON
+unless its ``Accept`` asks for protobuf (a JSON or a plain HTTP client reads a 415 as text).
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ JSON = "application/json"
 
 def _encode(message: Message, content_type: str) -> bytes:
     return message_to_json(message) if content_type == JSON else message.SerializeToString()
+
+
+def _reply_type(media: str, accept: str) -> str:
+    """The content type of the answer: the request's when it is an OTLP one; else JSON, unless
+    ``Accept`` asks for protobuf."""
+    if media in (PROTOBUF, JSON):
+        return media
+    return PROTOBUF if "protobuf" in accept.lower() else JSON
 
 
 def _status_response(http_status: int, code: int, message: str, content_type: str) -> web.Response:
@@ -91,7 +100,7 @@ def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Call
         started = time.perf_counter()
         outcome = "ok"
         media = request.content_type  # without parameters such as charset
-        reply_type = JSON if media == JSON else PROTOBUF
+        reply_type = _reply_type(media, request.headers.get("Accept", ""))
         try:
             guard.check(request.headers.get("Authorization"))
             if media not in (PROTOBUF, JSON):

@@ -4,8 +4,8 @@ Searching by ``session.id``, ``user.id`` or ``gen_ai.conversation.id`` selects s
 the store's indexes (the session itself, the user's and the thread's sessions); other tags,
 the service, the operation, the time range and the durations must all hold for one span of a
 trace, as in Jaeger. Without a session tag the search looks at the most recent sessions
-(at most :data:`SEARCH_MAX_SESSIONS`). Spans whose trace never named a session are served by
-trace id only.
+(at most :data:`SEARCH_MAX_SESSIONS`) and at the most recent traces that never named a session
+(at most :data:`SEARCH_MAX_PARKED`, from the store's parked-trace index), newest trace first.
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ from otel_sessions.exporter.store.sessions import SessionStore
 from otel_sessions.exporter.store.summary import SessionSummary
 from otel_sessions.processor import attributes as attr
 
-__all__ = ["JaegerQuery", "SEARCH_MAX_SESSIONS", "SESSION_TAGS"]
+__all__ = ["JaegerQuery", "SEARCH_MAX_SESSIONS", "SEARCH_MAX_PARKED", "SESSION_TAGS"]
 
 #: Sessions a search without a session tag looks at, newest first.
 SEARCH_MAX_SESSIONS = 500
+#: Traces without a session (kept by trace id only) a search without a session tag looks at,
+#: most recently written first.
+SEARCH_MAX_PARKED = 500
 #: Tags that select candidate sessions through the store's indexes.
 SESSION_TAGS = (attr.SESSION_ID, attr.USER_ID, attr.THREAD_ID)
 
@@ -126,6 +129,17 @@ class JaegerQuery:
             found = [await self.trace(trace_id) for trace_id in q.trace_ids]
             return [t for t in found if t is not None]
         other_tags = {k: v for k, v in q.tags.items() if k not in SESSION_TAGS}
+        results = await self._session_traces(q, other_tags)
+        if q.service == SESSION_SERVICE or any(tag in q.tags for tag in SESSION_TAGS):
+            return results  # traces without a session match neither
+        parked = await self._parked_traces(q, other_tags)
+        if not parked:
+            return results
+        merged = sorted(results + parked, key=lambda t: min((s["startTime"] for s in t["spans"]), default=0),
+                        reverse=True)
+        return merged[:q.limit]
+
+    async def _session_traces(self, q: TraceQuery, other_tags: dict[str, str]) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         for summary in await self._candidates(q):
             if len(results) >= q.limit:
@@ -145,11 +159,30 @@ class JaegerQuery:
             for builder in sorted(traces_to_jaeger(data, ids), key=lambda b: b.start_us, reverse=True):
                 if len(results) >= q.limit:
                     break
-                if any(q.span_matches(span, builder.processes[span["processID"]]["serviceName"],
-                                      builder.processes[span["processID"]]["tags"], other_tags)
-                       for span in builder.spans):
+                if self._trace_matches(q, builder, other_tags):
                     results.append(builder.to_json())
         return results[:q.limit]
+
+    async def _parked_traces(self, q: TraceQuery, other_tags: dict[str, str]) -> list[dict[str, Any]]:
+        """Matching traces among the :data:`SEARCH_MAX_PARKED` most recent ones without a
+        session (a trace last written before ``start`` cannot have a span starting after it)."""
+        since_ms = q.start_us / 1000 if q.start_us is not None else None
+        trace_ids = await self.store.recent_parked_traces(SEARCH_MAX_PARKED, since_ms)
+        results: list[dict[str, Any]] = []
+        for trace_id, data in zip(trace_ids, await self.store.parked_spans_of(trace_ids)):
+            for builder in traces_to_jaeger(data, None, only=trace_id):
+                if self._trace_matches(q, builder, other_tags):
+                    results.append(builder.to_json())
+            if len(results) >= q.limit:
+                break
+        return results
+
+    @staticmethod
+    def _trace_matches(q: TraceQuery, builder, other_tags: dict[str, str]) -> bool:
+        """True when one span of the trace meets every filter of ``q`` (as in Jaeger)."""
+        return any(q.span_matches(span, builder.processes[span["processID"]]["serviceName"],
+                                  builder.processes[span["processID"]]["tags"], other_tags)
+                   for span in builder.spans)
 
     @staticmethod
     def _session_matches(q: TraceQuery, root: dict, trace: dict, other_tags: dict) -> bool:

@@ -91,7 +91,11 @@ _JAEGER_PATHS = {
 }
 _SESSION_PROPS = {
     "id": {"type": "string"}, "name": {"type": ["string", "null"]}, "user_id": {"type": ["string", "null"]},
-    "thread_id": {"type": ["string", "null"]}, "previous_id": {"type": ["string", "null"]},
+    "thread_id": {"type": ["string", "null"]},
+    "previous_id": {"type": ["string", "null"],
+                    "description": "The session this one follows on from (a follow-up conversation): the first "
+                                   "session.previous_id stored, set by session(..., previous_id=...) in the app; "
+                                   "null when none"},
     "status": {"type": "string", "enum": list(STATUSES)},
     "start_time": {"type": ["string", "null"], "format": "date-time"},
     "end_time": {"type": ["string", "null"], "format": "date-time"},
@@ -141,6 +145,12 @@ OPENAPI: dict = {
             "SessionList": {"type": "object", "properties": _LIST_PROPS},
             "Thread": {"type": "object", "properties": {"id": {"type": "string"}, **_LIST_PROPS}},
             "UserSessions": {"type": "object", "properties": {"id": {"type": "string"}, **_LIST_PROPS}},
+            "Trace": {"type": "object", "required": ["trace_id", "session_id", "span_count"], "properties": {
+                "trace_id": {"type": "string", "description": "32 lowercase hex digits"},
+                "session_id": {"type": ["string", "null"],
+                               "description": "The session the trace joined; null while none of its spans "
+                                              "named one (its spans are kept by trace id)"},
+                "span_count": {"type": "integer", "description": "Spans of the trace stored"}}},
         },
     },
     "security": [{}, {"bearer": []}],
@@ -184,6 +194,11 @@ OPENAPI: dict = {
             "parameters": [_param("user_id", "User id (user.id)", where="path"), *_PAGE, *_FILTERS],
             "responses": {"200": _json("#/components/schemas/UserSessions", "The user's sessions"), **_NOT_FOUND,
                           **_ERRORS}}},
+        "/v1/traces/{trace_id}": {"get": {
+            "operationId": "getTrace", "summary": "The session of a trace, and how many of its spans are stored",
+            "parameters": [_param("trace_id", "Trace id, 32 hex digits", where="path")],
+            "responses": {"200": _json("#/components/schemas/Trace", "The trace's session (or null) and span count"),
+                          "404": _json(_ERR, "No span of the trace is stored"), **_ERRORS}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "security": [{}],
                                   "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         **_JAEGER_PATHS,

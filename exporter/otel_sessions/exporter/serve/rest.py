@@ -2,7 +2,8 @@
 
 Routes (``docs/interface.md``): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/{id}``,
 ``GET /v1/sessions/{id}/spans``, ``GET /v1/sessions/{id}/tail`` (server-sent events),
-``GET /v1/threads/{id}``, ``GET /v1/users/{id}/sessions``, ``GET /openapi.json``, ``GET /``.
+``GET /v1/threads/{id}``, ``GET /v1/users/{id}/sessions``, ``GET /v1/traces/{trace_id}``,
+``GET /openapi.json``, ``GET /``.
 
 Every error is JSON: ``{"error": message}``, plus ``"parameter"`` naming the bad parameter
 (400). Statuses come from the error table (``errors.py``): unknown ids are 404, Redis
@@ -31,6 +32,9 @@ __all__ = ["lookup_routes", "QUERIES", "STORE"]
 
 QUERIES: web.AppKey[SessionQueries] = web.AppKey("queries", SessionQueries)
 STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
+#: The transports of the open tails: their connections are closed when the service stops, so
+#: clients learn it at once and shutdown does not wait for them.
+TAILS: web.AppKey[set] = web.AppKey("tails", set)
 _THREAD_PARAMS = ("limit", "offset")
 _USER_PARAMS = tuple(p for p in LIST_PARAMS if p != "user_id")  # the user is in the path
 
@@ -90,6 +94,8 @@ async def tail(request: web.Request) -> web.StreamResponse:
     if await store.get_session(session_id) is None:
         raise NotFound(f"no session {session_id!r}")
     following = await SessionTail(store, session_id, idle_s=5.0).start()
+    transport = request.transport
+    request.app[TAILS].add(transport)
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -105,8 +111,17 @@ async def tail(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, StoreUnavailable):
         pass
     finally:
+        request.app[TAILS].discard(transport)
         await following.close()
     return response
+
+
+async def _end_tails(app: web.Application) -> None:
+    """``on_shutdown``: close the connections of open tails (their handlers end with the next
+    keep-alive, within 5 s)."""
+    for transport in list(app[TAILS]):
+        if transport is not None:
+            transport.close()
 
 
 async def get_thread(request: web.Request) -> web.Response:
@@ -131,6 +146,29 @@ async def user_sessions(request: web.Request) -> web.Response:
     return web.json_response({"id": user_id, **result.to_json()})
 
 
+async def get_trace(request: web.Request) -> web.Response:
+    """``{"trace_id", "session_id", "span_count"}`` of a stored trace: the session its spans
+    joined (``null`` while none of them named one; the spans are then kept by trace id) and how
+    many of its spans are stored."""
+    raw = request.match_info["trace_id"].strip().lower()
+    if len(raw) != 32 or any(c not in "0123456789abcdef" for c in raw) or raw == "0" * 32:
+        raise QueryError("trace_id", "use 32 hex digits, not all zero")
+    trace_id = bytes.fromhex(raw)
+    store = request.app[STORE]
+    session_id = await store.get_trace_session(trace_id)
+    span_count = 0
+    if session_id is not None:
+        summary = await store.get_session(session_id, with_traces=True)
+        span_count = next((t.span_count for t in (summary.traces if summary else []) if t.trace_id == raw), 0)
+    if not span_count:
+        session_id = None
+        span_count = sum(len(ss.spans) for rs in (await store.get_parked_spans(trace_id)).resource_spans
+                         for ss in rs.scope_spans)
+    if not span_count:
+        raise NotFound(f"no span of trace {raw} is stored")
+    return web.json_response({"trace_id": raw, "session_id": session_id, "span_count": span_count})
+
+
 async def openapi(_request: web.Request) -> web.Response:
     from otel_sessions.exporter.serve.openapi import OPENAPI
 
@@ -148,6 +186,8 @@ def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Appl
     def add(app: web.Application) -> None:
         app[STORE] = store
         app[QUERIES] = SessionQueries(store)
+        app[TAILS] = set()
+        app.on_shutdown.append(_end_tails)
         r = app.router
         r.add_get("/v1/sessions", _guard(guard, list_sessions))
         r.add_get("/v1/sessions/{session_id}", _guard(guard, get_session))
@@ -156,6 +196,7 @@ def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Appl
         r.add_get("/v1/sessions/{session_id}/tail", _guard(guard, tail))
         r.add_get("/v1/threads/{thread_id}", _guard(guard, get_thread))
         r.add_get("/v1/users/{user_id}/sessions", _guard(guard, user_sessions))
+        r.add_get("/v1/traces/{trace_id}", _guard(guard, get_trace))
         r.add_get("/openapi.json", openapi)
         r.add_get("/", page)
 

@@ -19,7 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from otel_sessions.exporter.store.codec import decode_chunks, dedupe_spans
 from otel_sessions.exporter.store.gateway import RedisGateway
-from otel_sessions.exporter.store.keys import Keys, trace_epoch_ms, trace_shard
+from otel_sessions.exporter.store.keys import INDEX_SHARDS, PARKED_TRACES, Keys, trace_epoch_ms, trace_shard
 from otel_sessions.exporter.store.records import JoinReply, TraceJoin
 
 __all__ = ["TraceJoining"]
@@ -41,6 +41,8 @@ class TraceJoining:
         # (no need to claim them again in it)
         self._claimed: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
         self._claimed_max = claims_cached
+        #: traces kept per shard in the parked-trace index (the newest win)
+        self.parked_traces_max = PARKED_TRACES
 
     def known_owner(self, trace_id: bytes, now_ms: int) -> str | None:
         """The session this process claimed ``trace_id`` for in the current epoch, if any: its
@@ -72,11 +74,12 @@ class TraceJoining:
             keys: list[Any] = []
             args: list[Any] = []
             for trace_id, op, value in entries:
-                keys += [trace_map(trace_id, epoch), trace_map(trace_id, epoch - 1), self.keys.trace_pending(trace_id)]
+                keys += [trace_map(trace_id, epoch), trace_map(trace_id, epoch - 1), self.keys.trace_pending(trace_id),
+                         self.keys.parked_traces(trace_shard(trace_id))]
                 args += [trace_id, op, value]
             blocks.append((keys, args))
         bucket_ttl = (epoch + 1) * self.epoch_ms - now_ms + self.retention_ms
-        return self.gateway.slot_calls([bucket_ttl, self.retention_ms], blocks)
+        return self.gateway.slot_calls([bucket_ttl, self.retention_ms, now_ms, self.parked_traces_max], blocks)
 
     def decode(self, ops: JoinOps, replies: list[Any], now_ms: int) -> JoinReply:
         """What the replies of :meth:`calls`' calls say (and remember the claims)."""
@@ -144,3 +147,33 @@ class TraceJoining:
         """Spans of a trace that never named a session (kept by trace id for lookups)."""
         chunks = await self.gateway.call("lrange", self.keys.trace_pending(trace_id), 0, -1)
         return dedupe_spans(TracesData.FromString(decode_chunks(chunks)))
+
+    async def recent_parked_traces(self, limit: int, since_ms: float | None = None) -> list[bytes]:
+        """Up to ``limit`` trace ids (16 bytes) of traces that have parked spans (none of their
+        spans named a session), newest last park first, parked within the retention and at
+        or after ``since_ms`` (unix ms), merged over the trace shards' parked-trace indexes."""
+        low = time.time() * 1000 - self.retention_ms
+        if since_ms is not None:
+            low = max(low, since_ms)
+
+        def fill(pipe) -> None:
+            for shard in range(INDEX_SHARDS):
+                pipe.zrevrangebyscore(self.keys.parked_traces(shard), "+inf", low, start=0, num=limit,
+                                      withscores=True)
+
+        merged = sorted(((score, member) for reply in await self.gateway.run(fill) for member, score in reply),
+                        reverse=True)
+        return [member for _score, member in merged[:limit] if len(member) == 16]
+
+    async def parked_spans_of(self, trace_ids: list[bytes]) -> list[TracesData]:
+        """:meth:`get_parked_spans` of many traces in one pipeline (an empty ``TracesData`` for
+        a trace whose spans were adopted by a session or expired)."""
+        if not trace_ids:
+            return []
+
+        def fill(pipe) -> None:
+            for trace_id in trace_ids:
+                pipe.lrange(self.keys.trace_pending(trace_id), 0, -1)
+
+        return [dedupe_spans(TracesData.FromString(decode_chunks(chunks))) if chunks else TracesData()
+                for chunks in await self.gateway.run(fill)]

@@ -16,6 +16,8 @@ Layout (``P`` is the key prefix, default ``ots``)::
                                 trace's session, for joining spans without a session id and
                                 for lookups by trace id (see :func:`trace_epoch_ms`)
     P:{tj:N}:p:TRACE     list   spans of a trace that has not named its session yet
+    P:{tj:N}:parked      zset   the 16 trace id bytes of traces with parked spans -> last park
+                                (ms), at most PARKED_TRACES per shard: what searches read
     P:{tj:N}:s:TRACE     string session of a synthetic session trace id (Jaeger API, jaeger.py)
     P:{jo:N}:services    zset   service names seen (score: last seen ms), for the Jaeger API
     P:{jo:N}:ops:SERVICE zset   "kind NUL operation" of a service (score: last seen ms)
@@ -34,7 +36,7 @@ import zlib
 
 from otel_sessions.exporter.store.schema import SORT_INDEXES
 
-__all__ = ["INDEX_SHARDS", "TRACE_BUCKETS", "Keys", "trace_epoch_ms"]
+__all__ = ["INDEX_SHARDS", "TRACE_BUCKETS", "PARKED_TRACES", "Keys", "trace_epoch_ms"]
 
 #: Shards of every cross-session index. Part of the data model: all receivers must agree.
 INDEX_SHARDS = 16
@@ -42,6 +44,10 @@ INDEX_SHARDS = 16
 #: Buckets of the trace map per trace shard and epoch (16 x 64 small hashes per epoch).
 #: Part of the data model: all receivers must agree.
 TRACE_BUCKETS = 64
+
+#: Traces kept per trace shard in the index of traces with parked spans (the newest win):
+#: 16 x 10,000 recent session-less traces are searchable.
+PARKED_TRACES = 10_000
 
 def session_tag(session_id: str) -> str:
     """The hash tag of a session: its id, or a digest when the id contains a brace."""
@@ -133,6 +139,11 @@ class Keys:
 
     def trace_pending(self, trace_id: bytes) -> str:
         return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:p:{trace_id.hex()}"
+
+    def parked_traces(self, shard: int) -> str:
+        """Traces of trace shard ``shard`` with parked spans -> last park ms (one slot with their
+        parked lists, so ``join_traces.lua`` writes both)."""
+        return f"{self.prefix}:{{tj:{shard}}}:parked"
 
     def synthetic_trace(self, trace_id: bytes) -> str:
         """Session of a synthetic session trace id (see ``jaeger.session_trace_id``)."""

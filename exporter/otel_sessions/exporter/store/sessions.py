@@ -80,6 +80,8 @@ class SessionStore:
         self.get_trace_session = self.joining.get_trace_session
         self.get_trace_sessions = self.joining.get_trace_sessions
         self.get_parked_spans = self.joining.get_parked_spans
+        self.recent_parked_traces = self.joining.recent_parked_traces
+        self.parked_spans_of = self.joining.parked_spans_of
 
     @classmethod
     def connect(cls, redis_url: str, settings: StoreSettings, cluster: bool = False) -> SessionStore:

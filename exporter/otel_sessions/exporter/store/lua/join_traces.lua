@@ -6,29 +6,38 @@
 -- epoch; found only in the previous one, it is written again into the current one, so an
 -- entry lives at least the retention after its trace's last span.
 --
--- KEYS, in threes per trace:  P:{tj:N}mE.B (hash: the current epoch's bucket of the trace),
+-- KEYS, in fours per trace:   P:{tj:N}mE.B (hash: the current epoch's bucket of the trace),
 --                             P:{tj:N}mE-1.B (hash: the previous epoch's bucket),
---                             P:{tj:N}:p:TRACE (list: chunks of spans waiting for a session)
+--                             P:{tj:N}:p:TRACE (list: chunks of spans waiting for a session),
+--                             P:{tj:N}:parked (zset: traces with parked spans -> last park ms)
 -- ARGV[1]  ttl (ms) of current-epoch buckets: the time to the epoch's end plus the retention
--- ARGV[2]  ttl (ms) of the lists of parked spans: the retention
--- ARGV[3..] three values per trace, in KEYS order: trace id (16 bytes), then
+-- ARGV[2]  ttl (ms) of the lists of parked spans and of the parked-trace index: the retention
+-- ARGV[3]  now (ms)
+-- ARGV[4]  most traces kept in one parked-trace index (the newest win)
+-- ARGV[5..] three values per trace, in KEYS order: trace id (16 bytes), then
 --          'c', session id  -- claim: this trace names that session (the first claim wins)
 --          'p', chunk       -- park: spans without a session; kept unless the trace is known
 --
 -- Returns one entry per trace:
 --   claim -> {session, pending chunk, ...}  the winning session and the chunks parked so far
---            (the caller writes them into the session, then trims the list)
---   park  -> {session} when the trace already has one (nothing parked), else {}
+--            (the caller writes them into the session, then trims the list); the trace
+--            leaves the parked-trace index
+--   park  -> {session} when the trace already has one (nothing parked), else {} (the
+--            trace's score in the parked-trace index becomes now)
 -- Checking and parking happen in one step, so a span is never parked after its trace was
 -- claimed: nothing waits forever.
 
 local bucket_ttl, pending_ttl = ARGV[1], ARGV[2]
+local now, most_parked = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
+
+-- ARGV position of the first of the three values of the trace whose keys start at KEYS[k]
+local function arg(k) return 5 + (k - 1) / 4 * 3 end
 
 -- parked spans are rare: look for them once for all claimed traces
 local claimed_pending = {}
-for k = 1, #KEYS, 3 do
-  if ARGV[k + 3] == 'c' then claimed_pending[#claimed_pending + 1] = KEYS[k + 2] end
+for k = 1, #KEYS, 4 do
+  if ARGV[arg(k) + 1] == 'c' then claimed_pending[#claimed_pending + 1] = KEYS[k + 2] end
 end
 local any_pending = false
 for i = 1, #claimed_pending, 1000 do
@@ -57,9 +66,13 @@ local function carried(current, previous, trace)
   return owner
 end
 
-for k = 1, #KEYS, 3 do
-  local current, previous, pending = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-  local trace, op, value = ARGV[k + 2], ARGV[k + 3], ARGV[k + 4]
+-- every parked-trace index written is trimmed and gets its TTL at the end of this call
+local parked_indexes = {}
+
+for k = 1, #KEYS, 4 do
+  local current, previous, pending, parked = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local a = arg(k)
+  local trace, op, value = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   if op == 'c' then
     local owner
     if redis.call('HSETNX', current, trace, value) == 1 then
@@ -75,6 +88,7 @@ for k = 1, #KEYS, 3 do
     end
     local entry = {}
     if any_pending then entry = redis.call('LRANGE', pending, 0, -1) end
+    if #entry > 0 then redis.call('ZREM', parked, trace) end
     table.insert(entry, 1, owner)
     out[#out + 1] = entry
   else
@@ -84,8 +98,17 @@ for k = 1, #KEYS, 3 do
     else
       redis.call('RPUSH', pending, value)
       redis.call('PEXPIRE', pending, pending_ttl)
+      redis.call('ZADD', parked, now, trace)
+      parked_indexes[parked] = true
       out[#out + 1] = {}
     end
   end
+end
+
+for parked in pairs(parked_indexes) do
+  redis.call('ZREMRANGEBYSCORE', parked, '-inf', '(' .. (now - tonumber(pending_ttl)))
+  local extra = redis.call('ZCARD', parked) - most_parked
+  if extra > 0 then redis.call('ZREMRANGEBYRANK', parked, 0, extra - 1) end
+  redis.call('PEXPIRE', parked, pending_ttl)
 end
 return out
