@@ -131,11 +131,19 @@ class RedisGateway:
     async def writable(self, probe_key: str) -> bool:
         """True when Redis answers and takes a write now (not refusing for memory, not a
         read-only replica, not loading): a ``SET probe_key PX 10000`` succeeds. ``/readyz``."""
+        return await self.write_refusal(probe_key) is None
+
+    async def write_refusal(self, probe_key: str) -> str | None:
+        """None when a ``SET probe_key PX 10000`` succeeds now; else why not: the code of the
+        error reply Redis refused it with (``"OOM"``, ``"READONLY"``, ``"MISCONF"``...: Redis
+        answers but refuses writes; ``"ERR"`` for an error reply of another kind), or a
+        lowercase client-side condition (``"timeout"``, ``"connection"``: Redis does not answer;
+        ``"error"`` for anything else)."""
         try:
             await self.client.set(probe_key, b"1", px=10_000)
-            return True
-        except Exception:
-            return False
+            return None
+        except Exception as exc:
+            return unavailable_condition(exc) or ("ERR" if isinstance(exc, redis_errors.ResponseError) else "error")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
