@@ -524,17 +524,17 @@ KINDS = ("grpc", "http", "grpc", "http", "grpc", "http")
 
 
 def refuse_then_recover(redis_: FaultyRedis, service, workload: Workload, condition: Condition) -> None:
-    """Stock exporters (three gRPC, three HTTP, four requests of five sessions each, sessions
+    """Stock exporters (three gRPC, three HTTP, four requests of ten sessions each, 60 sessions
     shared between them) send while ``condition`` has Redis refuse writes; raw requests show
     the retryable status naming it; ``/readyz`` answers 503 naming it; nothing is
     half-written; the metrics count "unavailable", never "internal". After it ends,
     ``/readyz`` is 200, the exporters' retries succeed, the raw requests sent again succeed,
     and everything is stored exactly once."""
     first = max([int(sid.rsplit("s", 1)[1]) for sid in workload.expected] or [-1]) + 1
-    plans = [(kind, [workload.batch([first + (s * 7 + b * 3 + k) % 24 for k in range(5)]) for b in range(4)])
+    plans = [(kind, [workload.batch([first + (s * 11 + b * 5 + k) % 60 for k in range(10)]) for b in range(4)])
              for s, kind in enumerate(KINDS)]
-    raw_grpc = body_of(workload.batch([first + 30, first + 31, first + 1]))
-    raw_http = body_of(workload.batch([first + 32, first + 2]))
+    raw_grpc = body_of(workload.batch([first + 60, first + 61, first + 1]))
+    raw_http = body_of(workload.batch([first + 62, first + 2]))
     before_states = {sid: session_state(redis_.admin, sid) for sid in workload.expected}
     before = request_counts(service.http_url)
 
