@@ -57,4 +57,4 @@ def test_retry_info_in_both_trailers_and_the_python_exporter_waits_for_it(faulty
         exporter.shutdown()
         assert results == [SpanExportResult.SUCCESS]
         gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:])]
-        assert len(gaps) == 2 and all(RETRY_AFTER_S - 0.2 < gap < RETRY_AFTER_S + 0.5 for gap in gaps), gaps
+        assert len(gaps) == 2 and all(RETRY_AFTER_S - 0.2 < gap < RETRY_AFTER_S + 1.0 for gap in gaps), gaps
