@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis, free_port
 from otel_sessions.exporter.store.keys import Keys, session_shard
+from otel_sessions.exporter.store.schema import Field
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -364,23 +365,26 @@ def counts_delta(before: dict, after: dict) -> dict[tuple[str, str], float]:
 # --- what must be stored ---------------------------------------------------------------------
 
 def session_state(admin: redis.Redis, session_id: str, prefix: str = "ots") -> dict:
-    """The raw figures of one session in Redis: the summary's span and trace counts, the spans
-    its chunks hold (from each chunk's header), the digests in its ids string, whether it is
-    in each index."""
+    """The raw figures of one session in Redis: the summary's counts, the spans its chunks
+    hold (from each chunk's header), how many of the session's own keys exist, whether it is
+    in each index. Only the summary and the chunk list are read by layout; the other keys of
+    the session (digests...) are only counted."""
     keys = Keys(prefix)
-    sum_key, chunks_key, ids_key = keys.session(session_id)
+    session_keys = keys.session(session_id)
+    sum_key, chunks_key = session_keys[:2]
     summary = {k.decode(): v.decode(errors="replace") for k, v in admin.hgetall(sum_key).items()}
     chunks = admin.lrange(chunks_key, 0, -1)
     shard = session_shard(session_id)
-    user, thread, name = summary.get("user"), summary.get("thread"), summary.get("name")
+    user, thread, name = summary.get(Field.USER), summary.get(Field.THREAD), summary.get(Field.NAME)
     return {
         "exists": bool(summary),
-        "spans": int(summary.get("spans", 0)),
-        "traces": int(summary.get("traces", 0)),
-        "in": int(summary.get("in", 0)),
-        "out": int(summary.get("out", 0)),
+        "keys": admin.exists(*session_keys),
+        "spans": int(summary.get(Field.SPANS, 0)),
+        "stored": int(summary.get(Field.STORED, 0)),
+        "traces": int(summary.get(Field.TRACES, 0)),
+        "in": int(summary.get(Field.INPUT, 0)),
+        "out": int(summary.get(Field.OUTPUT, 0)),
         "chunk_spans": sum(struct.unpack(">I", chunk[1:5])[0] for chunk in chunks),
-        "digests": len(admin.get(ids_key) or b"") // 8,
         "seen": admin.zscore(keys.seen(shard), session_id) is not None,
         "user_index": bool(user) and admin.zscore(keys.user(shard, user), session_id) is not None,
         "thread_index": bool(thread) and admin.zscore(keys.thread(shard, thread), session_id) is not None,
@@ -389,18 +393,17 @@ def session_state(admin: redis.Redis, session_id: str, prefix: str = "ots") -> d
 
 
 def assert_whole_or_absent(admin: redis.Redis, workload: Workload) -> dict[str, dict]:
-    """Every session is either absent or consistent in itself: its summary counts exactly the
-    spans its chunks hold and the digests it keeps (no half-written session that a retry
-    would complete twice). Returns the states."""
+    """Every session is either absent (none of its keys exists) or consistent in itself: its
+    summary counts exactly the spans its chunks hold (no half-written session that a retry
+    would complete twice), and no more than were sent. Returns the states."""
     states = {}
     for sid in workload.expected:
         state = states[sid] = session_state(admin, sid)
         if state["exists"]:
-            assert state["spans"] == state["chunk_spans"], (sid, state)
-            assert state["digests"] == state["spans"] + state["traces"], (sid, state)
+            assert state["spans"] == state["stored"] == state["chunk_spans"], (sid, state)
             assert state["spans"] <= workload.expected[sid].spans, (sid, state)
         else:
-            assert state["chunk_spans"] == 0 and state["digests"] == 0, (sid, state)
+            assert state["keys"] == 0 and state["chunk_spans"] == 0, (sid, state)
     return states
 
 
@@ -427,8 +430,8 @@ def assert_stored_exactly_once(http_url: str, admin: redis.Redis, workload: Work
     tolerate = unindexed is not None and KNOWN_INDEX_REFRESH_BUG
     for sid, want in workload.expected.items():
         state = session_state(admin, sid)
-        wanted = {"exists": True, "spans": want.spans, "traces": want.traces, "in": want.input_tokens,
-                  "out": want.output_tokens, "chunk_spans": want.spans, "digests": want.spans + want.traces,
+        wanted = {"exists": True, "spans": want.spans, "stored": want.spans, "traces": want.traces,
+                  "in": want.input_tokens, "out": want.output_tokens, "chunk_spans": want.spans,
                   "seen": True, "user_index": True, "thread_index": True, "name_index": True}
         wrong = {key: state[key] for key in wanted if state[key] != wanted[key]}
         if tolerate and wrong and set(wrong) <= _USER_THREAD_NAME:
