@@ -13,7 +13,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_sessions.exporter.errors import RETRY_AFTER_S
-from tests.faults.harness import EXPORT, Workload, body_of, conditions, request_counts
+from tests.faults.harness import EXPORT, Workload, body_of, conditions, request_counts, wait_until
 from tests.support import RunningService
 
 
@@ -21,8 +21,12 @@ def test_retry_info_in_both_trailers_and_the_python_exporter_waits_for_it(faulty
     out_of_memory = conditions(faulty_redis, tmp_path)["OOM"]
     workload = Workload("delay")
     with RunningService(faulty_redis.url, redis_timeout="2s") as service:
+        def refused() -> float:
+            return request_counts(service.http_url).get(("grpc", "unavailable"), 0)
+
         out_of_memory.refuse()
         try:
+            count = refused()
             with grpc.insecure_channel(service.grpc_endpoint) as channel:
                 try:
                     channel.unary_unary(EXPORT)(body_of(workload.batch([1])), timeout=10)
@@ -42,11 +46,12 @@ def test_retry_info_in_both_trailers_and_the_python_exporter_waits_for_it(faulty
             results = []
             sender = threading.Thread(target=lambda: results.append(exporter.export(workload.batch([2]))))
             attempts: list[float] = []
-            count = request_counts(service.http_url).get(("grpc", "unavailable"), 0)
+            wait_until(lambda: refused() == count + 1, 5, "the raw request to be counted")  # counted after it ends
+            count += 1
             sender.start()
             deadline = time.monotonic() + 10
             while len(attempts) < 3 and time.monotonic() < deadline:
-                now = request_counts(service.http_url).get(("grpc", "unavailable"), 0)
+                now = refused()
                 if now > count:
                     attempts.append(time.monotonic())
                     count = now
