@@ -85,6 +85,7 @@ def test_embedded_redis_keeps_sessions_across_restarts(tmp_path):
 
 @pytest.mark.parametrize(("args", "env", "named"), [
     (["--retention", "forever"], {}, "--retention / OTEL_SESSIONS_RETENTION"),
+    ([], {"OTEL_SESSIONS_REDIS_TIMEOUT": "0s"}, "--redis-timeout / OTEL_SESSIONS_REDIS_TIMEOUT"),
     ([], {"OTEL_SESSIONS_IDLE_AFTER": "-5m"}, "--idle-after / OTEL_SESSIONS_IDLE_AFTER"),
     (["--grpc-listen", "localhost"], {}, "--grpc-listen / OTEL_SESSIONS_GRPC_LISTEN"),
     (["--redis-url", "http://x"], {}, "--redis-url / OTEL_SESSIONS_REDIS_URL"),

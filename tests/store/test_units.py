@@ -131,6 +131,8 @@ def test_settings_resolution_order():
     s = Settings.resolve({"retention": "90s"}, env=env)
     assert s.retention == 90
     assert Settings.resolve({}, env={}).grpc_listen == ("127.0.0.1", 4317)
+    assert Settings.resolve({}, env={}).redis_timeout == 5
+    assert Settings.resolve({}, env={"OTEL_SESSIONS_REDIS_TIMEOUT": "750ms"}).redis_timeout == 0.75
     assert parse_duration("500ms") == 0.5 and parse_duration("7d") == 7 * 86400
     with pytest.raises(SettingsError, match="--key-prefix / OTEL_SESSIONS_KEY_PREFIX"):
         Settings.resolve({"key_prefix": "a{b}"}, env={})

@@ -175,7 +175,8 @@ async def grpc_abort(context: grpc.aio.ServicerContext, exc: BaseException, wher
     """End the call with the table's code for ``exc`` (raises, as ``context.abort`` does).
 
     A retryable error with a delay carries ``google.rpc.RetryInfo`` in the status details
-    (``grpc-status-details-bin``), which OTLP exporters honour."""
+    (``grpc-status-details-bin``, read by the Collector's and the Go SDK's exporters) and
+    again alone in ``google.rpc.retryinfo-bin`` (the one trailer the Python exporter reads)."""
     kind = classify(exc)
     message = public_message(exc, where)
     retry_after = getattr(exc, "retry_after_s", None) if kind.retryable else None
@@ -188,5 +189,6 @@ async def grpc_abort(context: grpc.aio.ServicerContext, exc: BaseException, wher
         status = status_pb2.Status(code=kind.grpc_code.value[0], message=message)
         status.details.add().Pack(info)
         await context.abort(kind.grpc_code, message,
-                            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))
+                            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),
+                                               ("google.rpc.retryinfo-bin", info.SerializeToString())))
     await context.abort(kind.grpc_code, message)

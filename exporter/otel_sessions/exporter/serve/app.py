@@ -21,12 +21,15 @@ __all__ = ["create_app"]
 
 def _readyz(store: SessionStore) -> Callable:
     async def readyz(_request: web.Request) -> web.Response:
-        """200 while Redis takes writes; 503 while it is unreachable or refuses them (out of
-        memory, read-only, loading)."""
-        if await store.writable():
+        """200 while Redis takes writes; 503 while it refuses them (an error reply: out of
+        memory, read-only, loading, failed save...) or does not answer (down, timing out).
+        ``condition`` names the reply's code (``OOM``, ``READONLY``, ``MISCONF``...) or the
+        client-side condition (``timeout``, ``connection``)."""
+        refusal = await store.gateway.write_refusal(store.keys.ready_probe())
+        if refusal is None:
             return web.json_response({"status": "ready", "redis": "ok"})
-        state = "refusing writes" if await store.ping() else "unreachable"
-        return web.json_response({"status": "not ready", "redis": state}, status=503)
+        state = "refusing writes" if refusal.isupper() else "unreachable"
+        return web.json_response({"status": "not ready", "redis": state, "condition": refusal}, status=503)
 
     return readyz
 

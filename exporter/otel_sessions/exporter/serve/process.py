@@ -72,7 +72,8 @@ class Service:
 
     async def _connect(self, timeout: float = 15.0) -> SessionStore:
         s = self.settings
-        store = SessionStore(RedisGateway(connect(self.redis_url, cluster=s.redis_cluster)), s.store_settings())
+        client = connect(self.redis_url, cluster=s.redis_cluster, socket_timeout=s.redis_timeout)
+        store = SessionStore(RedisGateway(client), s.store_settings())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

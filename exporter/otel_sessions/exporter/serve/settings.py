@@ -67,6 +67,9 @@ OPTIONS: tuple[Option, ...] = (
            "redis-server with its data under --data-dir."),
     Option("redis_cluster", "--redis-cluster", "OTEL_SESSIONS_REDIS_CLUSTER", False,
            "Treat --redis-url as a Redis Cluster seed node."),
+    Option("redis_timeout", "--redis-timeout", "OTEL_SESSIONS_REDIS_TIMEOUT", "5s",
+           "Longest wait for a Redis reply; a request that waits longer is answered as retryable "
+           "(UNAVAILABLE / 503)."),
     Option("data_dir", "--data-dir", "OTEL_SESSIONS_DATA_DIR", None,
            "Folder of the embedded Redis (append-only file). Default: $XDG_DATA_HOME/otel-sessions, "
            "else ~/.local/share/otel-sessions."),
@@ -128,6 +131,7 @@ class Settings:
 
     redis_url: str | None
     redis_cluster: bool
+    redis_timeout: float
     data_dir: Path
     grpc_listen: tuple[str, int]
     http_listen: tuple[str, int]
@@ -186,8 +190,8 @@ class Settings:
             option = _BY_NAME[name]
             return SettingsError(f"{option.flag} / {option.env}: {problem}")
 
-        for name in ("retention", "thread_idle", "idle_after", "abandon_after", "forward_retry_max",
-                     "forward_timeout"):
+        for name in ("redis_timeout", "retention", "thread_idle", "idle_after", "abandon_after",
+                     "forward_retry_max", "forward_timeout"):
             try:
                 seconds = parse_duration(raw[name])
             except ValueError as exc:

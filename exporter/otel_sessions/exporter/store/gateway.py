@@ -52,24 +52,39 @@ _PASSING_ERRORS = (
     OSError,
     asyncio.TimeoutError,
 )
-#: Error prefixes of Redis replies that mean "try again later" (redis-py maps some, not all).
+#: Error codes of Redis replies that mean "try again later" (redis-py maps some, not all).
 _PASSING_PREFIXES = ("OOM", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY",
                      "NOREPLICAS", "MISCONF")
+#: redis-py's classes for some of those replies; it strips the code from their message.
+_PASSING_REPLY_CLASSES = (
+    (redis_errors.OutOfMemoryError, "OOM"),
+    (redis_errors.BusyLoadingError, "LOADING"),  # a ConnectionError, though Redis answered
+    (redis_errors.ReadOnlyError, "READONLY"),
+    (redis_errors.TryAgainError, "TRYAGAIN"),
+    (redis_errors.MasterDownError, "MASTERDOWN"),  # a ClusterDownError: tested first
+    (redis_errors.ClusterDownError, "CLUSTERDOWN"),
+)
+#: What redis-py puts before the reply's message of a command that failed in a pipeline.
+_PIPELINE_PREFIX = " of pipeline caused error: "
 
 
 def unavailable_condition(exc: BaseException) -> str | None:
     """The passing Redis condition ``exc`` reports (e.g. ``"OOM"``, ``"timeout"``), else None.
 
-    redis-py prefixes errors of pipelined commands with ``Command # N (...) of pipeline caused
-    error:``; the condition is read after that prefix."""
+    A reply redis-py has a class for is known by its class (its message no longer starts with
+    the code); another reply by the code its message starts with. redis-py annotates errors of
+    pipelined commands as ``Command # N (...) of pipeline caused error: <message>``, where
+    recent versions write the message as the repr of the exception's arguments
+    (``('MISCONF ...',)``): the code is read after that prefix, past the repr's quotes."""
     if isinstance(exc, redis_errors.TimeoutError | asyncio.TimeoutError):
         return "timeout"
-    if isinstance(exc, redis_errors.OutOfMemoryError):
-        return "OOM"
+    for error_class, condition in _PASSING_REPLY_CLASSES:
+        if isinstance(exc, error_class):
+            return condition
     if isinstance(exc, redis_errors.ResponseError):
         text = str(exc)
-        if "caused error: " in text:
-            text = text.split("caused error: ", 1)[1]
+        if _PIPELINE_PREFIX in text:
+            text = text.rsplit(_PIPELINE_PREFIX, 1)[1].lstrip("([\"'")
         word = text.split(" ", 1)[0].upper()
         return word if word in _PASSING_PREFIXES else None
     if isinstance(exc, _PASSING_ERRORS):
@@ -118,11 +133,19 @@ class RedisGateway:
     async def writable(self, probe_key: str) -> bool:
         """True when Redis answers and takes a write now (not refusing for memory, not a
         read-only replica, not loading): a ``SET probe_key PX 10000`` succeeds. ``/readyz``."""
+        return await self.write_refusal(probe_key) is None
+
+    async def write_refusal(self, probe_key: str) -> str | None:
+        """None when a ``SET probe_key PX 10000`` succeeds now; else why not: the code of the
+        error reply Redis refused it with (``"OOM"``, ``"READONLY"``, ``"MISCONF"``...: Redis
+        answers but refuses writes; ``"ERR"`` for an error reply of another kind), or a
+        lowercase client-side condition (``"timeout"``, ``"connection"``: Redis does not answer;
+        ``"error"`` for anything else)."""
         try:
             await self.client.set(probe_key, b"1", px=10_000)
-            return True
-        except Exception:
-            return False
+            return None
+        except Exception as exc:
+            return unavailable_condition(exc) or ("ERR" if isinstance(exc, redis_errors.ResponseError) else "error")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
