@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lookups.cli_support import cli, cli_json
-from tests.support import RunningService
+from tests.support import RunningService, cli, cli_json
 
 TOKEN = "s3cret-ingest"
 

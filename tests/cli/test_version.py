@@ -8,7 +8,7 @@ import subprocess
 import sys
 from importlib.metadata import version
 
-from tests.lookups.cli_support import LineReader
+from tests.support import LineReader
 
 CLI = [sys.executable, "-m", "otel_sessions.exporter.cli"]
 

@@ -414,7 +414,7 @@ def assert_whole_or_absent(admin: redis.Redis, workload: Workload) -> dict[str, 
 #: ``GET /v1/sessions`` with exact figures but is missing from its user's, thread's and name's
 #: index. Tests that meet it end as xfail naming the sessions; set this to False once the
 #: store records an entry only after the update succeeded, and every check is strict again.
-KNOWN_INDEX_REFRESH_BUG = True
+KNOWN_INDEX_REFRESH_BUG = False
 _USER_THREAD_NAME = {"user_index", "thread_index", "name_index"}
 
 

@@ -41,7 +41,7 @@ def _trace_named_by_its_root(session_id: str, children: int):
 #: skipped (``_join_ops``: known for this epoch), so the parked spans are never handed back
 #: again and stay out of the session. Set to False once claims that adopt parked spans are
 #: remembered only after the request succeeded.
-KNOWN_CLAIM_CACHE_BUG = True
+KNOWN_CLAIM_CACHE_BUG = False
 
 
 @pytest.mark.xfail(KNOWN_CLAIM_CACHE_BUG, strict=True, raises=AssertionError,

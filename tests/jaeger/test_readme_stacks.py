@@ -20,7 +20,7 @@ from otel_sessions.exporter.cli import build_parser
 from otel_sessions.exporter.jaeger.translate import session_trace_id
 from otel_sessions.exporter.serve.settings import OPTIONS, Settings
 from tests.readme import readme_section
-from tests.support import RunningService, send, tracer, wait_until
+from tests.support import RunningService, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Beside Jaeger, Grafana and the Collector"

@@ -162,7 +162,7 @@ def test_merge_of_shards_pages_exactly_over_many_sessions(service):
 def test_a_deleted_sessions_spans_leave_the_jaeger_api_its_names_stay_as_documented(service):
     from pathlib import Path
 
-    from tests.stacks.helpers import send, tracer, wait_until
+    from tests.support import send, tracer, wait_until
 
     t, memory = tracer("deleting-app")
     with t.start_as_current_span("secret operation", attributes={"session.id": "sess-gone"}) as span:

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_sessions.processor import SessionSpanProcessor, session
-from tests.lookups.conftest import http
 from tests.readme import readme_section
+from tests.support import http
 
 ROOT = Path(__file__).resolve().parents[2]
 

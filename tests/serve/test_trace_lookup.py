@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.lookups.conftest import http
-from tests.stacks.helpers import send, tracer
+from tests.support import http, send, tracer
 
 
 def test_trace_lookup_names_its_session_or_null(service):

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.lookups.conftest import http
+from tests.support import http
 
 
 @pytest.fixture()

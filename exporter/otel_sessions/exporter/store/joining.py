@@ -91,12 +91,13 @@ class TraceJoining:
                 answer = next(answers)
                 if op == "c":
                     owner = answer[0].decode()
-                    self._remember(trace_id, owner, epoch)
                     out.owners[trace_id] = owner
                     parked = answer[1:]
-                    if parked:
-                        out.adopt.append((owner, parked))
+                    if parked:  # not remembered: until they are stored, a retry must claim again
+                        out.adopt.append((owner, parked))  # to get them back
                         out.trims.append((trace_id, len(parked)))
+                    else:
+                        self._remember(trace_id, owner, epoch)
                 elif answer:
                     owner = answer[0].decode()
                     self._remember(trace_id, owner, epoch)

@@ -150,7 +150,8 @@ class SessionStore:
         per_shard: dict[int, dict[str, tuple[SessionWrite, SessionFigures]]] = {}
         for write, figures in stored:
             per_shard.setdefault(session_shard(write.session_id), {})[write.session_id] = (write, figures)
-        calls = self._index_calls(per_shard, now_ms)
+        refreshed: list[tuple[str, str]] = []
+        calls = self._index_calls(per_shard, now_ms, refreshed)
         script = self._update_indexes
 
         def fill(pipe) -> None:
@@ -160,10 +161,16 @@ class SessionStore:
                 pipe.ltrim(self.keys.trace_pending(trace_id), count, -1)
 
         await self.gateway.run(fill)
+        for entry in refreshed:  # only once they are written: a failed update is made again in full
+            self._index_written[entry] = now_ms
+            self._index_written.move_to_end(entry)
+        while len(self._index_written) > 200_000:
+            self._index_written.popitem(last=False)
 
     def _index_calls(self, per_shard: dict[int, dict[str, tuple[SessionWrite, SessionFigures]]],
-                     now_ms: int) -> list[tuple[list, list]]:
-        """``update_indexes.lua`` calls for the sessions of every index shard."""
+                     now_ms: int, refreshed: list[tuple[str, str]]) -> list[tuple[list, list]]:
+        """``update_indexes.lua`` calls for the sessions of every index shard; the user, thread
+        and name entries they refresh are added to ``refreshed``."""
         blocks = []
         for shard, entries in per_shard.items():
             keys = self.keys.shard_indexes(shard)
@@ -176,22 +183,16 @@ class SessionStore:
                     if index_key is not None and self._index_due(index_key, session_id, now_ms):
                         mask |= bit
                         keys.append(index_key)
+                        refreshed.append((index_key, session_id))
                 args += [session_id, mask, f.seen_ms or now_ms, f.start_us, f.end_us, f.end_us - f.start_us,
                          f.spans, f.traces, f.tokens, f.cost]
             blocks.append((keys, args))
         return self.gateway.slot_calls([now_ms, self.retention_ms, self.thread_idle_ms, self._index_slack_ms], blocks)
 
     def _index_due(self, key: str, session_id: str, now_ms: int) -> bool:
-        """True when this (index, session) entry was not refreshed in the last slack/2."""
-        entry = (key, session_id)
-        last = self._index_written.get(entry)
-        if last is not None and now_ms - last < self._index_slack_ms // 2:
-            return False
-        self._index_written[entry] = now_ms
-        self._index_written.move_to_end(entry)
-        if len(self._index_written) > 200_000:
-            self._index_written.popitem(last=False)
-        return True
+        """True when this (index, session) entry was not refreshed (successfully) in the last slack/2."""
+        last = self._index_written.get((key, session_id))
+        return last is None or now_ms - last >= self._index_slack_ms // 2
 
     # --- read -------------------------------------------------------------------------------
     def _now_ms(self) -> float:
