@@ -208,3 +208,13 @@ def test_traces_to_jaeger_keeps_only_the_asked_trace():
     assert "session.id" not in tags(built[0].spans[0])
     assert traces_to_jaeger(traces_data(), None, only=LINKED_TRACE) == []
     assert traces_to_jaeger(TracesData(), None) == []
+
+
+def test_non_finite_doubles_are_text_so_the_answer_stays_json():
+    nan_span = span(TRACE_A, 1, "op", 100, 101)
+    for key, value in (("nan", float("nan")), ("inf", float("inf")), ("ninf", float("-inf")), ("ok", 1.5)):
+        nan_span.attributes.add(key=key).value.double_value = value
+    out = span_to_jaeger(nan_span, SCOPE, "p1", None)
+    assert {k: v for k, v in tags(out).items() if k in ("nan", "inf", "ninf", "ok")} == {
+        "nan": ("string", "nan"), "inf": ("string", "inf"), "ninf": ("string", "-inf"), "ok": ("float64", 1.5)}
+    json.loads(json.dumps(out, allow_nan=False))  # strict JSON: no bare NaN or Infinity

@@ -118,4 +118,4 @@ def backoff_delay(attempt: int, initial_s: float = BACKOFF_INITIAL_S, max_s: flo
     """The wait after failed try ``attempt`` (0 for the first) when the server named no delay:
     ``initial_s`` doubling up to ``max_s``, times a jitter factor ``uniform(0.8, 1.2)``
     (:func:`random.uniform` unless given)."""
-    return min(max_s, initial_s * 2 ** attempt) * (uniform or random.uniform)(0.8, 1.2)
+    return min(max_s, initial_s * 2 ** min(attempt, 64)) * (uniform or random.uniform)(0.8, 1.2)

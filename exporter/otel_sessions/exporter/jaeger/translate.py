@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +76,10 @@ def _value(value) -> tuple[str, Any]:
     if kind == "int_value":
         return "int64", value.int_value
     if kind == "double_value":
-        return "float64", value.double_value
+        number = value.double_value
+        if not math.isfinite(number):  # JSON has no NaN or infinity: Jaeger's own translator writes them as text
+            return "string", str(number)
+        return "float64", number
     if kind == "bytes_value":
         return "binary", base64.b64encode(value.bytes_value).decode()
     if kind in ("array_value", "kvlist_value"):

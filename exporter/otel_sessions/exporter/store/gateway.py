@@ -201,7 +201,8 @@ class RedisGateway:
         condition = unavailable_condition(exc)
         if condition is None:
             return exc
-        log.warning("redis unavailable (%s): %s", condition, exc)
+        log.warning("redis unavailable (%s)", condition)
+        log.debug("redis unavailable (%s): %s", condition, exc)  # names commands and keys: debug only
         return StoreUnavailable(f"session store unavailable ({condition}), retry later")
 
 
