@@ -90,6 +90,7 @@ end
 local k = tonumber(cur['idb']) or 0
 local digests = tonumber(cur['idn']) or 0
 local content, pending, added = {}, {}, 0  -- bucket -> stored bytes; bucket -> new digests
+local adding = {}  -- the new digests, as a set (a request may hold tens of thousands of traces)
 
 local function key_of(level, b) if level == 0 then return ids end return ids .. ':' .. level .. ':' .. b end
 local function bucket_in(level, d)
@@ -119,10 +120,7 @@ end
 
 local function has(d)
   local b = bucket_in(k, d)
-  if occurs(stored(b), d) then return true end
-  local p = pending[b]
-  if p then for _, x in ipairs(p) do if x == d then return true end end end
-  return false
+  return adding[d] or occurs(stored(b), d)
 end
 
 local function add(d)
@@ -130,6 +128,7 @@ local function add(d)
   local p = pending[b]
   if not p then p = {}; pending[b] = p end
   p[#p + 1] = d
+  adding[d] = true
   added = added + 1
 end
 
