@@ -38,7 +38,9 @@ def trace_service_handler(ingestor: Ingestor, guard: BearerGuard) -> grpc.Generi
                 request = ExportTraceServiceRequest.FromString(body)
             except DecodeError as exc:
                 raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
-            response = await ingestor.export(request, body)
+            # only the ingestor holds the parsed request from here (it lets it go once grouped)
+            exporting, request = ingestor.export(request, body), None
+            response = await exporting
             return response.SerializeToString()
         except Exception as exc:
             outcome = classify(exc).outcome

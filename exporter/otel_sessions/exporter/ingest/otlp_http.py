@@ -111,7 +111,9 @@ def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Call
                     export_request = ExportTraceServiceRequest.FromString(body)
             except (DecodeError, OtlpJsonError) as exc:
                 raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
-            response = await ingestor.export(export_request, body)
+            # only the ingestor holds the parsed request from here (it lets it go once grouped)
+            exporting, export_request = ingestor.export(export_request, body), None
+            response = await exporting
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
             outcome = classify(exc).outcome
