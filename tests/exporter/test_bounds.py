@@ -111,7 +111,7 @@ def _trickle(address: tuple[str, int], head: bytes, drip: bytes, outcome: dict) 
 
 
 def test_slow_headers_and_slow_body_are_cut_off_while_others_export(redis_url):
-    with RunningService(redis_url, body_timeout="2s", connection_idle_timeout="2s") as running:
+    with RunningService(redis_url, body_timeout="3s", connection_idle_timeout="3s") as running:
         host, port = running.http_url.removeprefix("http://").split(":")
         address = (host, int(port))
         slow_head, slow_body = {}, {}
@@ -122,7 +122,6 @@ def test_slow_headers_and_slow_body_are_cut_off_while_others_export(redis_url):
         body_thread = threading.Thread(target=_trickle, args=(
             address, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
                      b"Content-Length: 1000\r\n\r\n", b"\n" * 1000, slow_body))
-        started = time.monotonic()
         head_thread.start()
         body_thread.start()
         time.sleep(0.5)
@@ -131,22 +130,23 @@ def test_slow_headers_and_slow_body_are_cut_off_while_others_export(redis_url):
         assert http_exporter.export(InMemoryOne("sess-while-slow-http").spans) == SpanExportResult.SUCCESS
         grpc_exporter = GrpcExporter(endpoint=running.grpc_endpoint, insecure=True, timeout=5)
         assert grpc_exporter.export(InMemoryOne("sess-while-slow-grpc").spans) == SpanExportResult.SUCCESS
-        assert time.monotonic() - started < 2.0, "the exports waited for the slow clients"
+        assert head_thread.is_alive() and body_thread.is_alive(), "the exports waited for the slow clients"
         head_thread.join(15)
         body_thread.join(15)
         assert not head_thread.is_alive() and not body_thread.is_alive()
 
         # the head: closed at the idle timeout without an answer (it never made a request)
-        assert 1.5 <= slow_head["seconds"] < 4.0, slow_head
+        assert 2.5 <= slow_head["seconds"] < 8.0, slow_head
+        assert slow_head["received"] == b""
         # the body: 408 with a google.rpc.Status, then closed
-        assert 1.5 <= slow_body["seconds"] < 4.0, slow_body
+        assert 2.5 <= slow_body["seconds"] < 8.0, slow_body
         answer = slow_body["received"]
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
         headers, _, body = answer.partition(b"\r\n\r\n")
         assert b"Connection: close" in headers
         status = status_pb2.Status.FromString(body)
         assert status.code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
-        assert "not received within 2 s" in status.message
+        assert "not received within 3 s" in status.message
 
         assert running.session("sess-while-slow-http").span_count == 1
         assert running.session("sess-while-slow-grpc").span_count == 1
