@@ -106,8 +106,11 @@ async def _answer_and_close(request: web.Request, response: web.Response) -> web
     """Send ``response``, then close the connection at once: the rest of a stalled body is not
     waited for (aiohttp would otherwise linger reading it)."""
     response.force_close()
-    await response.prepare(request)
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client is gone already
     request.protocol.force_close()  # the answer is flushed before the socket closes
     return response
 

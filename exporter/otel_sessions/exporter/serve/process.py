@@ -163,8 +163,9 @@ class Service:
                          extra_routes=[lookup_routes(self.query_guard, self.store),
                                        jaeger_routes(self.query_guard, self.store, service_index),
                                        *self.extra_http_routes])
-        # keepalive_timeout runs from a connection's start and from each answer until the next
-        # request head is complete: aiohttp's bound on idle connections and on slow headers alike
+        # keepalive_timeout runs from a connection's start (aiohttp 3.14.4 on) and from each answer
+        # until the next request head is complete: aiohttp's bound on idle connections and on
+        # slow headers alike
         runner = web.AppRunner(app, auto_decompress=False, shutdown_timeout=10.0, access_log=None,
                                keepalive_timeout=s.connection_idle_timeout)
         await runner.setup()
