@@ -77,7 +77,7 @@ def _group(i: int, rng: random.Random, template: list[tuple[tuple, bytes]], now_
         cost = (tin * 2.5 + tout * 10) / 1e6
         flags = (2 if k % 5 == 0 else 0) | (1 if rng.random() < 0.01 else 0)
         group.spans.append(SpanRecord(key, body, span_digest(trace_id, span_id), trace_id, span_id, flags, s, e,
-                                      tin, tout, cost, "invoke_agent router" if k % 5 == 0 else None))
+                                      tin, tout, cost, 0, 0, 0, "invoke_agent router" if k % 5 == 0 else None))
     group.labels = {"s:support-bot", "m:gpt-4o-2024-08-06", "a:router", "t:search_orders"}
     group.metadata = {"plan": "pro" if i % 4 == 0 else "free"}
     return session_id, group

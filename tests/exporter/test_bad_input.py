@@ -1,4 +1,4 @@
-"""Acceptance 11 (bad input): each gets its OTLP-specified status, nothing is stored wrongly,
+"""Bad input: each gets its OTLP-specified status, nothing is stored wrongly,
 and the service keeps serving."""
 
 from __future__ import annotations

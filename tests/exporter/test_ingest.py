@@ -1,4 +1,4 @@
-"""Acceptance scenario 2 (app to store): stock OTLP exporters -> service -> exact sessions."""
+"""App to store: stock OTLP exporters -> service -> exact sessions."""
 
 from __future__ import annotations
 

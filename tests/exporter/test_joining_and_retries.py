@@ -1,4 +1,4 @@
-"""Trace joining (store.md "Grouping") and idempotent retries (acceptance scenario 5)."""
+"""Trace joining and idempotent retries (docs/storage.md, trace joining and idempotency)."""
 
 from __future__ import annotations
 
@@ -73,12 +73,12 @@ def test_joining_and_trace_lookups_span_trace_map_epochs(redis_url):
 
     with RunningService(redis_url, retention="8s") as first, RunningService(redis_url, retention="8s") as second:
         store = second.store
-        assert store.epoch_ms == 1000
+        assert store.joining.epoch_ms == 1000
         named, others = _trace_with_one_named_span("sess-epochs", unnamed=2)
         trace_id = named[0].context.trace_id.to_bytes(16, "big")
         time.sleep(1 - time.time() % 1 + 0.05)  # just after an epoch starts
         GrpcExporter(endpoint=first.grpc_endpoint, insecure=True).export(named)
-        claimed_in = int(time.time() * 1000) // store.epoch_ms
+        claimed_in = int(time.time() * 1000) // store.joining.epoch_ms
         time.sleep(1 - time.time() % 1 + 0.05)  # the next epoch
         GrpcExporter(endpoint=second.grpc_endpoint, insecure=True).export(others)
         assert second.session("sess-epochs").span_count == 3

@@ -1,4 +1,4 @@
-"""Redis outages (acceptance 6) and retention (acceptance 8): nothing lost, nothing kept forever."""
+"""Redis outages and retention: nothing lost, nothing kept forever."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Stored chunks: what is written reads back, and chunks of earlier formats still read."""
+"""Stored chunks: what is written reads back, chunks of format 3 still read, and a trace's
+usage is its model calls' or, without any, its largest aggregating span's."""
 
 from __future__ import annotations
 
+import struct
 import zlib
 
 import pytest
@@ -10,15 +12,16 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from otel_sessions.exporter.store.codec import (
+    _ZSTD_DICT,
     CHUNK_HEADER,
     ZDICT,
     TraceFigures,
-    chunk_content,
     chunk_traces,
     decode_chunks,
     encode_chunk,
     trace_entry,
     traces_data_fragment,
+    zstd,
 )
 
 TRACE = bytes(range(16))
@@ -45,7 +48,7 @@ def _table():
 def test_written_chunks_read_back_spans_and_trace_figures():
     chunk = encode_chunk(_groups(), 3, _table())
     fmt, count = CHUNK_HEADER.unpack_from(chunk)
-    assert (fmt, count) == (3, 3)
+    assert (fmt, count) == (4, 3)
     data = TracesData.FromString(decode_chunks([chunk, chunk]))
     names = [s.name for rs in data.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert names == ["op 0", "op 1", "op 2"] * 2
@@ -59,20 +62,31 @@ def test_chunks_are_smaller_than_their_spans():
     assert len(encode_chunk(groups, 40, _table())) < raw / 3
 
 
-@pytest.mark.parametrize("fmt", [1, 2])
-def test_chunks_of_earlier_formats_still_read(fmt):
-    """Format 2 (deflate with the dictionary) and format 1 (plain deflate, no trace table)
-    were written by earlier versions; Redis may still hold them within the retention."""
+def test_chunks_of_format_3_still_read():
+    """Format 3 (16-bit trace count, no aggregate usage) was written before; Redis may hold it
+    within the retention."""
+    old_entry = struct.pack(">16sqqIIqqdB", TRACE, 1, 9, 3, 1, 10, 20, 0.25, 4) + b"op 0"
     fragment = traces_data_fragment(_groups())
-    if fmt == 2:
-        compressor = zlib.compressobj(1, zlib.DEFLATED, -15, zdict=ZDICT)
-        body = compressor.compress(chunk_content(_groups(), _table())) + compressor.flush()
-    else:
-        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
-        body = compressor.compress(fragment) + compressor.flush()
-    chunk = CHUNK_HEADER.pack(fmt, 3) + body
+    body = zstd.ZstdCompressor(level=3, zstd_dict=_ZSTD_DICT).compress(
+        struct.pack(">H", 1) + old_entry + fragment, zstd.ZstdCompressor.FLUSH_FRAME)
+    chunk = CHUNK_HEADER.pack(3, 3) + body
     assert decode_chunks([chunk]) == fragment
-    assert chunk_traces([chunk]) == ({TRACE: TraceFigures(1, 9, 3, 1, 10, 20, 0.25, "op 0")} if fmt == 2 else {})
+    assert chunk_traces([chunk]) == {TRACE: TraceFigures(1, 9, 3, 1, 10, 20, 0.25, "op 0")}
+
+
+def test_a_trace_counts_its_model_calls_usage_else_its_largest_aggregate():
+    agent_only = encode_chunk(_groups(), 3, [trace_entry(TRACE, 1, 9, 1, 0, 0, 0, 0.0, "agent", 56, 5, 0.5)])
+    smaller = encode_chunk(_groups(), 3, [trace_entry(TRACE, 1, 9, 1, 0, 0, 0, 0.0, "", 20, 2, 0.1)])
+    figures = chunk_traces([agent_only, smaller])[TRACE]
+    assert figures.usage == (56, 5, 0.5)  # the largest aggregate, not the sum
+    with_call = encode_chunk(_groups(), 3, [trace_entry(TRACE, 2, 8, 1, 0, 56, 5, 0.5, "")])
+    assert chunk_traces([agent_only, with_call, smaller])[TRACE].usage == (56, 5, 0.5)  # the call's, once
+
+
+def test_seventy_thousand_traces_in_one_chunk():
+    table = [trace_entry(i.to_bytes(16, "big"), 1, 2, 1, 0, 0, 0, 0.0, "") for i in range(70_000)]
+    chunk = encode_chunk(_groups(1), 1, table)
+    assert len(chunk_traces([chunk])) == 70_000
 
 
 def test_unknown_format_is_refused():

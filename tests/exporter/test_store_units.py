@@ -28,7 +28,7 @@ def test_all_keys_of_a_session_share_one_slot(session_id):
     tags = {_slot_tag(k) for k in (*keys.session(session_id), keys.tail_channel(session_id))}
     assert len(tags) == 1 and tags != {""}
     assert all(k.startswith("ots:") for k in keys.session(session_id))
-    assert len(set(keys.session(session_id))) == 3
+    assert len(set(keys.session(session_id))) == 4
 
 
 def test_index_keys_are_sharded_not_hot():

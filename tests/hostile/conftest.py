@@ -2,8 +2,7 @@
 assertions stay as they are (they state the right behaviour), the suite stays green, and a
 case that starts passing fails as XPASS so its entry here is removed.
 
-Every cause below lies in span grouping (``ingest/grouping.py``, ``ingest/groups.py``), the
-chunk codec (``store/codec.py``), the store's Lua scripts or the Jaeger-compatible API's JSON
+Every cause below lies in the store's write script or the Jaeger-compatible API's JSON
 (``jaeger/``), not in the transports.
 """
 
@@ -13,29 +12,37 @@ import re
 
 import pytest
 
-_TOKENS_NOT_WHOLE = ("token figure not finite or outside int64 reaches int() / struct.pack in "
-                     "store/codec.py trace_entry: the whole request fails with 500 / INTERNAL")
-_TOKENS_NEGATIVE = "negative token counts are stored as sent (the session shows them)"
-_COST_NAN = ("a NaN cost reaches the store's Lua script ('value is not a valid float'): the whole "
-             "request fails with 500 / INTERNAL")
-_COST_INFINITE = ("an infinite cost is stored and summed: REST shows null, and the Jaeger-compatible API writes "
-                  "the span's tag as a bare Infinity (not JSON)")
+from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
+from tests.support import RunningService
+
+_JAEGER_NOT_FINITE = ("the span keeps its double attribute (a NaN or infinite token count or cost), and the "
+                      "Jaeger-compatible API writes that tag as a bare NaN / Infinity: not JSON")
 
 #: test name pattern (re.fullmatch) -> why it fails today
 KNOWN_FAILURES: dict[str, str] = {
-    r"test_a_hostile_number\[(input|output)_tokens-(double-(nan|inf|neg-inf|1e30|2p63|neg-1e30)|int-max"
-    r"|string-(nan|inf|neg-inf|1e30|2p63))-.*\]": _TOKENS_NOT_WHOLE,
-    r"test_a_hostile_number\[(input|output)_tokens-(double-neg|int-neg|int-min|string-neg)-.*\]": _TOKENS_NEGATIVE,
-    r"test_a_hostile_number\[cost-(double|string)-nan-.*\]": _COST_NAN,
-    r"test_a_hostile_number\[cost-(double|string)-(inf|neg-inf)-.*\]": _COST_INFINITE,
-    r"test_an_all_zero_parent_span_id_is_a_root\[.*\]":
-        "grouping takes any non-empty parent span id as a parent: the all-zero one makes no root",
+    r"test_a_hostile_number\[(input_tokens|output_tokens|cost)-double-(nan|inf|neg-inf)-.*\]": _JAEGER_NOT_FINITE,
     r"test_seventy_thousand_traces_in_one_session\[.*\]":
-        "store/codec.py packs a chunk's trace count as 'H' (at most 65535): struct.error, 500 / INTERNAL",
-    r"test_any_request_gets_no_5xx_and_lookups_stay_readable":
-        "the Jaeger-compatible API writes a span tag whose double is infinite as a bare Infinity (not JSON); "
-        "behind it, the number failures above",
+        "the write script of one session with 70,000 new traces runs for minutes (10,000: about 20 s): the "
+        "request gets 503 (store timeout, which exporters retry) and Redis answers BUSY to everyone meanwhile",
+    r"test_any_request_gets_no_5xx_and_lookups_stay_readable": _JAEGER_NOT_FINITE,
 }
+
+
+@pytest.fixture()
+def private_service(tmp_path):
+    """A service on a redis-server of its own, killed afterwards: a request that keeps Redis
+    busy cannot reach the tests after it."""
+    server = EmbeddedRedis(tmp_path / "redis", port=None, persistent=False)
+    server.start()
+    running = RunningService(server.url).start()
+    try:
+        yield running
+    finally:
+        server.kill()
+        try:
+            running.stop()
+        finally:
+            server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -193,7 +193,8 @@ def test_an_all_zero_parent_span_id_is_a_root(service, transport):
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_seventy_thousand_traces_in_one_session(service, transport):
+def test_seventy_thousand_traces_in_one_session(private_service, transport):
+    service = private_service
     hostile = Hostile("many")
     resource_spans = hostile.request.resource_spans.add()
     add_attributes(resource_spans.resource, {"service.name": "many-svc"})

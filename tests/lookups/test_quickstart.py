@@ -1,4 +1,4 @@
-"""Acceptance scenario 1: serve (embedded Redis), demo, sessions list, sessions get --tree, as a user runs them."""
+"""The quick start: serve (embedded Redis), demo, sessions list, sessions get --tree, as a user runs them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Acceptance scenario 2 over REST: GET /v1/sessions and friends return exactly the stored sessions."""
+"""Lookups over REST: GET /v1/sessions and friends return exactly the stored sessions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Acceptance scenario 3, app side: the official openai client, instrumented by two
+"""App side: the official openai client, instrumented by two
 off-the-shelf packages, calls a local OpenAI-compatible server inside ``session(...)``; its
 LLM spans, and the GenAI events it emits through the Logs API, carry session, thread and user."""
 

@@ -1,4 +1,4 @@
-"""Real processes: two services with W3C propagation (scenario 4, app side), and zero-code
+"""Real processes: two services with W3C propagation (app side), and zero-code
 setup through a real ``opentelemetry-instrument`` run."""
 
 from __future__ import annotations

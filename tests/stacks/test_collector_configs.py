@@ -1,4 +1,4 @@
-"""Collector configurations (issue 5, acceptance scenario 12): every file in collector-config/
+"""Collector configurations: every file in collector-config/
 parses, names only components of the checked-in list (collector-config/components.yaml) with
 keys those components accept, and points at otel-sessions on the service's default ports."""
 

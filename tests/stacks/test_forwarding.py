@@ -1,4 +1,4 @@
-"""Forwarding (issue 5, acceptance scenario 7): every span reaches real OTLP receivers downstream,
+"""Forwarding (docs/interface.md, forwarding): every span reaches real OTLP receivers downstream,
 enriched with its session; a downstream outage never holds ingest, the queue bound holds, drops
 are counted, retries follow the OTLP rules, and shutdown drains within its bound."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from otel_sessions.exporter.forward.forwarding import retry_after_seconds
+from otel_sessions.exporter.forward.retry import retry_after_seconds
 from tests.stacks.helpers import attributes, metric, send, tracer, wait_until
 from tests.support import RunningService
 
@@ -36,7 +36,8 @@ def _by_name(spans) -> dict:
 
 
 def test_every_span_arrives_enriched_at_grpc_and_http_receivers(redis_url, grpc_downstream, http_downstream):
-    with RunningService(redis_url, forward=[grpc_downstream.url, http_downstream.url]) as service:
+    with RunningService(redis_url, forward=[grpc_downstream.url, http_downstream.url],
+                        forward_join_wait="500ms") as service:
         # 1. one request: a root naming session, user and thread, children without ids (joined locally)
         named, unnamed = _session_trace("sess-f1", **{"user.id": "u-1", "gen_ai.conversation.id": "thr-1"})
         send(service.grpc_endpoint, named + unnamed)

@@ -1,4 +1,4 @@
-"""The Jaeger-compatible query API (issue 5, acceptance scenario 9): what Grafana's Jaeger data
+"""The Jaeger-compatible query API (docs/interface.md): what Grafana's Jaeger data
 source sends (services, operations, search by session.id / user.id / gen_ai.conversation.id,
 trace by id, the synthetic session trace), answered in Jaeger's JSON shape.
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from otel_sessions.exporter.cli import build_parser
-from otel_sessions.exporter.jaeger.api import session_trace_id
+from otel_sessions.exporter.jaeger.translate import session_trace_id
 from otel_sessions.exporter.serve.settings import OPTIONS, Settings
 from tests.readme import readme_section
 from tests.stacks.helpers import send, tracer, wait_until

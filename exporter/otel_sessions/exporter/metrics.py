@@ -30,6 +30,9 @@ class _Metrics:
             "otel_sessions_spans_unjoined_total", "Spans whose trace has named no session yet (kept by trace id)")
         self.invalid_ids = Counter(
             "otel_sessions_invalid_ids_total", "Session, thread or user ids refused for grouping (too long, control characters)")
+        self.invalid_values = Counter(
+            "otel_sessions_invalid_values_total",
+            "Values dropped or clamped from kept spans (non-finite or out-of-range numbers, times)")
         self.redis_errors = Counter("otel_sessions_redis_errors_total", "Store operations that failed on Redis")
         self.request_seconds = Histogram(
             "otel_sessions_export_request_duration_seconds", "Time to handle an OTLP export request",

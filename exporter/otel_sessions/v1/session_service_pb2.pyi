@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Session(_message.Message):
-    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces")
+    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,9 @@ class Session(_message.Message):
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     SPANS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     TRACES_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     user_id: str
@@ -68,7 +71,10 @@ class Session(_message.Message):
     truncated: bool
     spans_dropped: int
     traces: _containers.RepeatedCompositeFieldContainer[TraceSummary]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ...) -> None: ...
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ...) -> None: ...
 
 class TraceSummary(_message.Message):
     __slots__ = ("trace_id", "root_name", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "span_count", "error_count", "error", "input_tokens", "output_tokens", "total_tokens", "cost_usd")

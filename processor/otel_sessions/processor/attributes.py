@@ -2,7 +2,7 @@
 
 Both halves use this module: the in-app processor (stamping and normalising spans) and the
 receiver (normalising spans that arrive without the canonical names, and summing usage).
-The precedence lists follow ``spec/conventions.md``: the first attribute present wins.
+The precedence lists are described in ``docs/conventions.md``: the first attribute present wins.
 """
 
 from __future__ import annotations
@@ -88,11 +88,37 @@ OUTPUT_TOKENS: tuple[str, ...] = (
     "gen_ai.usage.completion_tokens",
     "llm.token_count.completion",
 )
+#: Input tokens read from the provider's prompt cache: part of the input tokens (GenAI
+#: conventions), priced at the model's cache-read rate.
+CACHE_READ_TOKENS: tuple[str, ...] = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.input_tokens.cached",
+    "llm.token_count.prompt_details.cache_read",
+)
+#: Input tokens written to the prompt cache: part of the input tokens, at the cache-write rate.
+CACHE_WRITE_TOKENS: tuple[str, ...] = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "llm.token_count.prompt_details.cache_write",
+)
+#: Output tokens spent on reasoning: part of the output tokens (reported, not priced apart).
+REASONING_TOKENS: tuple[str, ...] = (
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.output_tokens.reasoning",
+    "llm.token_count.completion_details.reasoning",
+)
 COST_USD: tuple[str, ...] = ("gen_ai.usage.cost", "llm.cost.total")
 MODEL: tuple[str, ...] = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
 OPERATION_NAME = "gen_ai.operation.name"
 OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
 TRACELOOP_SPAN_KIND = "traceloop.span.kind"
+#: Spans of these kinds may carry the usage of the model calls below them (agent frameworks
+#: sum their children's usage on the agent or chain span). Their usage counts only for a trace
+#: whose model calls carry none: usage is counted at the model-call spans.
+AGGREGATE_OPERATIONS: frozenset[str] = frozenset({"invoke_agent", "create_agent", "invoke_workflow"})
+AGGREGATE_OPENINFERENCE_KINDS: frozenset[str] = frozenset({"AGENT", "CHAIN"})
+AGGREGATE_TRACELOOP_KINDS: frozenset[str] = frozenset({"workflow", "agent", "task"})
 AGENT_NAME = "gen_ai.agent.name"
 TOOL_NAME = "gen_ai.tool.name"
 SERVICE_NAME = "service.name"

@@ -84,7 +84,7 @@ class SessionSpanProcessor(SpanProcessor):
     Where the values come from, first value wins (an attribute a span already has is never
     overwritten):
 
-    1. the span's own attributes at start: other tools' aliases (``spec/conventions.md``,
+    1. the span's own attributes at start: other tools' aliases (``docs/conventions.md``,
        ``attributes.ID_ALIASES``) are copied onto the canonical names, originals kept;
     2. the session entered with ``session(...)`` in this process;
     3. with ``baggage=True``: W3C baggage of the parent context (a downstream service);

@@ -2,7 +2,8 @@
 
 ``otel-sessions serve`` runs the service; every flag defaults from its ``OTEL_SESSIONS_*``
 env var (``otel-sessions serve --help`` lists them with their defaults). The lookup commands
-(``sessions``, ``threads``, ``users``, ``grpc``) live in lookup_cli.py, ``demo`` in demo.py.
+(``sessions``, ``threads``, ``users``) live in commands.py, with the REST client in client.py and
+the rendering in render.py; ``grpc`` in grpc_command.py, ``demo`` in demo.py.
 """
 
 from __future__ import annotations

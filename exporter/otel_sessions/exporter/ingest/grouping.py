@@ -15,6 +15,8 @@ batch is one script call. Attribute names and their precedence: ``docs/conventio
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
@@ -30,6 +32,7 @@ __all__ = ["BatchBuilder"]
 _ERROR = int(SpanFlags.ERROR)
 _ROOT = int(SpanFlags.ROOT)
 _ESTIMATED = int(SpanFlags.COST_ESTIMATED)
+_AGGREGATE = int(SpanFlags.AGGREGATE)
 _MODEL, _SERVICE, _AGENT, _TOOL = (LABEL_KINDS[k] for k in ("model", "service", "agent", "tool"))
 
 _STATUS_ERROR = 2
@@ -38,8 +41,9 @@ _ZERO_SPAN = bytes(8)
 
 # Attribute key -> (slot, rank). Lower rank wins within a slot.
 _S_SESSION, _S_THREAD, _S_USER, _S_NAME, _S_IN, _S_OUT, _S_COST, _S_MODEL = range(8)
-_S_AGENT, _S_TOOL, _S_PREVIOUS, _S_ESCALATED = range(8, 12)
-_N_SLOTS = 12
+_S_AGENT, _S_TOOL, _S_PREVIOUS, _S_ESCALATED, _S_CACHE_READ, _S_CACHE_WRITE, _S_REASONING = range(8, 15)
+_S_OPERATION, _S_OI_KIND, _S_TL_KIND = range(15, 18)
+_N_SLOTS = 18
 _SLOTS: dict[str, tuple[int, int]] = {}
 for _slot, _names in (
     (_S_SESSION, attr.SESSION_ID_ALIASES[:-1]),  # the conversation id is a fallback, handled below
@@ -54,6 +58,12 @@ for _slot, _names in (
     (_S_TOOL, (attr.TOOL_NAME,)),
     (_S_PREVIOUS, (attr.SESSION_PREVIOUS_ID,)),
     (_S_ESCALATED, (attr.SESSION_ESCALATED,)),
+    (_S_CACHE_READ, attr.CACHE_READ_TOKENS),
+    (_S_CACHE_WRITE, attr.CACHE_WRITE_TOKENS),
+    (_S_REASONING, attr.REASONING_TOKENS),
+    (_S_OPERATION, (attr.OPERATION_NAME,)),
+    (_S_OI_KIND, (attr.OPENINFERENCE_SPAN_KIND,)),
+    (_S_TL_KIND, (attr.TRACELOOP_SPAN_KIND,)),
 ):
     for _rank, _name in enumerate(_names):
         _SLOTS.setdefault(_name, (_slot, _rank))
@@ -71,18 +81,35 @@ def _text(value) -> str | None:
     return None
 
 
-def _number(value) -> float:
+#: Largest token count kept (exact in a double, so in Redis' Lua numbers); larger is invalid.
+MAX_TOKENS = 2**53 - 1
+#: Largest cost kept, USD per span; larger, negative or not finite is invalid.
+MAX_COST_USD = 1e9
+#: Latest time kept, µs since the epoch (2^53 - 1, in the year 2255: exact in a double, so in
+#: Redis' Lua numbers); later times are clamped.
+MAX_TIME_US = 2**53 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _number(value) -> float | None:
+    """An AnyValue as a number (ints, doubles, numeric strings), None when it is not one."""
     kind = value.WhichOneof("value")
     if kind == "int_value":
-        return float(value.int_value)
+        return value.int_value
     if kind == "double_value":
         return value.double_value
     if kind == "string_value":
         try:
             return float(value.string_value)
         except ValueError:
-            return 0.0
-    return 0.0
+            return None
+    return None
+
+
+def _clean(text: str) -> str:
+    """``text`` with control characters (C0, DEL, C1) replaced by U+FFFD: what labels and
+    metadata keep (they are shown and used as field names, never split by such a byte)."""
+    return text if text.isprintable() or not _CONTROL.search(text) else _CONTROL.sub("\ufffd", text)
 
 
 class BatchBuilder:
@@ -112,7 +139,7 @@ class BatchBuilder:
                 if kv.key == attr.SERVICE_NAME:
                     service = kv.value.string_value
                     break
-            service_label = _SERVICE + service if service else None
+            service_label = _SERVICE + _clean(service[:256]) if service else None
             operations = batch.operations.setdefault(service or "", set())
             resource_bytes = resource.SerializeToString()
             for ss in rs.scope_spans:
@@ -180,7 +207,7 @@ class BatchBuilder:
             group.user_id = self._valid(batch, _text(found[_S_USER]))
         if group.name is None and found[_S_NAME] is not None:
             name = _text(found[_S_NAME])
-            group.name = name[:1024] if name else None
+            group.name = _clean(name[:1024]) if name else None
         if group.previous_id is None and found[_S_PREVIOUS] is not None:
             group.previous_id = self._valid(batch, _text(found[_S_PREVIOUS]))
         if found[_S_ESCALATED] is not None:
@@ -192,8 +219,9 @@ class BatchBuilder:
                 if text is None:
                     kind = value.WhichOneof("value")
                     text = str(getattr(value, kind)) if kind in ("bool_value", "double_value") else None
+                meta_key = _clean(meta_key[:128])
                 if text is not None and meta_key not in group.metadata and len(group.metadata) < 64:
-                    group.metadata[meta_key[:128]] = text[:1024]
+                    group.metadata[meta_key] = _clean(text[:1024])
 
         # --- facts -------------------------------------------------------------------------
         flags = _ERROR if span.status.code == _STATUS_ERROR else 0
@@ -205,38 +233,89 @@ class BatchBuilder:
                 elif event_name == attr.SESSION_END_EVENT:
                     group.ended = True
         root_name = None
-        if not span.parent_span_id:
+        parent = span.parent_span_id
+        if not parent or parent == _ZERO_SPAN:  # an all-zero parent id is no parent (invalid id)
             flags |= _ROOT
             root_name = span.name
-        value = found[_S_IN]
-        in_tokens = _number(value) if value is not None else 0.0
-        value = found[_S_OUT]
-        out_tokens = _number(value) if value is not None else 0.0
+        tin = self._tokens(batch, span, found[_S_IN])
+        tout = self._tokens(batch, span, found[_S_OUT])
         value = found[_S_MODEL]
         model = _text(value) if value is not None else None
         if model:
-            group.labels.add(_MODEL + model[:256])
-        if found[_S_COST] is not None:
-            cost = _number(found[_S_COST])
-        elif model and (in_tokens or out_tokens):
-            estimate = self.prices.estimate(model, in_tokens, out_tokens)
-            cost = estimate or 0.0
-            if estimate is not None:
-                flags |= _ESTIMATED
-        else:
+            model = _clean(model[:256])
+            group.labels.add(_MODEL + model)
+        cread = cwrite = reasoning = 0
+        if tin or tout:
+            cread = self._tokens(batch, span, found[_S_CACHE_READ])
+            cwrite = self._tokens(batch, span, found[_S_CACHE_WRITE])
+            reasoning = self._tokens(batch, span, found[_S_REASONING])
+        cost = self._cost(batch, span, found[_S_COST]) if found[_S_COST] is not None else None
+        if cost is None:
             cost = 0.0
+            if model and (tin or tout):
+                estimate = self.prices.estimate(model, tin, tout, cread, cwrite)
+                if estimate is not None:
+                    cost = estimate
+                    flags |= _ESTIMATED
+        if (tin or tout or cost) and self._aggregates(found):
+            flags |= _AGGREGATE
         if found[_S_AGENT] is not None:
-            group.labels.add(_AGENT + found[_S_AGENT].string_value[:256])
+            group.labels.add(_AGENT + _clean(found[_S_AGENT].string_value[:256]))
         if found[_S_TOOL] is not None:
-            group.labels.add(_TOOL + found[_S_TOOL].string_value[:256])
+            group.labels.add(_TOOL + _clean(found[_S_TOOL].string_value[:256]))
         if service_label:
             group.labels.add(service_label)
 
         start = span.start_time_unix_nano // 1000
         end = span.end_time_unix_nano // 1000
+        if start > MAX_TIME_US or end > MAX_TIME_US:
+            self._invalid(batch, span, "time after the year 2255 (clamped)")
+            start, end = min(start, MAX_TIME_US), min(end, MAX_TIME_US)
         group.spans.append(SpanRecord(key, span.SerializeToString(), span_digest(trace_id, span_id), trace_id,
-                                      span_id, flags, start, end if end > start else start, in_tokens, out_tokens,
-                                      cost, root_name))
+                                      span_id, flags, start, end if end > start else start, tin, tout, cost, cread,
+                                      cwrite, reasoning, root_name))
+
+    @staticmethod
+    def _aggregates(found: list) -> bool:
+        """True for a span whose usage sums its children's (an agent, chain or workflow span)."""
+        value = found[_S_OPERATION]
+        if value is not None and value.string_value in attr.AGGREGATE_OPERATIONS:
+            return True
+        value = found[_S_OI_KIND]
+        if value is not None and value.string_value.upper() in attr.AGGREGATE_OPENINFERENCE_KINDS:
+            return True
+        value = found[_S_TL_KIND]
+        return value is not None and value.string_value.lower() in attr.AGGREGATE_TRACELOOP_KINDS
+
+    def _tokens(self, batch: Batch, span, value) -> int:
+        """A token count: a whole number from 0 to :data:`MAX_TOKENS`; anything else is
+        dropped (0), counted and said in the response."""
+        if value is None:
+            return 0
+        number = _number(value)
+        if number is None:
+            return 0
+        if isinstance(number, int):
+            if 0 <= number <= MAX_TOKENS:
+                return number
+        elif math.isfinite(number) and 0 <= number <= MAX_TOKENS:
+            return int(number)
+        self._invalid(batch, span, "token count not a whole number from 0 to 2^53 (dropped)")
+        return 0
+
+    def _cost(self, batch: Batch, span, value) -> float | None:
+        """A cost in USD from 0 to :data:`MAX_COST_USD`; else None (dropped, counted, said)."""
+        number = _number(value)
+        if number is not None and math.isfinite(number) and 0 <= number <= MAX_COST_USD:
+            return float(number)
+        self._invalid(batch, span, "cost not a finite amount from 0 to 1e9 USD (dropped)")
+        return None
+
+    @staticmethod
+    def _invalid(batch: Batch, span, problem: str) -> None:
+        batch.invalid_values += 1
+        if len(batch.errors) < 5:
+            batch.errors.append(f"span {span.name[:64]!r}: {problem}")
 
     def _valid(self, batch: Batch, value: str | None) -> str | None:
         if value is None or self._is_valid(value):

@@ -9,8 +9,9 @@ acknowledges (returns a response) only after all of that succeeded; a Redis fail
 propagates as :class:`~.errors.StoreUnavailable`, which the receivers answer as retryable.
 
 After a request is stored, each hook in :attr:`Ingestor.after_store` gets a
-:class:`StoredBatch`: the request's bytes and what grouping learnt (sessions, span -> session,
-services and operations), so no hook parses or hashes the request again to learn them.
+:class:`StoredBatch`: the request's bytes and what grouping and writing learnt (sessions,
+span -> session, trace -> session, the spans the store parked for joining, services and
+operations), so no hook parses or hashes the request again to learn them.
 """
 
 from __future__ import annotations
@@ -45,17 +46,33 @@ class StoredBatch:
     :attr:`body`: the request as serialized OTLP protobuf (the bytes received, or serialized on
     first use when the request came as JSON); ``span_count``: its spans (refused ones
     included); ``sessions``: session id -> (thread id, user id) named in the request;
-    ``operations``: service name ("" when none) -> {(span kind, span name)};
-    :attr:`span_sessions`: trace id + span id (24 bytes) -> session, for every span whose
-    session is known now (built on first use)."""
+    ``operations``: service name ("" when none) -> {(span kind, span name)}.
 
-    def __init__(self, body: bytes | None, request: ExportTraceServiceRequest | None, batch: Batch) -> None:
+    Built on first use (a hook that does not ask pays nothing):
+
+    * :attr:`span_sessions`: trace id + span id (24 bytes) -> session, for every span whose
+      session is known now: it named one, its trace named one in the request, or the store
+      (or this process's earlier claim) named its trace's owner while the request was written;
+    * :attr:`trace_owners`: trace id -> session, for every trace of the request whose session
+      is known now (the store's answer where it gave one: the first claim of a trace wins);
+    * :attr:`parked`: trace id -> the 24-byte keys of the request's spans whose trace had
+      named no session anywhere when the request was stored (the store parked them until a
+      span of the trace names one; a span repeated in the request is listed twice)."""
+
+    def __init__(self, body: bytes | None, batch: Batch, request: ExportTraceServiceRequest | None = None) -> None:
+        """``body`` the request's bytes, or None with ``request`` given (serialized on first use)."""
         self._body = body
         self._request = request
         self.span_count = batch.span_count + batch.rejected
         self.sessions = {sid: (g.thread_id, g.user_id) for sid, g in batch.sessions.items()}
         self.operations = batch.operations
         self._batch = batch
+
+    @property
+    def any_session(self) -> bool:
+        """True when some span of the request has a known session (cheap)."""
+        batch = self._batch
+        return bool(self.sessions) or any(trace_id in batch.owners for trace_id in batch.orphans)
 
     @cached_property
     def body(self) -> bytes:
@@ -65,8 +82,28 @@ class StoredBatch:
 
     @cached_property
     def span_sessions(self) -> dict[bytes, str]:
-        return {record.trace_id + record.span_id: session_id
-                for session_id, group in self._batch.sessions.items() for record in group.spans}
+        batch = self._batch
+        out = {record.trace_id + record.span_id: session_id
+               for session_id, group in batch.sessions.items() for record in group.spans}
+        for trace_id, group in batch.orphans.items():
+            owner = batch.owners.get(trace_id)
+            if owner is not None:
+                for record in group.spans:
+                    out.setdefault(record.trace_id + record.span_id, owner)
+        return out
+
+    @cached_property
+    def trace_owners(self) -> dict[bytes, str]:
+        batch = self._batch
+        if not batch.owners:
+            return batch.trace_sessions
+        return {**batch.trace_sessions, **batch.owners}
+
+    @cached_property
+    def parked(self) -> dict[bytes, list[bytes]]:
+        batch = self._batch
+        return {trace_id: [record.trace_id + record.span_id for record in group.spans]
+                for trace_id, group in batch.orphans.items() if trace_id not in batch.owners}
 
 
 #: Called after a request was stored; must not block (queue work instead) and never raises.
@@ -93,6 +130,8 @@ class Ingestor:
         METRICS.spans_received.inc(batch.span_count + batch.rejected)
         if batch.invalid_ids:
             METRICS.invalid_ids.inc(batch.invalid_ids)
+        if batch.invalid_values:
+            METRICS.invalid_values.inc(batch.invalid_values)
         try:
             result = await self.write(batch)
         except StoreUnavailable:
@@ -111,17 +150,24 @@ class Ingestor:
         if batch.rejected:
             METRICS.spans_rejected.inc(batch.rejected)
             response.partial_success.rejected_spans = batch.rejected
+        if batch.errors:  # refused spans, or values dropped from kept spans (a warning, per OTLP)
             response.partial_success.error_message = "; ".join(batch.errors)
         return response
 
     async def write(self, batch: Batch) -> WriteResult:
-        """Write a grouped batch (it is this ingestor's own object: regrouping changes it)."""
+        """Write a grouped batch (it is this ingestor's own object: regrouping changes it).
+
+        Afterwards ``batch.owners`` holds the session of every trace the store (or this
+        process's earlier claim) named an owner for, and ``batch.orphans`` the orphan groups
+        not written straight into a session known before the write: those whose trace is in
+        ``batch.owners`` joined it through the store, the others were parked."""
         result = WriteResult()
         result.spans_joined += batch.join_local()
         now_ms = int(time.time() * 1000)
         for trace_id in list(batch.orphans):
             owner = self.store.known_owner(trace_id, now_ms)
             if owner is not None:
+                batch.owners[trace_id] = owner
                 self._adopt(batch.sessions, owner, batch.orphans.pop(trace_id), result)
 
         pending = [(sid, group) for sid, group in batch.sessions.items() if group.spans]
@@ -135,7 +181,8 @@ class Ingestor:
         for trace_id in joined.parked:
             result.spans_parked += batch.orphans[trace_id].span_count
         for trace_id, owner in joined.owners.items():
-            orphan = batch.orphans.pop(trace_id, None)
+            batch.owners[trace_id] = owner
+            orphan = batch.orphans.get(trace_id)  # left in place: the hooks see it joined
             if orphan is not None:
                 self._adopt(adopted, owner, orphan, result)
             batch.trace_sessions.setdefault(trace_id, owner)
@@ -182,7 +229,7 @@ class Ingestor:
         result.spans_joined += group.span_count
 
     async def _run_hooks(self, request: ExportTraceServiceRequest | None, body: bytes | None, batch: Batch) -> None:
-        stored = StoredBatch(body, request, batch)
+        stored = StoredBatch(body, batch, request)
         for hook in self.after_store:
             try:
                 outcome = hook(stored)

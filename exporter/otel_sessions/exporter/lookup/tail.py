@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from otel_sessions.exporter.store.codec import decode_chunks
-from otel_sessions.exporter.store.sessions import SessionStore, drop_seen_spans
+from otel_sessions.exporter.store.codec import decode_chunks, drop_seen_spans
+from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["SessionTail"]
 

@@ -1,6 +1,6 @@
 """gRPC ``otel_sessions.v1.SessionService`` (proto/otel_sessions/v1/session_service.proto).
 
-The same lookups as the REST API (query.py, tail.py), with the error table's gRPC codes:
+The same lookups as the REST API (lookup/queries.py, lookup/tail.py), with the error table's gRPC codes:
 ``NOT_FOUND`` for unknown sessions and threads, ``INVALID_ARGUMENT`` for bad requests (the
 message names the field), ``UNAVAILABLE`` when Redis fails, ``UNAUTHENTICATED`` without the
 query token, ``INTERNAL`` for a bug.
@@ -59,7 +59,8 @@ def session_to_proto(s: SessionSummary) -> pb.Session:
         input_tokens=_u64(s.input_tokens), output_tokens=_u64(s.output_tokens), total_tokens=_u64(s.total_tokens),
         cost_usd=s.cost_usd, cost_estimated=s.cost_estimated, models=s.models, services=s.services,
         agents=s.agents, tools=s.tools, metadata=s.metadata, truncated=s.truncated,
-        spans_dropped=_u64(s.spans_dropped),
+        spans_dropped=_u64(s.spans_dropped), cache_read_tokens=_u64(s.cache_read_tokens),
+        cache_write_tokens=_u64(s.cache_write_tokens), reasoning_tokens=_u64(s.reasoning_tokens),
     )
     if s.traces is not None:
         message.traces.extend(_trace_to_proto(t) for t in s.traces)

@@ -26,7 +26,8 @@ from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.ingest.otlp_grpc import TRACE_SERVICE, trace_service_handler
 from otel_sessions.exporter.ingest.pricing import PriceTable
-from otel_sessions.exporter.jaeger.api import JaegerIndex, jaeger_routes
+from otel_sessions.exporter.jaeger.index import JaegerIndex
+from otel_sessions.exporter.jaeger.routes import jaeger_routes
 from otel_sessions.exporter.serve.app import create_app
 from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_session_service
 from otel_sessions.exporter.serve.rest import lookup_routes

@@ -169,7 +169,7 @@ async def page(_request: web.Request) -> web.Response:
 
 
 def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Application], None]:
-    """A route adder for :func:`receiver_http.create_app` (``extra_routes``)."""
+    """A route adder for :func:`otel_sessions.exporter.serve.app.create_app` (``extra_routes``)."""
 
     def add(app: web.Application) -> None:
         app[STORE] = store

@@ -83,6 +83,11 @@ OPTIONS: tuple[Option, ...] = (
            "Longest time a batch is retried (with backoff) before a --forward destination drops it."),
     Option("forward_timeout", "--forward-timeout", "OTEL_SESSIONS_FORWARD_TIMEOUT", "10s",
            "Timeout of one export request to a --forward destination."),
+    Option("forward_join_wait", "--forward-join-wait", "OTEL_SESSIONS_FORWARD_JOIN_WAIT", "5s",
+           "Longest time forwarding holds spans whose trace has named no session yet, so they go on "
+           "with their session.id once it does; 0 turns holding off."),
+    Option("forward_join_max_spans", "--forward-join-max-spans", "OTEL_SESSIONS_FORWARD_JOIN_MAX_SPANS", 20_000,
+           "Most spans held for --forward-join-wait at once; beyond it spans are forwarded as they are."),
     Option("retention", "--retention", "OTEL_SESSIONS_RETENTION", "24h",
            "Sliding TTL of every key of a session; receivers sharing a Redis use the same value."),
     Option("thread_idle", "--thread-idle", "OTEL_SESSIONS_THREAD_IDLE", "1h",
@@ -140,6 +145,8 @@ class Settings:
     forward_queue: int
     forward_retry_max: float
     forward_timeout: float
+    forward_join_wait: float
+    forward_join_max_spans: int
     retention: float
     thread_idle: float
     idle_after: float
@@ -164,7 +171,8 @@ class Settings:
 
     def forward_settings(self) -> ForwardSettings:
         return ForwardSettings(urls=self.forward, max_queued_spans=self.forward_queue,
-                               retry_max_s=self.forward_retry_max, timeout_s=self.forward_timeout)
+                               retry_max_s=self.forward_retry_max, timeout_s=self.forward_timeout,
+                               join_wait_s=self.forward_join_wait, join_max_spans=self.forward_join_max_spans)
 
     @classmethod
     def resolve(cls, args: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -200,6 +208,12 @@ class Settings:
             if seconds <= 0:
                 raise fail(name, "must be greater than zero")
             values[name] = seconds
+        try:
+            values["forward_join_wait"] = parse_duration(raw["forward_join_wait"])
+        except ValueError as exc:
+            raise fail("forward_join_wait", f"{exc}; 0 turns it off") from None
+        if values["forward_join_wait"] > 3600:
+            raise fail("forward_join_wait", "must be at most 1h")
         if values["abandon_after"] < values["idle_after"]:
             raise fail("abandon_after", "must not be shorter than --idle-after")
 
@@ -210,7 +224,7 @@ class Settings:
                 raise fail(name, str(exc)) from None
 
         for name, low in (("max_request_bytes", 1024), ("max_spans_per_session", 1), ("max_id_length", 1),
-                          ("workers", 1), ("forward_queue", 1)):
+                          ("workers", 1), ("forward_queue", 1), ("forward_join_max_spans", 1)):
             try:
                 number = int(raw[name])
             except (TypeError, ValueError):

@@ -3,17 +3,21 @@
 A chunk holds the spans of one session from one export request, with the figures of each
 of their traces, compressed together::
 
-    byte 0       format: 3 = a Zstandard frame, level 3, with :data:`ZDICT` as its raw-content
-                 dictionary (written); 2 = raw deflate with the preset dictionary :data:`ZDICT`;
-                 1 = raw deflate without dictionary and without trace table (2 and 1 read only)
+    byte 0       format: 4 = a Zstandard frame, level 3, with :data:`ZDICT` as its raw-content
+                 dictionary, trace entries with the aggregate usage (written); 3 = the same
+                 with a 16-bit trace count and no aggregate usage (read only)
     bytes 1..4   span count, unsigned big-endian (the store's script reads it)
     bytes 5..    compressed:
-                   uint16 trace count, then per trace :data:`TRACE_ENTRY` + root span name;
+                   uint32 trace count, then per trace :data:`TRACE_ENTRY` + root span name;
                    then the protobuf encoding of a ``TracesData`` message with the spans
                    (resource and scope written once per group)
 
 Zstandard at level 3 with the dictionary makes chunks 3% smaller than deflate at level 1 with
 it, at 40% of deflate's CPU (``bench/codec.py``).
+
+A trace entry keeps two usages: the usage of its model-call spans, and the largest usage an
+aggregating span (an agent or chain that sums its children) carried. A trace's usage is the
+first when any model call carried usage, else the second (``docs/conventions.md``).
 
 Serialized ``TracesData`` messages concatenate into one valid message, so a session's spans
 are ``TracesData.FromString(b"".join(span bodies))``. Building the fragment by hand from
@@ -28,30 +32,33 @@ from __future__ import annotations
 
 import struct
 import sys
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 if sys.version_info >= (3, 14):
     from compression import zstd
 else:  # the standard library's module, backported
     from backports import zstd
 
-__all__ = ["ChunkGroup", "TraceFigures", "encode_chunk", "decode_chunks", "chunk_traces", "CHUNK_HEADER",
-           "TRACE_ENTRY", "ZDICT"]
+__all__ = ["ChunkGroup", "TraceFigures", "encode_chunk", "decode_chunks", "chunk_traces", "dedupe_spans",
+           "drop_seen_spans", "CHUNK_HEADER", "TRACE_ENTRY", "ZDICT"]
 
 CHUNK_HEADER = struct.Struct(">BI")
-#: trace id, start µs, end µs, spans, errors, input tokens, output tokens, cost USD, name length
-TRACE_ENTRY = struct.Struct(">16sqqIIqqdB")
-_COUNT = struct.Struct(">H")
-_FORMAT_DEFLATE = 1
-_FORMAT_DICT = 2
-_FORMAT_ZSTD = 3
+#: trace id, start µs, end µs, spans, errors, input tokens, output tokens, cost USD (model
+#: calls), input tokens, output tokens, cost USD (largest aggregating span), name length
+TRACE_ENTRY = struct.Struct(">16sqqIIqqdqqdB")
+_COUNT = struct.Struct(">I")
+_FORMAT = 4
+_FORMAT_3 = 3  # read only
+_TRACE_ENTRY_3 = struct.Struct(">16sqqIIqqdB")
+_COUNT_3 = struct.Struct(">H")
 _ZSTD_LEVEL = 3
 
-#: Preset dictionary of format 2: OpenTelemetry semantic-convention keys and values that
+#: Raw-content dictionary of the Zstandard frames: OpenTelemetry semantic-convention keys and values that
 #: LLM/agent spans repeat (GenAI, OpenInference, Traceloop, HTTP, exceptions, resources).
-#: It gives matches from the first span on; it can never change for formats 2 and 3.
+#: It gives matches from the first span on; it can never change for formats 3 and 4.
 ZDICT = "\x00".join((
     "telemetry.sdk.language", "python", "telemetry.sdk.name", "opentelemetry", "telemetry.sdk.version",
     "service.name", "service.version", "service.namespace", "service.instance.id",
@@ -95,7 +102,9 @@ ChunkGroup = tuple[bytes, str, bytes, str, Sequence[bytes]]
 
 @dataclass
 class TraceFigures:
-    """What one chunk (or, summed, a whole session) holds of one trace."""
+    """What one chunk (or, summed, a whole session) holds of one trace. ``input_tokens``,
+    ``output_tokens`` and ``cost`` are the model calls' usage; ``agg_*`` the largest usage an
+    aggregating span carried (see :attr:`usage`)."""
 
     start_us: int
     end_us: int
@@ -105,6 +114,9 @@ class TraceFigures:
     output_tokens: int
     cost: float
     root_name: str
+    agg_input_tokens: int = 0
+    agg_output_tokens: int = 0
+    agg_cost: float = 0.0
 
     def add(self, other: TraceFigures) -> None:
         self.start_us = min(self.start_us, other.start_us)
@@ -115,6 +127,18 @@ class TraceFigures:
         self.output_tokens += other.output_tokens
         self.cost += other.cost
         self.root_name = self.root_name or other.root_name
+        mine, theirs = self.agg_input_tokens + self.agg_output_tokens, other.agg_input_tokens + other.agg_output_tokens
+        if theirs > mine or (theirs == mine and other.agg_cost > self.agg_cost):  # as write_session.lua
+            self.agg_input_tokens, self.agg_output_tokens = other.agg_input_tokens, other.agg_output_tokens
+            self.agg_cost = other.agg_cost
+
+    @property
+    def usage(self) -> tuple[int, int, float]:
+        """(input tokens, output tokens, cost USD) the trace counts: its model calls' usage,
+        or, when none carried any, its largest aggregating span's."""
+        if self.input_tokens or self.output_tokens or self.cost:
+            return self.input_tokens, self.output_tokens, self.cost
+        return self.agg_input_tokens, self.agg_output_tokens, self.agg_cost
 
 
 def _varint(value: int) -> bytes:
@@ -161,36 +185,36 @@ def chunk_content(groups: Sequence[ChunkGroup], trace_table: Sequence[bytes]) ->
 def encode_chunk(groups: Sequence[ChunkGroup], span_count: int, trace_table: Sequence[bytes]) -> bytes:
     """A stored chunk (see the module docstring): ``trace_table`` holds packed trace entries."""
     data = chunk_content(groups, trace_table)
-    return CHUNK_HEADER.pack(_FORMAT_ZSTD, span_count) + _COMPRESSOR.compress(data, _FLUSH_FRAME)
+    return CHUNK_HEADER.pack(_FORMAT, span_count) + _COMPRESSOR.compress(data, _FLUSH_FRAME)
 
 
 def trace_entry(trace_id: bytes, start: int, end: int, spans: int, errors: int, tin: float, tout: float,
-                cost: float, root_name: str) -> bytes:
+                cost: float, root_name: str, agg_in: float = 0, agg_out: float = 0, agg_cost: float = 0.0) -> bytes:
     name = root_name.encode()[:255]
-    return TRACE_ENTRY.pack(trace_id, start, end, spans, errors, int(tin), int(tout), cost, len(name)) + name
+    return TRACE_ENTRY.pack(trace_id, start, end, spans, errors, int(tin), int(tout), cost, int(agg_in),
+                            int(agg_out), agg_cost, len(name)) + name
 
 
 def _inflate(chunk: bytes) -> tuple[int, bytes]:
     fmt, _count = CHUNK_HEADER.unpack_from(chunk)
-    if fmt == _FORMAT_ZSTD:
+    if fmt in (_FORMAT, _FORMAT_3):
         return fmt, zstd.decompress(chunk[CHUNK_HEADER.size:], zstd_dict=_ZSTD_DICT)
-    if fmt == _FORMAT_DICT:
-        return fmt, zlib.decompressobj(-15, zdict=ZDICT).decompress(chunk[CHUNK_HEADER.size:])
-    if fmt == _FORMAT_DEFLATE:
-        return fmt, zlib.decompress(chunk[CHUNK_HEADER.size:], -15)
     raise ValueError(f"unknown chunk format {fmt}")
+
+
+def _layout(fmt: int) -> tuple[struct.Struct, struct.Struct]:
+    return (_COUNT, TRACE_ENTRY) if fmt == _FORMAT else (_COUNT_3, _TRACE_ENTRY_3)
 
 
 def _split(fmt: int, data: bytes) -> tuple[memoryview, memoryview]:
     """(trace table, TracesData fragment) of an inflated chunk."""
     view = memoryview(data)
-    if fmt == _FORMAT_DEFLATE:
-        return view[:0], view
-    (count,) = _COUNT.unpack_from(data)
-    offset = _COUNT.size
+    count_struct, entry = _layout(fmt)
+    (count,) = count_struct.unpack_from(data)
+    offset = count_struct.size
     for _ in range(count):
-        offset += TRACE_ENTRY.size + data[offset + TRACE_ENTRY.size - 1]
-    return view[_COUNT.size:offset], view[offset:]
+        offset += entry.size + data[offset + entry.size - 1]
+    return view[count_struct.size:offset], view[offset:]
 
 
 def decode_chunks(chunks: Iterable[bytes]) -> bytes:
@@ -199,20 +223,61 @@ def decode_chunks(chunks: Iterable[bytes]) -> bytes:
 
 
 def chunk_traces(chunks: Iterable[bytes]) -> dict[bytes, TraceFigures]:
-    """Per-trace figures summed over ``chunks`` (format-1 chunks carry none)."""
+    """Per-trace figures summed over ``chunks``."""
     out: dict[bytes, TraceFigures] = {}
-    size = TRACE_ENTRY.size
     for chunk in chunks:
-        table = _split(*_inflate(chunk))[0]
+        fmt, data = _inflate(chunk)
+        table = _split(fmt, data)[0]
+        entry = _layout(fmt)[1]
+        size = entry.size
         offset = 0
         while offset < len(table):
-            tid, start, end, spans, errors, tin, tout, cost, n = TRACE_ENTRY.unpack_from(table, offset)
+            values = entry.unpack_from(table, offset)
+            n = values[-1]
             name = bytes(table[offset + size:offset + size + n]).decode(errors="replace")
             offset += size + n
-            figures = TraceFigures(start, end, spans, errors, tin, tout, cost, name)
+            tid, start, end, spans, errors, tin, tout, cost = values[:8]
+            figures = TraceFigures(start, end, spans, errors, tin, tout, cost, name, *values[8:-1])
             known = out.get(tid)
             if known is None:
                 out[tid] = figures
             else:
                 known.add(figures)
     return out
+
+
+def dedupe_spans(data: TracesData) -> TracesData:
+    """Drop repeated spans (same trace and span id) that partially retried writes stored twice."""
+    seen: set[bytes] = set()
+    duplicate = False
+    for rs in data.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key in seen:
+                    duplicate = True
+                seen.add(key)
+    if not duplicate:
+        return data
+    return drop_seen_spans(data, set()) or TracesData()
+
+
+def drop_seen_spans(data: TracesData, seen: set[bytes]) -> TracesData | None:
+    """``data`` without spans whose trace and span id are in ``seen``, and without repeats;
+    adds the ids it keeps to ``seen``. None when no span is left."""
+    out = TracesData()
+    for rs in data.resource_spans:
+        keep_rs = None
+        for ss in rs.scope_spans:
+            fresh = []
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(span)
+            if fresh:
+                if keep_rs is None:
+                    keep_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
+                keep_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=fresh)
+    return out if out.resource_spans else None
+

@@ -33,6 +33,8 @@ __all__ = ["RedisGateway", "Script", "SCRIPTS", "unavailable_condition"]
 
 log = logging.getLogger(__name__)
 
+#: Commands in flight at once on a Redis Cluster client (see :class:`_CommandList`).
+CLUSTER_CONCURRENCY = 32
 #: Every Lua script of the store, by name (``lua/<name>.lua``).
 SCRIPTS = ("write_session", "update_indexes", "join_traces", "delete_session", "record_operations")
 
@@ -149,6 +151,18 @@ class RedisGateway:
                 raise self._mapped(exc) from exc
         raise AssertionError("unreachable")
 
+    def slot_calls(self, head: list[Any], blocks: list[tuple[list, list]]) -> list[tuple[list, list]]:
+        """Script calls (keys, args) from blocks of keys of one slot each: one call per block
+        on a cluster (a script's keys must share a slot), else one call with every block;
+        ``head`` starts the args of each call."""
+        if self.is_cluster:
+            return [(keys, head + args) for keys, args in blocks]
+        keys, args = [], list(head)
+        for block_keys, block_args in blocks:
+            keys += block_keys
+            args += block_args
+        return [(keys, args)] if keys else []
+
     async def call(self, command: str, *args: Any, **options: Any) -> Any:
         """One command (``await gateway.call("lrange", key, 0, -1)``), errors mapped."""
         try:
@@ -199,7 +213,9 @@ class Subscription:
 
 
 class _CommandList:
-    """Records pipeline-style calls (``pipe.evalsha(...)``) to run them on a cluster client."""
+    """Records pipeline-style calls (``pipe.evalsha(...)``) to run them on a cluster client,
+    concurrently but at most :data:`CLUSTER_CONCURRENCY` at once (a read of every trace-map
+    epoch is ~150 commands; the client's pool per node is 100 connections)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple, dict]] = []
@@ -212,5 +228,10 @@ class _CommandList:
         return record
 
     async def run(self, client) -> list[Any]:
-        return list(await asyncio.gather(*(getattr(client, name)(*args, **kwargs)
-                                           for name, args, kwargs in self.calls)))
+        limit = asyncio.Semaphore(CLUSTER_CONCURRENCY)
+
+        async def one(name: str, args: tuple, kwargs: dict) -> Any:
+            async with limit:
+                return await getattr(client, name)(*args, **kwargs)
+
+        return list(await asyncio.gather(*(one(*call) for call in self.calls)))

@@ -4,7 +4,9 @@ Layout (``P`` is the key prefix, default ``ots``)::
 
     P:{S}:sum            hash   session summary (counters, flags, labels, metadata)
     P:{S}:chunks         list   compressed span chunks, oldest first
-    P:{S}:ids            string 8-byte digests of stored spans (idempotency) and counted traces
+    P:{S}:ids            string 8-byte digests of stored spans (idempotency), counted traces and
+                                usage markers; for a large session 64 strings P:{S}:ids:0..63
+    P:{S}:agg            hash   usage marker -> aggregating-span usage counted for a trace
     P:{ix:N}:seen        zset   session -> last write (ms); also what prunes expired sessions
     P:{ix:N}:start|end|duration|spans|traces|tokens|cost   zsets for sorting
     P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
@@ -82,10 +84,11 @@ class Keys:
         self.prefix = prefix
 
     # --- one session (one slot) -------------------------------------------------------------
-    def session(self, session_id: str) -> tuple[str, str, str]:
-        """``(summary, chunks, ids)`` keys of a session, in the order the scripts take."""
+    def session(self, session_id: str) -> tuple[str, str, str, str]:
+        """``(summary, chunks, ids, agg)`` keys of a session, in the order the scripts take
+        (the scripts derive the 64 ``ids:N`` bucket keys of a large session from ``ids``)."""
         base = f"{self.prefix}:{{{session_tag(session_id)}}}:"
-        return base + "sum", base + "chunks", base + "ids"
+        return base + "sum", base + "chunks", base + "ids", base + "agg"
 
     def summary(self, session_id: str) -> str:
         return self.session(session_id)[0]

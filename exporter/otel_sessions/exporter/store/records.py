@@ -16,18 +16,21 @@ __all__ = ["SessionWrite", "SessionFigures", "SessionReply", "TraceJoin", "JoinR
 class SessionWrite(NamedTuple):
     """One session's part of a request, ready for ``write_session.lua``.
 
-    Times are µs since the epoch, cost in USD; ``once`` holds the first-value-wins summary
-    fields (id, name, user, thread, prev, ``x:<metadata key>``) and ``labels`` the label fields
+    Times are µs since the epoch; ``counters`` are (summary field, amount) pairs added to the
+    summary (``schema.COUNTERS``: integers, cost in USD); ``markers`` are the usage markers of
+    the traces whose model calls carry usage and ``aggregates`` (marker, input tokens, output
+    tokens, cost) the largest aggregating-span usage of traces whose do not
+    (``docs/conventions.md``, usage); ``once`` holds the first-value-wins summary fields (id,
+    name, user, thread, prev, ``x:<metadata key>``) and ``labels`` the label fields
     (``m:model`` ...), each its own argument."""
 
     session_id: str
     span_count: int
     span_digests: bytes  # span_count x 8 bytes
     trace_digests: bytes  # 8 bytes per distinct trace
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
+    markers: bytes  # 8 bytes per trace whose model calls carry usage
+    aggregates: tuple[tuple[bytes, int, int, float], ...]
+    counters: tuple[tuple[str, int | float], ...]
     start_us: int
     end_us: int
     flags: int  # schema.SessionFlags

@@ -1,15 +1,15 @@
 """The storage vocabulary: every summary field, label kind, flag and sort index, named once.
 
 The Lua scripts use the same names (their headers list them); ``tests/store/test_schema.py``
-checks that every quoted field a script writes or reads is named here, so Python and Lua
-cannot drift apart. The key layout itself is in ``keys.py``; ``docs/storage.md`` explains both.
+checks that every field a script writes or reads is named here and that the index script's
+ZADD flags follow :data:`SORT_INDEXES`, so Python and Lua cannot drift apart. The key layout itself is in ``keys.py``; ``docs/storage.md`` explains both.
 """
 
 from __future__ import annotations
 
 from enum import IntFlag
 
-__all__ = ["Field", "SUMMARY_FIELDS", "LABEL_KINDS", "METADATA_PREFIX", "SORT_INDEXES", "SessionFlags",
+__all__ = ["Field", "SUMMARY_FIELDS", "COUNTERS", "LABEL_KINDS", "METADATA_PREFIX", "SORT_INDEXES", "SessionFlags",
            "SpanFlags", "label"]
 
 
@@ -29,6 +29,9 @@ class Field:
     INPUT = "in"             # input tokens
     OUTPUT = "out"           # output tokens
     COST = "cost"            # USD, "%.12g"
+    CACHE_READ = "cr"        # input tokens read from the prompt cache (part of "in")
+    CACHE_WRITE = "cw"       # input tokens written to the prompt cache (part of "in")
+    REASONING = "rs"         # output tokens spent reasoning (part of "out")
     STORED = "stored"        # span bodies kept in the chunk list
     DROPPED = "dropped"      # span bodies dropped beyond --max-spans-per-session
     SEEN = "seen"            # last write, ms since the epoch
@@ -36,6 +39,8 @@ class Field:
     ESCALATED = "escalated"  # "1": session.escalated=true
     FAILED = "failed"        # "1": a root span ended in ERROR
     COST_ESTIMATED = "est"   # "1": some cost came from the price table
+    DIGEST_LEVEL = "idb"     # k: the digests live in 2^k bucket strings (absent: one string)
+    DIGESTS = "idn"          # digests stored (spans, traces, usage markers), for the buckets' growth
 
 
 SUMMARY_FIELDS: tuple[str, ...] = tuple(v for k, v in vars(Field).items() if k.isupper())
@@ -75,6 +80,11 @@ class SpanFlags(IntFlag):
     ERROR = 1
     ROOT = 2
     COST_ESTIMATED = 4
+    AGGREGATE = 8  # an agent/chain span: its usage sums its children's
+
+#: Counters a write adds to the summary: every one but ``cost`` (USD, a float) is an integer.
+COUNTERS: tuple[str, ...] = (Field.ERRORS, Field.INPUT, Field.OUTPUT, Field.COST, Field.CACHE_READ,
+                             Field.CACHE_WRITE, Field.REASONING)
 
 
 def label(kind: str, value: str) -> str:

@@ -1,6 +1,7 @@
 """The Redis session store: writes what the ingest path grouped, reads sessions back.
 
-Write path of one export request, driven by the ingestor (``ingest.py``), in two round trips:
+Write path of one export request, driven by the ingestor (``ingest/ingestor.py``), in two
+round trips (trace joining itself is in ``joining.py``):
 
 1. :meth:`SessionStore.write`: the trace claims and parked spans of a :class:`TraceJoin`
    (``join_traces.lua``, one call per trace shard) and one ``write_session.lua`` call per
@@ -27,9 +28,10 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from otel_sessions.exporter.errors import StoreUnavailable
-from otel_sessions.exporter.store.codec import chunk_traces, decode_chunks
+from otel_sessions.exporter.store.codec import chunk_traces, decode_chunks, dedupe_spans
 from otel_sessions.exporter.store.gateway import RedisGateway
-from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard, trace_epoch_ms, trace_shard
+from otel_sessions.exporter.store.joining import TraceJoining
+from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard
 from otel_sessions.exporter.store.records import (
     JoinReply,
     SessionFigures,
@@ -40,7 +42,7 @@ from otel_sessions.exporter.store.records import (
 from otel_sessions.exporter.store.redis_client import connect
 from otel_sessions.exporter.store.summary import SessionSummary, TraceSummary
 
-__all__ = ["SessionStore", "StoreSettings", "StoreUnavailable", "dedupe_spans", "drop_seen_spans"]
+__all__ = ["SessionStore", "StoreSettings", "StoreUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -67,17 +69,17 @@ class SessionStore:
         self.thread_idle_ms = int(settings.thread_idle_s * 1000)
         self._write_session = gateway.script("write_session")
         self._update_indexes = gateway.script("update_indexes")
-        self._join_traces = gateway.script("join_traces")
         self._delete_session = gateway.script("delete_session")
         # user/thread/name index entries this process wrote lately: (key, session) -> ms. Those keys
         # get a TTL longer by the slack, so refreshing them at most once per slack/2 is safe.
         self._index_slack_ms = min(60_000, self.thread_idle_ms // 4, self.retention_ms // 4)
         self._index_written: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self.epoch_ms = trace_epoch_ms(self.retention_ms)
-        # trace id -> (session, epoch), for traces this process claimed in the current epoch
-        # (no need to claim them again in it)
-        self._claimed: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
-        self._claimed_max = 100_000
+        self.joining = TraceJoining(gateway, self.keys, self.retention_ms)
+        # trace lookups, for the ingestor, forwarding and the Jaeger API
+        self.known_owner = self.joining.known_owner
+        self.get_trace_session = self.joining.get_trace_session
+        self.get_trace_sessions = self.joining.get_trace_sessions
+        self.get_parked_spans = self.joining.get_parked_spans
 
     @classmethod
     def connect(cls, redis_url: str, settings: StoreSettings, cluster: bool = False) -> SessionStore:
@@ -99,42 +101,39 @@ class SessionStore:
         await self.gateway.close()
 
     # --- write ------------------------------------------------------------------------------
-    def known_owner(self, trace_id: bytes, now_ms: int) -> str | None:
-        """The session this process claimed ``trace_id`` for in the current epoch, if any: its
-        orphan spans can be written straight into it."""
-        owner, epoch = self._claimed.get(trace_id, (None, None))
-        return owner if epoch == now_ms // self.epoch_ms else None
-
     async def write(self, join: TraceJoin | None, sessions: list[SessionWrite],
                     now_ms: int) -> tuple[JoinReply, list[SessionReply]]:
         """Round trip 1: trace joining and session writes in one pipeline (see the module doc).
 
         Raises :class:`StoreUnavailable` when Redis fails; nothing is half-applied that a
         retry would not complete."""
-        epoch = now_ms // self.epoch_ms
-        ops = self._join_ops(join, epoch) if join is not None else {}
-        join_calls = self._join_calls(ops, epoch, now_ms)
+        ops, join_calls = self.joining.calls(join, now_ms) if join is not None else ({}, [])
         if not join_calls and not sessions:
             return JoinReply(), []
         script = self._write_session
 
         def fill(pipe) -> None:
             for keys, args in join_calls:
-                self._join_traces.queue(pipe, keys, args)
+                self.joining.script.queue(pipe, keys, args)
             for write in sessions:
                 script.queue(pipe, list(self.keys.session(write.session_id)), self._session_args(now_ms, write))
 
         replies = await self.gateway.run(fill)
-        joined = self._joined(epoch, ops, replies[:len(join_calls)])
+        joined = self.joining.decode(ops, replies[:len(join_calls)], now_ms)
         return joined, [SessionReply.decode(reply) for reply in replies[len(join_calls):]]
 
     def _session_args(self, now_ms: int, w: SessionWrite) -> list[Any]:
         """ARGV of ``write_session.lua`` (see its header)."""
         args: list[Any] = [
             now_ms, self.retention_ms, self.settings.max_spans_per_session, w.flags, w.span_digests,
-            w.trace_digests, w.errors, w.input_tokens, w.output_tokens, repr(w.cost_usd), w.start_us, w.end_us,
-            self.keys.tail_channel(w.session_id) if self.settings.publish_tail else "", w.chunk, len(w.once),
+            w.trace_digests, w.markers, w.start_us, w.end_us,
+            self.keys.tail_channel(w.session_id) if self.settings.publish_tail else "", w.chunk,
+            len(w.counters), len(w.aggregates), len(w.once),
         ]
+        for field_name, amount in w.counters:
+            args += (field_name, repr(amount) if isinstance(amount, float) else amount)
+        for marker, tin, tout, cost in w.aggregates:
+            args += (marker, tin, tout, repr(cost))
         for pair in w.once:
             args += pair
         args += w.labels
@@ -178,66 +177,7 @@ class SessionStore:
                 args += [session_id, mask, f.seen_ms or now_ms, f.start_us, f.end_us, f.end_us - f.start_us,
                          f.spans, f.traces, f.tokens, f.cost]
             blocks.append((keys, args))
-        return self._slot_calls([now_ms, self.retention_ms, self.thread_idle_ms, self._index_slack_ms], blocks)
-
-    def _slot_calls(self, head: list[Any], blocks: list[tuple[list, list]]) -> list[tuple[list, list]]:
-        """Script calls (keys, args) from blocks of one slot each: one call per block on a
-        cluster, else one call with every block; ``head`` starts the args of each call."""
-        if self.gateway.is_cluster:
-            return [(keys, head + args) for keys, args in blocks]
-        keys, args = [], list(head)
-        for block_keys, block_args in blocks:
-            keys += block_keys
-            args += block_args
-        return [(keys, args)] if keys else []
-
-    def _join_ops(self, join: TraceJoin, epoch: int) -> dict[int, list[tuple[bytes, str, Any]]]:
-        """Trace claims to make and spans to park, by trace shard."""
-        ops: dict[int, list[tuple[bytes, str, Any]]] = {}
-        for trace_id, session_id in join.claims.items():
-            if self._claimed.get(trace_id) != (session_id, epoch):
-                ops.setdefault(trace_shard(trace_id), []).append((trace_id, "c", session_id))
-        for trace_id, chunk in join.parked.items():
-            ops.setdefault(trace_shard(trace_id), []).append((trace_id, "p", chunk))
-        return ops
-
-    def _join_calls(self, ops: dict[int, list[tuple[bytes, str, Any]]], epoch: int,
-                    now_ms: int) -> list[tuple[list, list]]:
-        """``join_traces.lua`` calls for the traces of every trace shard."""
-        trace_map = self.keys.trace_map
-        blocks = []
-        for entries in ops.values():
-            keys: list[Any] = []
-            args: list[Any] = []
-            for trace_id, op, value in entries:
-                keys += [trace_map(trace_id, epoch), trace_map(trace_id, epoch - 1), self.keys.trace_pending(trace_id)]
-                args += [trace_id, op, value]
-            blocks.append((keys, args))
-        bucket_ttl = (epoch + 1) * self.epoch_ms - now_ms + self.retention_ms
-        return self._slot_calls([bucket_ttl, self.retention_ms], blocks)
-
-    def _joined(self, epoch: int, ops: dict[int, list[tuple[bytes, str, Any]]], replies: list[Any]) -> JoinReply:
-        """Decode the join replies (and remember the claims)."""
-        out = JoinReply()
-        answers = iter([answer for reply in replies for answer in reply])
-        for entries in ops.values():
-            for trace_id, op, _value in entries:
-                answer = next(answers)
-                if op == "c":
-                    owner = answer[0].decode()
-                    self._remember(trace_id, owner, epoch)
-                    out.owners[trace_id] = owner
-                    parked = answer[1:]
-                    if parked:
-                        out.adopt.append((owner, parked))
-                        out.trims.append((trace_id, len(parked)))
-                elif answer:
-                    owner = answer[0].decode()
-                    self._remember(trace_id, owner, epoch)
-                    out.owners[trace_id] = owner
-                else:
-                    out.parked.add(trace_id)
-        return out
+        return self.gateway.slot_calls([now_ms, self.retention_ms, self.thread_idle_ms, self._index_slack_ms], blocks)
 
     def _index_due(self, key: str, session_id: str, now_ms: int) -> bool:
         """True when this (index, session) entry was not refreshed in the last slack/2."""
@@ -251,11 +191,6 @@ class SessionStore:
             self._index_written.popitem(last=False)
         return True
 
-    def _remember(self, trace_id: bytes, session_id: str, epoch: int) -> None:
-        self._claimed[trace_id] = (session_id, epoch)
-        if len(self._claimed) > self._claimed_max:
-            self._claimed.popitem(last=False)
-
     # --- read -------------------------------------------------------------------------------
     def _now_ms(self) -> float:
         return time.time() * 1000
@@ -265,7 +200,7 @@ class SessionStore:
 
     async def get_session(self, session_id: str, with_traces: bool = False) -> SessionSummary | None:
         """The session's summary (and its traces, in start order), or None when unknown."""
-        sum_key, chunks_key, _ids = self.keys.session(session_id)
+        sum_key, chunks_key = self.keys.session(session_id)[:2]
 
         def fill(pipe) -> None:
             pipe.hgetall(sum_key)
@@ -299,7 +234,7 @@ class SessionStore:
     async def get_spans(self, session_id: str) -> TracesData | None:
         """Every stored span of the session as one OTLP ``TracesData`` (duplicates removed);
         None when the session is unknown."""
-        _sum, chunks_key, _ids = self.keys.session(session_id)
+        chunks_key = self.keys.session(session_id)[1]
 
         def fill(pipe) -> None:
             pipe.lrange(chunks_key, 0, -1)
@@ -324,25 +259,6 @@ class SessionStore:
 
     def tail_channel(self, session_id: str) -> str:
         return self.keys.tail_channel(session_id)
-
-    async def get_trace_session(self, trace_id: bytes) -> str | None:
-        """The session a trace joined, when any span of it named one (newest epoch first)."""
-        now_ms = int(self._now_ms())
-        newest = now_ms // self.epoch_ms
-        oldest = (now_ms - self.retention_ms) // self.epoch_ms - 1
-        epochs = range(newest, oldest - 1, -1)
-
-        def fill(pipe) -> None:
-            for epoch in epochs:
-                pipe.hget(self.keys.trace_map(trace_id, epoch), trace_id)
-
-        value = next((v for v in await self.gateway.run(fill) if v), None)
-        return value.decode() if value else None
-
-    async def get_parked_spans(self, trace_id: bytes) -> TracesData:
-        """Spans of a trace that never named a session (kept by trace id for lookups)."""
-        chunks = await self.gateway.call("lrange", self.keys.trace_pending(trace_id), 0, -1)
-        return dedupe_spans(TracesData.FromString(decode_chunks(chunks)))
 
     async def recent_session_ids(self, limit: int = 50, offset: int = 0) -> tuple[list[str], int]:
         """Session ids by last activity, newest first, merged over the index shards; and the total."""
@@ -400,40 +316,3 @@ class SessionStore:
 
         await self.gateway.run(fill_indexes)
         return True
-
-
-def dedupe_spans(data: TracesData) -> TracesData:
-    """Drop repeated spans (same trace and span id) that partially retried writes stored twice."""
-    seen: set[bytes] = set()
-    duplicate = False
-    for rs in data.resource_spans:
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                key = span.trace_id + span.span_id
-                if key in seen:
-                    duplicate = True
-                seen.add(key)
-    if not duplicate:
-        return data
-    return drop_seen_spans(data, set()) or TracesData()
-
-
-def drop_seen_spans(data: TracesData, seen: set[bytes]) -> TracesData | None:
-    """``data`` without spans whose trace and span id are in ``seen``, and without repeats;
-    adds the ids it keeps to ``seen``. None when no span is left."""
-    out = TracesData()
-    for rs in data.resource_spans:
-        keep_rs = None
-        for ss in rs.scope_spans:
-            fresh = []
-            for span in ss.spans:
-                key = span.trace_id + span.span_id
-                if key not in seen:
-                    seen.add(key)
-                    fresh.append(span)
-            if fresh:
-                if keep_rs is None:
-                    keep_rs = out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
-                keep_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=fresh)
-    return out if out.resource_spans else None
-

@@ -1,6 +1,6 @@
 """Session and trace summaries as read from the store, and the status rules.
 
-Status is evaluated at read time from the summary (store.md), so it moves from ``active`` to
+Status is evaluated at read time from the summary (``docs/storage.md``, status), so it moves from ``active`` to
 ``idle`` to ``abandoned`` with the clock, without writes:
 
 1. ``failed``     a root span of the session ended with status ERROR;
@@ -62,8 +62,8 @@ class TraceSummary:
 
     @classmethod
     def from_figures(cls, trace_id: bytes, f: TraceFigures) -> TraceSummary:
-        return cls(trace_id.hex(), f.root_name, f.start_us, f.end_us, f.spans, f.errors, f.input_tokens,
-                   f.output_tokens, f.cost)
+        tin, tout, cost = f.usage
+        return cls(trace_id.hex(), f.root_name, f.start_us, f.end_us, f.spans, f.errors, tin, tout, cost)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,7 +84,7 @@ class TraceSummary:
 
 @dataclass
 class SessionSummary:
-    """A session as the store keeps it (the ``Session`` JSON shape of interface.md)."""
+    """A session as the store keeps it (the ``Session`` JSON shape of ``docs/interface.md``)."""
 
     id: str
     name: str | None
@@ -108,6 +108,9 @@ class SessionSummary:
     tools: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     spans_dropped: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     traces: list[TraceSummary] | None = None
 
     @property
@@ -159,10 +162,13 @@ class SessionSummary:
             tools=sorted(labels["t"]),
             metadata=metadata,
             spans_dropped=int(fields.get("dropped") or 0),
+            cache_read_tokens=int(fields.get("cr") or 0),
+            cache_write_tokens=int(fields.get("cw") or 0),
+            reasoning_tokens=int(fields.get("rs") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The ``Session`` JSON of interface.md (plus ``traces`` when loaded)."""
+        """The ``Session`` JSON of ``docs/interface.md`` (plus ``traces`` when loaded)."""
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
@@ -180,6 +186,9 @@ class SessionSummary:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": round(self.cost_usd, 10),
             "cost_estimated": self.cost_estimated,
             "models": self.models,

@@ -1,10 +1,16 @@
 -- delete_session.lua: remove one session's own keys at once.
 --
--- KEYS[1..3]  P:{S}:sum, P:{S}:chunks, P:{S}:ids
+-- KEYS[1..4]  P:{S}:sum, P:{S}:chunks, P:{S}:ids, P:{S}:agg; and the 2^k digest buckets
+--             P:{S}:ids:k:b of a large session (k = summary field idb), named here from
+--             KEYS[3] as write_session.lua names them (same hash tag, same slot)
 -- Returns the summary fields needed to clean the indexes: {user, thread, name}, or {} when
 -- the session did not exist.
 
-local s = redis.call('HMGET', KEYS[1], 'id', 'user', 'thread', 'name')
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local s = redis.call('HMGET', KEYS[1], 'id', 'user', 'thread', 'name', 'idb')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local k = tonumber(s[5]) or 0
+if k > 0 then
+  for b = 0, (2 ^ k) - 1 do redis.call('DEL', KEYS[3] .. ':' .. k .. ':' .. b) end
+end
 if not s[1] then return {} end
 return {s[2] or '', s[3] or '', s[4] or ''}
