@@ -13,6 +13,7 @@ exception                   gRPC code               HTTP  retryable  Retry-After
 :class:`Unauthenticated`    ``UNAUTHENTICATED``     401   no
 :class:`PermissionDenied`   ``PERMISSION_DENIED``   403   no
 :class:`NotFound`           ``NOT_FOUND``           404   no
+:class:`RequestTimeout`     ``DEADLINE_EXCEEDED``   408   no
 :class:`TooLarge`           ``RESOURCE_EXHAUSTED``  413   no
 :class:`UnsupportedMedia`   ``INVALID_ARGUMENT``    415   no
 :class:`Throttled`          ``RESOURCE_EXHAUSTED``  429   yes        the delay
@@ -35,7 +36,7 @@ import grpc
 from aiohttp import web
 
 __all__ = [
-    "ServiceError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound", "TooLarge",
+    "ServiceError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound", "RequestTimeout", "TooLarge",
     "UnsupportedMedia", "Throttled", "Overloaded", "StoreUnavailable", "ErrorKind", "classify",
     "http_error", "grpc_abort", "RETRY_AFTER_S",
 ]
@@ -90,6 +91,15 @@ class NotFound(ServiceError):
     """No such session, thread, user, trace or span."""
 
     kind = ErrorKind(grpc.StatusCode.NOT_FOUND, 404, False, "not_found")
+
+
+class RequestTimeout(ServiceError):
+    """The client did not send its request body within ``--body-timeout`` (a stalled or
+    trickling client); the connection is closed after the answer. Not retryable for OTLP
+    exporters (408 is not among OTLP/HTTP's retryable statuses): a client this slow would
+    only time out again."""
+
+    kind = ErrorKind(grpc.StatusCode.DEADLINE_EXCEEDED, 408, False, "timeout")
 
 
 class TooLarge(ServiceError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 __all__ = ["METRICS", "render"]
 
@@ -37,6 +37,14 @@ class _Metrics:
         self.request_seconds = Histogram(
             "otel_sessions_export_request_duration_seconds", "Time to handle an OTLP export request",
             ["transport"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        # ingest/inflight.py: request bytes held now (summed over workers) and the most held at once
+        # (the highest of any one worker), against --max-inflight-bytes
+        self.inflight_bytes = Gauge(
+            "otel_sessions_inflight_bytes", "OTLP request bytes being read, decoded or stored now",
+            multiprocess_mode="livesum")
+        self.inflight_bytes_peak = Gauge(
+            "otel_sessions_inflight_bytes_peak", "Most OTLP request bytes held at once by one process since it started",
+            multiprocess_mode="livemax")
 
 
 METRICS = _Metrics()

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 class StoredBatch:
     """One stored request, as the after-store hooks see it (read-only by convention).
 
-    ``body``: the request as serialized OTLP protobuf; ``span_count``: its spans (refused ones
+    :attr:`body`: the request as serialized OTLP protobuf (the bytes received, or serialized on
+    first use when the request came as JSON); ``span_count``: its spans (refused ones
     included); ``sessions``: session id -> (thread id, user id) named in the request;
     ``operations``: service name ("" when none) -> {(span kind, span name)}.
 
@@ -58,8 +59,10 @@ class StoredBatch:
       named no session anywhere when the request was stored (the store parked them until a
       span of the trace names one; a span repeated in the request is listed twice)."""
 
-    def __init__(self, body: bytes, batch: Batch) -> None:
-        self.body = body
+    def __init__(self, body: bytes | None, batch: Batch, request: ExportTraceServiceRequest | None = None) -> None:
+        """``body`` the request's bytes, or None with ``request`` given (serialized on first use)."""
+        self._body = body
+        self._request = request
         self.span_count = batch.span_count + batch.rejected
         self.sessions = {sid: (g.thread_id, g.user_id) for sid, g in batch.sessions.items()}
         self.operations = batch.operations
@@ -70,6 +73,12 @@ class StoredBatch:
         """True when some span of the request has a known session (cheap)."""
         batch = self._batch
         return bool(self.sessions) or any(trace_id in batch.owners for trace_id in batch.orphans)
+
+    @cached_property
+    def body(self) -> bytes:
+        body = self._body if self._body is not None else self._request.SerializeToString()
+        self._request = None
+        return body
 
     @cached_property
     def span_sessions(self) -> dict[bytes, str]:
@@ -112,8 +121,12 @@ class Ingestor:
     async def export(self, request: ExportTraceServiceRequest, body: bytes | None = None) -> ExportTraceServiceResponse:
         """Store every span of ``request`` (``body``: its serialized form, when at hand).
 
-        Raises :class:`StoreUnavailable` when Redis fails."""
+        With ``body`` given, the parsed request is let go once grouped (the hooks get the
+        bytes), so it is not held while Redis answers: callers should not keep a reference to
+        it across the await either. Raises :class:`StoreUnavailable` when Redis fails."""
         batch = self.builder.build(request.resource_spans)
+        if body is not None:
+            request = None
         METRICS.spans_received.inc(batch.span_count + batch.rejected)
         if batch.invalid_ids:
             METRICS.invalid_ids.inc(batch.invalid_ids)
@@ -215,8 +228,8 @@ class Ingestor:
         target.merge(group)
         result.spans_joined += group.span_count
 
-    async def _run_hooks(self, request: ExportTraceServiceRequest, body: bytes | None, batch: Batch) -> None:
-        stored = StoredBatch(body if body is not None else request.SerializeToString(), batch)
+    async def _run_hooks(self, request: ExportTraceServiceRequest | None, body: bytes | None, batch: Batch) -> None:
+        stored = StoredBatch(body, batch, request)
         for hook in self.after_store:
             try:
                 outcome = hook(stored)

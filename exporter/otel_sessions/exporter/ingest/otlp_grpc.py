@@ -6,6 +6,11 @@ Redis fails (retryable), ``UNAUTHENTICATED`` without the ingest token, ``RESOURC
 above the message size limit (gRPC itself), ``INTERNAL`` for a bug. The request is taken as
 bytes and parsed here, so a malformed message gets INVALID_ARGUMENT instead of gRPC's generic
 INTERNAL, and the bytes go on to the after-store hooks as they are.
+
+Each message is held in a lease on the process's in-flight bytes (``inflight.py``) from the
+moment the handler gets it until it is answered; when the bound is reached the call ends
+``UNAVAILABLE`` with a ``google.rpc.RetryInfo`` (``errors.Overloaded``), which OTLP exporters
+retry after the delay.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, classify, grpc_abort
+from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.metrics import METRICS
 
@@ -26,25 +32,31 @@ __all__ = ["trace_service_handler", "TRACE_SERVICE"]
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def trace_service_handler(ingestor: Ingestor, guard: BearerGuard) -> grpc.GenericRpcHandler:
-    """A generic handler serving OTLP ``TraceService/Export`` with ``ingestor``."""
+def trace_service_handler(ingestor: Ingestor, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
+    """A generic handler serving OTLP ``TraceService/Export`` with ``ingestor``, each message
+    held in a lease on ``inflight``."""
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
         outcome = "ok"
+        lease = inflight.lease()
         try:
             guard.check_grpc(context.invocation_metadata())
+            lease.resize(len(body))
             try:
                 request = ExportTraceServiceRequest.FromString(body)
             except DecodeError as exc:
                 raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
-            response = await ingestor.export(request, body)
+            # only the ingestor holds the parsed request from here (it lets it go once grouped)
+            exporting, request = ingestor.export(request, body), None
+            response = await exporting
             return response.SerializeToString()
         except Exception as exc:
             outcome = classify(exc).outcome
             await grpc_abort(context, exc, "OTLP/gRPC export")
             raise AssertionError("unreachable") from None
         finally:
+            lease.release()
             METRICS.requests.labels("grpc", outcome).inc()
             METRICS.request_seconds.labels("grpc").observe(time.perf_counter() - started)
 

@@ -8,7 +8,12 @@ OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
 * 400 with a ``google.rpc.Status`` body for data that does not parse (not retryable),
   413 above the size limit (compressed or decompressed), 415 for other content types or
   encodings, 405 for other methods, 401 without the ingest token;
-* 503 with ``Retry-After`` when Redis fails (the exporter retries);
+* 503 with ``Retry-After`` when Redis fails or the process holds ``--max-inflight-bytes``
+  already (the exporter retries): the body is held in a lease on the process's in-flight
+  bytes (``inflight.py``), its ``Content-Length`` before a byte is read, the decoded size
+  once decoded, until the answer;
+* 408 when the body has not arrived within ``--body-timeout`` (a stalled or trickling
+  client), and the connection is closed;
 * success may carry ``partial_success`` with ``rejected_spans`` and a message.
 
 Statuses come from the error table (``errors.py``); error bodies are ``google.rpc.Status``
@@ -18,6 +23,7 @@ unless its ``Accept`` asks for protobuf (a JSON or a plain HTTP client reads a 4
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -28,7 +34,14 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_sessions.exporter.auth import BearerGuard
-from otel_sessions.exporter.errors import BadRequest, TooLarge, UnsupportedMedia, classify, http_error
+from otel_sessions.exporter.errors import (
+    BadRequest,
+    RequestTimeout,
+    TooLarge,
+    UnsupportedMedia,
+    classify,
+    http_error,
+)
 from otel_sessions.exporter.ingest.content_encoding import (
     SUPPORTED,
     DecodedTooLarge,
@@ -37,6 +50,7 @@ from otel_sessions.exporter.ingest.content_encoding import (
     check_encoding,
     decode_body,
 )
+from otel_sessions.exporter.ingest.inflight import InflightBytes, Lease
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.otlp_json import OtlpJsonError, message_to_json, parse_traces_json
@@ -73,13 +87,41 @@ def _otlp_error_render(content_type: str):
     return render
 
 
-async def _read_body(request: web.Request, max_bytes: int) -> bytes:
-    if request.content_length is not None and request.content_length > max_bytes:
+async def _read_body(request: web.Request, max_bytes: int, lease: Lease) -> bytes:
+    """The body as sent, at most ``max_bytes``, held in ``lease``: its ``Content-Length`` is
+    taken before a byte is read, a body without one grows the lease chunk by chunk."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
         raise TooLarge(f"request body over the {max_bytes} byte limit")
+    lease.resize(declared or 0)
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLarge(f"request body over the {max_bytes} byte limit")
+        if len(body) > lease.size:
+            lease.resize(len(body))
+    return bytes(body)
+
+
+async def _read_within(request: web.Request, max_bytes: int, lease: Lease, timeout_s: float) -> bytes:
     try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise TooLarge(f"request body over the {max_bytes} byte limit") from None
+        return await asyncio.wait_for(_read_body(request, max_bytes, lease), timeout_s)
+    except asyncio.TimeoutError:
+        raise RequestTimeout(f"request body not received within {timeout_s:g} s") from None
+
+
+async def _answer_and_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response``, then close the connection at once: the rest of a stalled body is not
+    waited for (aiohttp would otherwise linger reading it)."""
+    response.force_close()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client is gone already
+    request.protocol.force_close()  # the answer is flushed before the socket closes
+    return response
 
 
 def _decode(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
@@ -93,14 +135,17 @@ def _decode(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         raise BadRequest(f"invalid {encoding} body: {exc}") from None
 
 
-def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Callable:
-    """The aiohttp handler of ``POST /v1/traces``."""
+def traces_route(ingestor: Ingestor, *, max_bytes: int, guard: BearerGuard, inflight: InflightBytes,
+                 body_timeout_s: float) -> Callable:
+    """The aiohttp handler of ``POST /v1/traces``: bodies up to ``max_bytes``, received within
+    ``body_timeout_s``, held in a lease on ``inflight`` until answered."""
 
     async def post_traces(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         outcome = "ok"
         media = request.content_type  # without parameters such as charset
         reply_type = _reply_type(media, request.headers.get("Accept", ""))
+        lease = inflight.lease()
         try:
             guard.check(request.headers.get("Authorization"))
             if media not in (PROTOBUF, JSON):
@@ -111,7 +156,12 @@ def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Call
             except UnsupportedEncoding as exc:
                 raise UnsupportedMedia(
                     f"unsupported content encoding {exc.encoding!r}: use {', '.join(SUPPORTED)}") from None
-            body = _decode(await _read_body(request, max_bytes), encoding, max_bytes)
+            body = await _read_within(request, max_bytes, lease, body_timeout_s)
+            decoded = _decode(body, encoding, max_bytes)
+            if decoded is not body:  # the encoded body is dropped: hold the decoded one instead
+                body = None
+                lease.resize(len(decoded))
+            body, decoded = decoded, None
             try:
                 if media == JSON:
                     export_request = parse_traces_json(body, ExportTraceServiceRequest())
@@ -120,12 +170,18 @@ def traces_route(ingestor: Ingestor, max_bytes: int, guard: BearerGuard) -> Call
                     export_request = ExportTraceServiceRequest.FromString(body)
             except (DecodeError, OtlpJsonError) as exc:
                 raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
-            response = await ingestor.export(export_request, body)
+            # only the ingestor holds the parsed request from here (it lets it go once grouped)
+            exporting, export_request = ingestor.export(export_request, body), None
+            response = await exporting
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
             outcome = classify(exc).outcome
-            return http_error(exc, "OTLP/HTTP export", _otlp_error_render(reply_type))
+            answer = http_error(exc, "OTLP/HTTP export", _otlp_error_render(reply_type))
+            if isinstance(exc, RequestTimeout):
+                return await _answer_and_close(request, answer)
+            return answer
         finally:
+            lease.release()
             METRICS.requests.labels("http", outcome).inc()
             METRICS.request_seconds.labels("http").observe(time.perf_counter() - started)
 

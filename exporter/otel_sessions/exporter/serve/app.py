@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.ingest.otlp_http import traces_route
 from otel_sessions.exporter.metrics import render
@@ -55,11 +56,14 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": f"no such path: {request.path}"}, status=404)
 
 
-def create_app(ingestor: Ingestor, *, max_request_bytes: int, ingest_guard: BearerGuard,
+def create_app(ingestor: Ingestor, *, max_request_bytes: int, ingest_guard: BearerGuard, inflight: InflightBytes,
+               body_timeout_s: float,
                extra_routes: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
-    """The aiohttp application of the HTTP port."""
+    """The aiohttp application of the HTTP port (OTLP bodies: ``max_request_bytes`` each,
+    received within ``body_timeout_s``, all of them together within ``inflight``)."""
     app = web.Application(client_max_size=max_request_bytes, middlewares=[json_errors])
-    app.router.add_post("/v1/traces", traces_route(ingestor, max_request_bytes, ingest_guard))
+    app.router.add_post("/v1/traces", traces_route(ingestor, max_bytes=max_request_bytes, guard=ingest_guard,
+                                                   inflight=inflight, body_timeout_s=body_timeout_s))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", _readyz(ingestor.store))
     app.router.add_get("/metrics", metrics)

@@ -26,14 +26,26 @@ __all__ = ["SESSION_SERVICE", "SessionService", "add_session_service", "session_
 
 SESSION_SERVICE = pb.DESCRIPTOR.services_by_name["SessionService"].full_name
 
+_U64_MAX = 2 ** 64 - 1
+
+
+def _u64(value: float, scale: int = 1) -> int:
+    """A figure as a ``uint64`` / ``fixed64`` field takes it: whole, within 0..2**64-1 (a stored
+    figure outside that range, or not finite, must not make the answer fail)."""
+    if value != value or value <= 0:  # NaN, negative, zero
+        return 0
+    if value == float("inf"):
+        return _U64_MAX
+    return min(int(value) * scale, _U64_MAX)
+
 
 def _trace_to_proto(t: TraceSummary) -> pb.TraceSummary:
     return pb.TraceSummary(
         trace_id=t.trace_id, root_name=t.root_name,
-        start_time_unix_nano=int(t.start_us) * 1000, end_time_unix_nano=int(t.end_us) * 1000,
-        duration_ms=(t.end_us - t.start_us) / 1000, span_count=t.span_count, error_count=t.error_count,
-        error=t.error_count > 0, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
-        total_tokens=t.input_tokens + t.output_tokens, cost_usd=t.cost_usd,
+        start_time_unix_nano=_u64(t.start_us, 1000), end_time_unix_nano=_u64(t.end_us, 1000),
+        duration_ms=(t.end_us - t.start_us) / 1000, span_count=_u64(t.span_count), error_count=_u64(t.error_count),
+        error=t.error_count > 0, input_tokens=_u64(t.input_tokens), output_tokens=_u64(t.output_tokens),
+        total_tokens=_u64(t.input_tokens + t.output_tokens), cost_usd=t.cost_usd,
     )
 
 
@@ -41,14 +53,14 @@ def session_to_proto(s: SessionSummary) -> pb.Session:
     message = pb.Session(
         id=s.id, name=s.name or "", user_id=s.user_id or "", thread_id=s.thread_id or "",
         previous_id=s.previous_id or "", status=s.status,
-        start_time_unix_nano=int(s.start_us) * 1000, end_time_unix_nano=int(s.end_us) * 1000,
-        duration_ms=s.duration_ms, last_activity_unix_nano=int(s.last_seen_ms) * 1_000_000,
-        trace_count=s.trace_count, span_count=s.span_count, error_count=s.error_count,
-        input_tokens=s.input_tokens, output_tokens=s.output_tokens, total_tokens=s.total_tokens,
+        start_time_unix_nano=_u64(s.start_us, 1000), end_time_unix_nano=_u64(s.end_us, 1000),
+        duration_ms=s.duration_ms, last_activity_unix_nano=_u64(s.last_seen_ms, 1_000_000),
+        trace_count=_u64(s.trace_count), span_count=_u64(s.span_count), error_count=_u64(s.error_count),
+        input_tokens=_u64(s.input_tokens), output_tokens=_u64(s.output_tokens), total_tokens=_u64(s.total_tokens),
         cost_usd=s.cost_usd, cost_estimated=s.cost_estimated, models=s.models, services=s.services,
         agents=s.agents, tools=s.tools, metadata=s.metadata, truncated=s.truncated,
-        spans_dropped=s.spans_dropped, cache_read_tokens=s.cache_read_tokens,
-        cache_write_tokens=s.cache_write_tokens, reasoning_tokens=s.reasoning_tokens,
+        spans_dropped=_u64(s.spans_dropped), cache_read_tokens=_u64(s.cache_read_tokens),
+        cache_write_tokens=_u64(s.cache_write_tokens), reasoning_tokens=_u64(s.reasoning_tokens),
     )
     if s.traces is not None:
         message.traces.extend(_trace_to_proto(t) for t in s.traces)

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.forward.forwarding import Forwarding
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
+from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.ingest.otlp_grpc import TRACE_SERVICE, trace_service_handler
 from otel_sessions.exporter.ingest.pricing import PriceTable
@@ -36,9 +37,48 @@ from otel_sessions.exporter.store.redis_client import connect
 from otel_sessions.exporter.store.service_index import ServiceIndex
 from otel_sessions.exporter.store.sessions import SessionStore
 
-__all__ = ["Service", "Listening"]
+__all__ = ["Service", "Listening", "grpc_server_options"]
 
 log = logging.getLogger(__name__)
+
+#: gRPC connections are closed (GOAWAY) after this long, whatever they do, then given the
+#: grace below to finish their calls: bounds a connection that trickles a message, and
+#: spreads clients over ``--workers`` again. A TailSession stream ends with its connection.
+GRPC_MAX_CONNECTION_AGE_S = 30 * 60
+GRPC_MAX_CONNECTION_AGE_GRACE_S = 60
+#: The server pings a connection silent this long, and drops it when no answer comes in time
+#: (a peer gone without closing).
+GRPC_KEEPALIVE_TIME_S = 120
+GRPC_KEEPALIVE_TIMEOUT_S = 20
+#: Clients may ping this often at most, with or without calls in progress (gRPC's default
+#: refuses pings without calls and asks 5 minutes between pings, which sends GOAWAY to
+#: exporters configured with keepalive); twice more often and the connection is closed.
+GRPC_MIN_CLIENT_PING_INTERVAL_S = 10
+#: Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client.
+GRPC_MAX_STREAMS_PER_CONNECTION = 100
+#: A new connection must finish its HTTP/2 handshake within this long.
+GRPC_HANDSHAKE_TIMEOUT_S = 20
+
+
+def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
+    """The gRPC server's channel arguments: message size limits, connection idle and age,
+    keepalive enforcement, streams per connection. gRPC core reads HTTP/2 frames itself, so
+    a slow sender holds only its own connection, and for at most the connection's age."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_request_bytes),
+        ("grpc.max_send_message_length", settings.max_request_bytes),
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        ("grpc.max_connection_idle_ms", round(settings.connection_idle_timeout * 1000)),
+        ("grpc.max_connection_age_ms", GRPC_MAX_CONNECTION_AGE_S * 1000),
+        ("grpc.max_connection_age_grace_ms", GRPC_MAX_CONNECTION_AGE_GRACE_S * 1000),
+        ("grpc.keepalive_time_ms", GRPC_KEEPALIVE_TIME_S * 1000),
+        ("grpc.keepalive_timeout_ms", GRPC_KEEPALIVE_TIMEOUT_S * 1000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", GRPC_MIN_CLIENT_PING_INTERVAL_S * 1000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_concurrent_streams", GRPC_MAX_STREAMS_PER_CONNECTION),
+        ("grpc.server_handshake_timeout_ms", GRPC_HANDSHAKE_TIMEOUT_S * 1000),
+    ]
 
 
 @dataclass(frozen=True)
@@ -68,6 +108,8 @@ class Service:
         self._health: health.aio.HealthServicer | None = None
         self.forwarding: Forwarding | None = None
         self._jaeger_index: JaegerIndex | None = None
+        #: request bytes held by both transports together (--max-inflight-bytes)
+        self.inflight = InflightBytes(settings.max_inflight_bytes)
         self.listening: Listening | None = None
 
     async def _connect(self, timeout: float = 15.0) -> SessionStore:
@@ -98,13 +140,8 @@ class Service:
             await self.forwarding.start()
             self.ingestor.after_store.append(self.forwarding)
 
-        reuse_port = 1 if s.workers > 1 else 0
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", s.max_request_bytes),
-            ("grpc.max_send_message_length", s.max_request_bytes),
-            ("grpc.so_reuseport", reuse_port),
-        ])
-        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, self.ingest_guard),))
+        server = grpc.aio.server(options=grpc_server_options(s))
+        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, self.ingest_guard, self.inflight),))
         add_session_service(server, self.store, self.query_guard)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -124,13 +161,18 @@ class Service:
 
         # the REST lookups, the web page and the Jaeger-compatible API (/api) are always served
         app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_guard=self.ingest_guard,
+                         inflight=self.inflight, body_timeout_s=s.body_timeout,
                          extra_routes=[lookup_routes(self.query_guard, self.store),
                                        jaeger_routes(self.query_guard, self.store, service_index),
                                        *self.extra_http_routes])
-        runner = web.AppRunner(app, auto_decompress=False, shutdown_timeout=10.0, access_log=None)
+        # keepalive_timeout runs from a connection's start (aiohttp 3.14.4 on) and from each answer
+        # until the next request head is complete: aiohttp's bound on idle connections and on
+        # slow headers alike
+        runner = web.AppRunner(app, auto_decompress=False, shutdown_timeout=10.0, access_log=None,
+                               keepalive_timeout=s.connection_idle_timeout)
         await runner.setup()
         http_host, http_port = s.http_listen
-        site = web.TCPSite(runner, http_host, http_port, reuse_port=bool(reuse_port))
+        site = web.TCPSite(runner, http_host, http_port, reuse_port=s.workers > 1)
         try:
             await site.start()
         except OSError as exc:

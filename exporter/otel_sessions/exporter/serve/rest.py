@@ -5,7 +5,8 @@ Routes (``docs/interface.md``): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/
 ``GET /v1/threads/{id}``, ``GET /v1/users/{id}/sessions``, ``GET /v1/traces/{trace_id}``,
 ``GET /openapi.json``, ``GET /``.
 
-Every error is JSON: ``{"error": message}``, plus ``"parameter"`` naming the bad parameter
+Answers are strict JSON (no bare ``NaN`` / ``Infinity``: a figure that is not finite is
+null). Every error is JSON: ``{"error": message}``, plus ``"parameter"`` naming the bad parameter
 (400). Statuses come from the error table (``errors.py``): unknown ids are 404, Redis
 failures 503 with ``Retry-After``, a bug 500. With a query token,
 the API needs ``Authorization: Bearer <token>`` (the page and the OpenAPI document do not;
@@ -15,6 +16,7 @@ the page asks for the token).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from importlib import resources
 
@@ -39,6 +41,30 @@ _THREAD_PARAMS = ("limit", "offset")
 _USER_PARAMS = tuple(p for p in LIST_PARAMS if p != "user_id")  # the user is in the path
 
 
+def _finite(value):
+    """``value`` with every float that is not finite replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _dumps(value) -> str:
+    """Strict JSON, as browsers' ``JSON.parse`` takes it: a figure that is not finite (which
+    the store should never hold) is written as null, never as a bare ``NaN`` / ``Infinity``."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
+
+
+def _json(value, status: int = 200) -> web.Response:
+    return web.json_response(value, status=status, dumps=_dumps)
+
+
 def _guard(guard: BearerGuard, handler: Callable) -> Callable:
     """The bearer check, and every error answered from the error table as JSON
     ``{"error", "parameter"}``."""
@@ -56,7 +82,7 @@ def _guard(guard: BearerGuard, handler: Callable) -> Callable:
 async def list_sessions(request: web.Request) -> web.Response:
     query = SessionQuery.from_params(request.query)
     result = await request.app[QUERIES].list_sessions(query)
-    return web.json_response(result.to_json())
+    return _json(result.to_json())
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -64,7 +90,7 @@ async def get_session(request: web.Request) -> web.Response:
     summary = await request.app[STORE].get_session(session_id, with_traces=True)
     if summary is None:
         raise NotFound(f"no session {session_id!r}")
-    return web.json_response(summary.to_json())
+    return _json(summary.to_json())
 
 
 async def get_spans(request: web.Request) -> web.Response:
@@ -134,7 +160,7 @@ async def get_thread(request: web.Request) -> web.Response:
     result = await request.app[QUERIES].thread(thread_id, limit=limit, offset=offset)
     if result is None:
         raise NotFound(f"no thread {thread_id!r}")
-    return web.json_response({"id": thread_id, **result.to_json()})
+    return _json({"id": thread_id, **result.to_json()})
 
 
 async def user_sessions(request: web.Request) -> web.Response:
@@ -143,7 +169,7 @@ async def user_sessions(request: web.Request) -> web.Response:
     result = await request.app[QUERIES].user_sessions(user_id, query)
     if result is None:
         raise NotFound(f"no user {user_id!r}")
-    return web.json_response({"id": user_id, **result.to_json()})
+    return _json({"id": user_id, **result.to_json()})
 
 
 async def get_trace(request: web.Request) -> web.Response:

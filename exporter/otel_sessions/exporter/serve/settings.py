@@ -107,6 +107,16 @@ OPTIONS: tuple[Option, ...] = (
            "When set, lookups need 'Authorization: Bearer <token>'."),
     Option("max_request_bytes", "--max-request-bytes", "OTEL_SESSIONS_MAX_REQUEST_BYTES", 64 * 1024 * 1024,
            "Largest OTLP request accepted, compressed or not (gRPC message size too)."),
+    Option("max_inflight_bytes", "--max-inflight-bytes", "OTEL_SESSIONS_MAX_INFLIGHT_BYTES", "2x",
+           "Most OTLP request bytes one process holds at once, both transports together (bodies being read, "
+           "decoded or stored); beyond it requests get 503 / UNAVAILABLE with a retry delay. A byte count, or "
+           "a multiple of --max-request-bytes such as 2x (128 MiB with the default); at least --max-request-bytes."),
+    Option("body_timeout", "--body-timeout", "OTEL_SESSIONS_BODY_TIMEOUT", "60s",
+           "Longest time to receive one OTLP/HTTP request body; a slower client gets 408 and its connection is closed."),
+    Option("connection_idle_timeout", "--connection-idle-timeout", "OTEL_SESSIONS_CONNECTION_IDLE_TIMEOUT", "60s",
+           "An HTTP connection that has not sent a whole request head this long after it opened or after its "
+           "last answer (idle keep-alive, or headers sent too slowly) is closed; so is a gRPC connection with "
+           "no call for this long."),
     Option("max_spans_per_session", "--max-spans-per-session", "OTEL_SESSIONS_MAX_SPANS_PER_SESSION", 100_000,
            "Spans kept per session; beyond it the oldest are dropped from the store."),
     Option("max_id_length", "--max-id-length", "OTEL_SESSIONS_MAX_ID_LENGTH", 256,
@@ -149,6 +159,9 @@ class Settings:
     ingest_token: str | None = field(repr=False)
     query_token: str | None = field(repr=False)
     max_request_bytes: int
+    max_inflight_bytes: int
+    body_timeout: float
+    connection_idle_timeout: float
     max_spans_per_session: int
     max_id_length: int
     prices: Path | None
@@ -191,7 +204,7 @@ class Settings:
             return SettingsError(f"{option.flag} / {option.env}: {problem}")
 
         for name in ("redis_timeout", "retention", "thread_idle", "idle_after", "abandon_after",
-                     "forward_retry_max", "forward_timeout"):
+                     "forward_retry_max", "forward_timeout", "body_timeout", "connection_idle_timeout"):
             try:
                 seconds = parse_duration(raw[name])
             except ValueError as exc:
@@ -223,6 +236,19 @@ class Settings:
             if number < low:
                 raise fail(name, f"must be at least {low}")
             values[name] = number
+
+        inflight = str(raw["max_inflight_bytes"]).strip().lower()
+        try:
+            if inflight.endswith("x"):
+                values["max_inflight_bytes"] = round(float(inflight[:-1]) * values["max_request_bytes"])
+            else:
+                values["max_inflight_bytes"] = int(inflight)
+        except ValueError:
+            raise fail("max_inflight_bytes",
+                       f"not a whole number of bytes nor a multiple such as 2x: {raw['max_inflight_bytes']!r}") from None
+        if values["max_inflight_bytes"] < values["max_request_bytes"]:
+            raise fail("max_inflight_bytes", f"must be at least --max-request-bytes ({values['max_request_bytes']}), "
+                       "or a request of the largest size could never be taken")
 
         url = raw["redis_url"]
         if url is not None and not re.match(r"^(redis|rediss|unix)://", str(url)):

@@ -37,8 +37,8 @@ class TraceJoining:
         self.retention_ms = retention_ms
         self.epoch_ms = trace_epoch_ms(retention_ms)
         self.script = gateway.script("join_traces")
-        # trace id -> (session, epoch), for traces this process claimed in the current epoch
-        # (no need to claim them again in it)
+        # trace id -> (session, epoch), for traces this process claimed in the current epoch:
+        # spans without a session of those traces go straight into their session
         self._claimed: OrderedDict[bytes, tuple[str, int]] = OrderedDict()
         self._claimed_max = claims_cached
         #: traces kept per shard in the parked-trace index (the newest win)
@@ -59,9 +59,11 @@ class TraceJoining:
     def _ops(self, join: TraceJoin, epoch: int) -> JoinOps:
         """Trace claims to make and spans to park, by trace shard."""
         ops: dict[int, list[tuple[bytes, str, Any]]] = {}
+        # Every request claims the traces it names, also those this process claimed before: a
+        # claim costs Redis little, and a map that lost its data (a flush, a restart without the
+        # append-only file) is then mended by the next request instead of after the epoch.
         for trace_id, session_id in join.claims.items():
-            if self._claimed.get(trace_id) != (session_id, epoch):
-                ops.setdefault(trace_shard(trace_id), []).append((trace_id, "c", session_id))
+            ops.setdefault(trace_shard(trace_id), []).append((trace_id, "c", session_id))
         for trace_id, chunk in join.parked.items():
             ops.setdefault(trace_shard(trace_id), []).append((trace_id, "p", chunk))
         return ops
