@@ -175,7 +175,7 @@ def test_threads_and_users(fake, capsys):
 def test_grpc_argument_errors(capsys):
     assert main(["grpc", "Nope"]) == 2
     assert capsys.readouterr().err == ("otel-sessions: error: no method 'Nope'; SessionService has ListSessions, "
-                                       "GetSession, GetSessionSpans, TailSession, GetThread, DeleteSession\n")
+                                       "GetSession, GetSessionSpans, GetSessionLogs, TailSession, GetThread, DeleteSession\n")
     assert main(["grpc", "ListSessions", "{not json"]) == 2
     assert capsys.readouterr().err.startswith("otel-sessions: error: request: ")
 

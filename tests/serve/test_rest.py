@@ -218,7 +218,7 @@ async def _routes(service):
     for resource in app.router.resources():
         info = resource.get_info()
         path = info.get("path") or info.get("formatter")
-        if path not in ("/v1/traces", "/healthz", "/readyz", "/metrics"):
+        if path not in ("/v1/traces", "/v1/logs", "/healthz", "/readyz", "/metrics"):
             for route in resource:
                 if route.method != "HEAD":
                     out.add((route.method, path))

@@ -24,7 +24,7 @@ def quoted_words(script: str) -> set[str]:
     return set(re.findall(r"'([a-z_]+)'", LUA.joinpath(script).read_text()))
 
 
-@pytest.mark.parametrize("script", ["write_session.lua", "delete_session.lua"])
+@pytest.mark.parametrize("script", ["write_session.lua", "delete_session.lua", "write_logs.lua"])
 def test_every_field_a_session_script_names_is_in_the_schema(script):
     unknown = quoted_words(script) - set(SUMMARY_FIELDS) - JOIN_OPS
     assert not unknown, f"{script} names fields schema.py does not: {sorted(unknown)}"

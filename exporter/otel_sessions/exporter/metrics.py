@@ -29,11 +29,29 @@ class _Metrics:
         self.spans_parked = Counter(
             "otel_sessions_spans_unjoined_total", "Spans whose trace has named no session yet (kept by trace id)")
         self.invalid_ids = Counter(
-            "otel_sessions_invalid_ids_total", "Session, thread or user ids refused for grouping (too long, control characters)")
+            "otel_sessions_invalid_ids_total", "Session, thread or user ids of spans and log records refused for grouping (too long, control characters)")
         self.invalid_values = Counter(
             "otel_sessions_invalid_values_total",
-            "Values dropped or clamped from kept spans (non-finite or out-of-range numbers, times)")
+            "Values dropped or clamped from kept spans and log records (non-finite or out-of-range numbers, times)")
         self.redis_errors = Counter("otel_sessions_redis_errors_total", "Store operations that failed on Redis")
+        # OTLP logs: the same figures, counted in log records
+        self.log_requests = Counter(
+            "otel_sessions_log_export_requests_total", "OTLP log export requests by transport and outcome",
+            ["transport", "outcome"])
+        self.logs_received = Counter("otel_sessions_log_records_received_total",
+                                     "Log records received in valid requests")
+        self.logs_stored = Counter("otel_sessions_log_records_stored_total", "Log records stored for the first time")
+        self.logs_duplicate = Counter(
+            "otel_sessions_log_records_duplicate_total", "Log records received again (retries) and not counted twice")
+        self.logs_rejected = Counter(
+            "otel_sessions_log_records_rejected_total",
+            "Log records refused (partial success): invalid trace or span id, or neither a session nor a trace id")
+        self.logs_joined = Counter(
+            "otel_sessions_log_records_joined_by_trace_total",
+            "Log records without a session id joined to their trace's session")
+        self.logs_parked = Counter(
+            "otel_sessions_log_records_unjoined_total",
+            "Log records whose trace has named no session yet (kept by trace id)")
         self.request_seconds = Histogram(
             "otel_sessions_export_request_duration_seconds", "Time to handle an OTLP export request",
             ["transport"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -45,6 +63,9 @@ class _Metrics:
         self.inflight_bytes_peak = Gauge(
             "otel_sessions_inflight_bytes_peak", "Most OTLP request bytes held at once by one process since it started",
             multiprocess_mode="livemax")
+        self.log_request_seconds = Histogram(
+            "otel_sessions_log_export_request_duration_seconds", "Time to handle an OTLP log export request",
+            ["transport"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 
 METRICS = _Metrics()

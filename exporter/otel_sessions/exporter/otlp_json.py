@@ -1,10 +1,11 @@
 """OTLP/JSON <-> protobuf, by the OTLP rules for JSON.
 
-Reading (:func:`parse_traces_json`) follows the OTLP specification ("JSON Protobuf Encoding"
+Reading (:func:`parse_otlp_json`: ``ExportTraceServiceRequest``, ``ExportLogsServiceRequest``
+or any OTLP message, by its descriptor) follows the OTLP specification ("JSON Protobuf Encoding"
 in protocol/otlp.md) and the way the OpenTelemetry Collector reads OTLP/JSON:
 
 * the standard protobuf JSON mapping, except that ``traceId``, ``spanId`` and
-  ``parentSpanId`` (of spans and of links) are hex strings, case-insensitive, not base64;
+  ``parentSpanId`` (of spans, of links and of log records) are hex strings, case-insensitive, not base64;
   an id that is not hex (base64, odd length, spaces) refuses the request;
 * field names in lowerCamelCase (``resourceSpans``, ``startTimeUnixNano``) or as in the
   .proto files (``resource_spans``, ``start_time_unix_nano``), for every field; a field given
@@ -20,7 +21,7 @@ in protocol/otlp.md) and the way the OpenTelemetry Collector reads OTLP/JSON:
 Nesting is bounded: at most :data:`MAX_DEPTH` (100) messages deep, counting the request
 itself, as protobuf's own parsers (binary and JSON) bound it. A span attribute's value is at
 depth 6 (request, resource spans, scope spans, span, key-value, any-value), 7 in an event or
-link, and each ``arrayValue`` around it adds 2, each ``kvlistValue`` 3: 47 nested arrays fit. JSON nested deeper than the
+link; a log record's body or attribute value is at depth 5 or 6; each ``arrayValue`` around it adds 2, each ``kvlistValue`` 3: 47 nested arrays fit. JSON nested deeper than the
 JSON parser takes (about the interpreter's recursion limit, 1000 by default) is refused too.
 Either way the result is :class:`OtlpJsonError`, never ``RecursionError``.
 
@@ -47,7 +48,8 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-__all__ = ["parse_traces_json", "message_to_json", "message_to_dict", "OtlpJsonError", "MAX_DEPTH"]
+__all__ = ["parse_otlp_json", "parse_traces_json", "parse_logs_json", "message_to_json", "message_to_dict",
+           "OtlpJsonError", "MAX_DEPTH"]
 
 #: Most messages nested in one another, the request counted (protobuf's parsers default to 100).
 MAX_DEPTH = 100
@@ -276,8 +278,9 @@ def _where(path: list[str | int]) -> str:
     return text
 
 
-def parse_traces_json(body: bytes, message: Message) -> Message:
-    """Parse an OTLP/JSON ``ExportTraceServiceRequest`` (or ``TracesData``) into ``message``.
+def parse_otlp_json(body: bytes, message: Message) -> Message:
+    """Parse an OTLP/JSON message into ``message``, whatever its type: an
+    ``ExportTraceServiceRequest``, ``ExportLogsServiceRequest``, ``TracesData``, ``LogsData``.
 
     Raises :class:`OtlpJsonError` when the body is not OTLP/JSON; ``message`` may then hold
     part of it and is to be discarded.
@@ -295,6 +298,18 @@ def parse_traces_json(body: bytes, message: Message) -> Message:
     except _Bad as bad:
         raise OtlpJsonError(f"{_where(bad.path)}: {bad.message}") from None
     return message
+
+
+def parse_traces_json(body: bytes, message: Message) -> Message:
+    """Parse an OTLP/JSON ``ExportTraceServiceRequest`` (or ``TracesData``) into ``message``
+    (:func:`parse_otlp_json`)."""
+    return parse_otlp_json(body, message)
+
+
+def parse_logs_json(body: bytes, message: Message) -> Message:
+    """Parse an OTLP/JSON ``ExportLogsServiceRequest`` (or ``LogsData``) into ``message``
+    (:func:`parse_otlp_json`; ``traceId`` and ``spanId`` of log records are hex)."""
+    return parse_otlp_json(body, message)
 
 
 def _ids_to_hex(obj: Any) -> None:

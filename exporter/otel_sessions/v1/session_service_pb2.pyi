@@ -1,3 +1,4 @@
+from opentelemetry.proto.logs.v1 import logs_pb2 as _logs_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2 as _trace_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Session(_message.Message):
-    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "log_count", "error_log_count", "first_error_log_message", "logs_dropped")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +46,10 @@ class Session(_message.Message):
     CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LOG_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_LOG_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ERROR_LOG_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LOGS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     user_id: str
@@ -74,7 +79,11 @@ class Session(_message.Message):
     cache_read_tokens: int
     cache_write_tokens: int
     reasoning_tokens: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ...) -> None: ...
+    log_count: int
+    error_log_count: int
+    first_error_log_message: str
+    logs_dropped: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., log_count: _Optional[int] = ..., error_log_count: _Optional[int] = ..., first_error_log_message: _Optional[str] = ..., logs_dropped: _Optional[int] = ...) -> None: ...
 
 class TraceSummary(_message.Message):
     __slots__ = ("trace_id", "root_name", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "span_count", "error_count", "error", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
@@ -167,11 +176,43 @@ class GetSessionSpansRequest(_message.Message):
     session_id: str
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
-class TailSessionRequest(_message.Message):
-    __slots__ = ("session_id",)
+class GetSessionLogsRequest(_message.Message):
+    __slots__ = ("session_id", "min_severity", "start_time_unix_nano", "end_time_unix_nano", "trace_id", "span_id", "contains", "limit", "offset")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     session_id: str
-    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+    min_severity: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    trace_id: str
+    span_id: str
+    contains: str
+    limit: int
+    offset: int
+    def __init__(self, session_id: _Optional[str] = ..., min_severity: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., contains: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class TailSessionRequest(_message.Message):
+    __slots__ = ("session_id", "include_logs")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_LOGS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    include_logs: bool
+    def __init__(self, session_id: _Optional[str] = ..., include_logs: _Optional[bool] = ...) -> None: ...
+
+class TailEvent(_message.Message):
+    __slots__ = ("resource_spans", "resource_logs")
+    RESOURCE_SPANS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_LOGS_FIELD_NUMBER: _ClassVar[int]
+    resource_spans: _containers.RepeatedCompositeFieldContainer[_trace_pb2.ResourceSpans]
+    resource_logs: _containers.RepeatedCompositeFieldContainer[_logs_pb2.ResourceLogs]
+    def __init__(self, resource_spans: _Optional[_Iterable[_Union[_trace_pb2.ResourceSpans, _Mapping]]] = ..., resource_logs: _Optional[_Iterable[_Union[_logs_pb2.ResourceLogs, _Mapping]]] = ...) -> None: ...
 
 class GetThreadRequest(_message.Message):
     __slots__ = ("thread_id", "limit", "offset")

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from opentelemetry.proto.logs.v1 import logs_pb2 as opentelemetry_dot_proto_dot_logs_dot_v1_dot_logs__pb2
 from opentelemetry.proto.trace.v1 import trace_pb2 as opentelemetry_dot_proto_dot_trace_dot_v1_dot_trace__pb2
 from otel_sessions.v1 import session_service_pb2 as otel__sessions_dot_v1_dot_session__service__pb2
 
@@ -50,10 +51,15 @@ class SessionServiceStub:
                 request_serializer=otel__sessions_dot_v1_dot_session__service__pb2.GetSessionSpansRequest.SerializeToString,
                 response_deserializer=opentelemetry_dot_proto_dot_trace_dot_v1_dot_trace__pb2.TracesData.FromString,
                 _registered_method=True)
+        self.GetSessionLogs = channel.unary_unary(
+                '/otel_sessions.v1.SessionService/GetSessionLogs',
+                request_serializer=otel__sessions_dot_v1_dot_session__service__pb2.GetSessionLogsRequest.SerializeToString,
+                response_deserializer=opentelemetry_dot_proto_dot_logs_dot_v1_dot_logs__pb2.LogsData.FromString,
+                _registered_method=True)
         self.TailSession = channel.unary_stream(
                 '/otel_sessions.v1.SessionService/TailSession',
                 request_serializer=otel__sessions_dot_v1_dot_session__service__pb2.TailSessionRequest.SerializeToString,
-                response_deserializer=opentelemetry_dot_proto_dot_trace_dot_v1_dot_trace__pb2.TracesData.FromString,
+                response_deserializer=otel__sessions_dot_v1_dot_session__service__pb2.TailEvent.FromString,
                 _registered_method=True)
         self.GetThread = channel.unary_unary(
                 '/otel_sessions.v1.SessionService/GetThread',
@@ -91,8 +97,16 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSessionLogs(self, request, context):
+        """Log records of a session in time order, filtered, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TailSession(self, request, context):
-        """Spans of a session as they arrive, from the moment of the call (one message per write).
+        """Spans (and, with include_logs, log records) of a session as they arrive, from the moment
+        of the call: one message per write.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,10 +144,15 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     request_deserializer=otel__sessions_dot_v1_dot_session__service__pb2.GetSessionSpansRequest.FromString,
                     response_serializer=opentelemetry_dot_proto_dot_trace_dot_v1_dot_trace__pb2.TracesData.SerializeToString,
             ),
+            'GetSessionLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSessionLogs,
+                    request_deserializer=otel__sessions_dot_v1_dot_session__service__pb2.GetSessionLogsRequest.FromString,
+                    response_serializer=opentelemetry_dot_proto_dot_logs_dot_v1_dot_logs__pb2.LogsData.SerializeToString,
+            ),
             'TailSession': grpc.unary_stream_rpc_method_handler(
                     servicer.TailSession,
                     request_deserializer=otel__sessions_dot_v1_dot_session__service__pb2.TailSessionRequest.FromString,
-                    response_serializer=opentelemetry_dot_proto_dot_trace_dot_v1_dot_trace__pb2.TracesData.SerializeToString,
+                    response_serializer=otel__sessions_dot_v1_dot_session__service__pb2.TailEvent.SerializeToString,
             ),
             'GetThread': grpc.unary_unary_rpc_method_handler(
                     servicer.GetThread,
@@ -238,6 +257,33 @@ class SessionService:
             _registered_method=True)
 
     @staticmethod
+    def GetSessionLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/otel_sessions.v1.SessionService/GetSessionLogs',
+            otel__sessions_dot_v1_dot_session__service__pb2.GetSessionLogsRequest.SerializeToString,
+            opentelemetry_dot_proto_dot_logs_dot_v1_dot_logs__pb2.LogsData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def TailSession(request,
             target,
             options=(),
@@ -253,7 +299,7 @@ class SessionService:
             target,
             '/otel_sessions.v1.SessionService/TailSession',
             otel__sessions_dot_v1_dot_session__service__pb2.TailSessionRequest.SerializeToString,
-            opentelemetry_dot_proto_dot_trace_dot_v1_dot_trace__pb2.TracesData.FromString,
+            otel__sessions_dot_v1_dot_session__service__pb2.TailEvent.FromString,
             options,
             channel_credentials,
             insecure,

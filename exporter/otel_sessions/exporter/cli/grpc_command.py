@@ -26,7 +26,7 @@ def cmd_grpc(args: argparse.Namespace) -> int:
     from otel_sessions.v1 import session_service_pb2 as pb
 
     def to_dict(message) -> dict:
-        if message.DESCRIPTOR.full_name.startswith("opentelemetry."):
+        if message.DESCRIPTOR.full_name.startswith("opentelemetry.") or message.DESCRIPTOR.name == "TailEvent":
             return message_to_dict(message)  # OTLP/JSON: hex ids
         return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
@@ -68,7 +68,8 @@ def cmd_grpc(args: argparse.Namespace) -> int:
 
 def add_grpc_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grpc", help="call a SessionService method, grpcurl-style (JSON in, JSON out)")
-    p.add_argument("method", help="ListSessions, GetSession, GetSessionSpans, TailSession, GetThread, DeleteSession")
+    p.add_argument("method", help="ListSessions, GetSession, GetSessionSpans, GetSessionLogs, TailSession, GetThread, "
+                   "DeleteSession")
     p.add_argument("request", nargs="?", default="{}", help="the request as JSON (default: {})")
     p.add_argument("--address", default=os.environ.get("OTEL_SESSIONS_GRPC") or "127.0.0.1:4317",
                    help="gRPC address of the service [env OTEL_SESSIONS_GRPC; default: %(default)s]")

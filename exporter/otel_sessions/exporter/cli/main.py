@@ -40,7 +40,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
         help="run the OTLP receiver and session store",
-        description="Receive OTLP traces on gRPC and HTTP, store spans grouped by session in Redis, "
+        description="Receive OTLP traces and logs on gRPC and HTTP, store spans and log records grouped by session in Redis, "
         "serve lookups. Every flag defaults from its env var.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -144,8 +144,8 @@ def _worker(settings: Settings, redis_url: str, index: int, parent_pid: int | No
         if index == 0:
             http = f"http://{listening.http[0]}:{listening.http[1]}"
             _say(f"OTLP/gRPC on {listening.grpc[0]}:{listening.grpc[1]} "
-                 "(also otel_sessions.v1.SessionService, grpc.health.v1.Health, server reflection)")
-            _say(f"OTLP/HTTP on {http}/v1/traces")
+                 "(TraceService and LogsService; also otel_sessions.v1.SessionService, grpc.health.v1.Health, server reflection)")
+            _say(f"OTLP/HTTP on {http}/v1/traces and {http}/v1/logs")
             _say(f"lookups on {http}/v1/sessions (OpenAPI: {http}/openapi.json), web page {http}/")
             _say(f"health {http}/healthz and {http}/readyz, metrics {http}/metrics")
             _say(f"Jaeger-compatible query API on {http}/api (Grafana's Jaeger data source, Jaeger UI)")

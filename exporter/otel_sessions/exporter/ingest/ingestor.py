@@ -8,6 +8,11 @@ their spans were stored before), writes those, then has the store update the ind
 acknowledges (returns a response) only after all of that succeeded; a Redis failure
 propagates as :class:`~.errors.StoreUnavailable`, which the receivers answer as retryable.
 
+The write path is shared with log records (``log_ingest.py``): :meth:`Ingestor.write` takes
+a span :class:`Batch` and a :class:`~.log_grouping.LogBatch` (either may be empty), so a trace
+claimed by a span adopts the log records waiting for it, and a trace claimed by a log record
+adopts the spans waiting for it, in the same rounds.
+
 After a request is stored, each hook in :attr:`Ingestor.after_store` gets a
 :class:`StoredBatch`: the request's bytes and what grouping and writing learnt (sessions,
 span -> session, trace -> session, the spans the store parked for joining, services and
@@ -25,14 +30,23 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from otel_sessions.exporter.errors import StoreUnavailable
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.groups import Batch, Group
+from otel_sessions.exporter.ingest.log_grouping import LogBatch, LogBatchBuilder, LogGroup
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.store.codec import decode_chunks
-from otel_sessions.exporter.store.records import SessionFigures, SessionWrite, TraceJoin, WriteResult
+from otel_sessions.exporter.store.log_codec import decode_log_chunks
+from otel_sessions.exporter.store.records import (
+    LogWrite,
+    SessionFigures,
+    SessionWrite,
+    TraceJoin,
+    WriteResult,
+)
 from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["Ingestor", "StoredBatch", "AfterStore"]
@@ -113,9 +127,10 @@ AfterStore = Callable[[StoredBatch], Awaitable[None] | None]
 class Ingestor:
     """Groups requests and writes them through one :class:`SessionStore`."""
 
-    def __init__(self, store: SessionStore, builder: BatchBuilder) -> None:
+    def __init__(self, store: SessionStore, builder: BatchBuilder, log_builder: LogBatchBuilder | None = None) -> None:
         self.store = store
         self.builder = builder
+        self.log_builder = log_builder or LogBatchBuilder(max_id_length=builder.max_id_length)
         self.after_store: list[AfterStore] = []
 
     async def export(self, request: ExportTraceServiceRequest, body: bytes | None = None) -> ExportTraceServiceResponse:
@@ -137,13 +152,7 @@ class Ingestor:
         except StoreUnavailable:
             METRICS.redis_errors.inc()
             raise
-        METRICS.spans_stored.inc(result.spans_new)
-        if result.spans_duplicate:
-            METRICS.spans_duplicate.inc(result.spans_duplicate)
-        if result.spans_joined:
-            METRICS.spans_joined.inc(result.spans_joined)
-        if result.spans_parked:
-            METRICS.spans_parked.inc(result.spans_parked)
+        count_written(result)
         if self.after_store:
             await self._run_hooks(request, body, batch)
         response = ExportTraceServiceResponse()
@@ -154,55 +163,89 @@ class Ingestor:
             response.partial_success.error_message = "; ".join(batch.errors)
         return response
 
-    async def write(self, batch: Batch) -> WriteResult:
-        """Write a grouped batch (it is this ingestor's own object: regrouping changes it).
+    async def write(self, batch: Batch, logs: LogBatch | None = None) -> WriteResult:
+        """Write a grouped span batch and log batch (this ingestor's own objects: regrouping
+        changes them); either may be empty.
 
         Afterwards ``batch.owners`` holds the session of every trace the store (or this
         process's earlier claim) named an owner for, and ``batch.orphans`` the orphan groups
         not written straight into a session known before the write: those whose trace is in
         ``batch.owners`` joined it through the store, the others were parked."""
+        logs = logs if logs is not None else LogBatch()
         result = WriteResult()
         result.spans_joined += batch.join_local()
+        result.logs_joined += logs.join_local()
         now_ms = int(time.time() * 1000)
         for trace_id in list(batch.orphans):
             owner = self.store.known_owner(trace_id, now_ms)
             if owner is not None:
                 batch.owners[trace_id] = owner
-                self._adopt(batch.sessions, owner, batch.orphans.pop(trace_id), result)
+                result.trace_owners[trace_id] = owner
+                _adopt(batch.sessions, owner, batch.orphans.pop(trace_id), result)
+        for trace_id in list(logs.orphans):
+            owner = self.store.known_owner(trace_id, now_ms)
+            if owner is not None:
+                result.trace_owners[trace_id] = owner
+                _adopt(logs.sessions, owner, logs.orphans.pop(trace_id), result)
 
-        pending = [(sid, group) for sid, group in batch.sessions.items() if group.spans]
+        pending: list[tuple[str, Group | LogGroup]] = [(sid, group) for sid, group in batch.sessions.items()
+                                                       if group.spans]
+        pending += [(sid, group) for sid, group in logs.sessions.items() if group.records]
         writes = [group.to_write(sid) for sid, group in pending]
-        join = TraceJoin(claims=dict(batch.trace_sessions),
-                         parked={trace_id: group.payload().chunk for trace_id, group in batch.orphans.items()})
+        claims = dict(logs.trace_sessions)
+        claims.update(batch.trace_sessions)
+        join = TraceJoin(claims=claims,
+                         parked={trace_id: group.payload().chunk for trace_id, group in batch.orphans.items()},
+                         parked_logs={trace_id: group.chunk() for trace_id, group in logs.orphans.items()})
         joined, replies = await self.store.write(join, writes, now_ms)
 
         # what the store handed back to be written into a session
         adopted: dict[str, Group] = {}
+        adopted_logs: dict[str, LogGroup] = {}
         for trace_id in joined.parked:
             result.spans_parked += batch.orphans[trace_id].span_count
+        for trace_id in joined.parked_logs:
+            result.logs_parked += logs.orphans[trace_id].record_count
         for trace_id, owner in joined.owners.items():
             batch.owners[trace_id] = owner
+            result.trace_owners[trace_id] = owner
             orphan = batch.orphans.get(trace_id)  # left in place: the hooks see it joined
             if orphan is not None:
-                self._adopt(adopted, owner, orphan, result)
+                _adopt(adopted, owner, orphan, result)
+            log_orphan = logs.orphans.pop(trace_id, None)
+            if log_orphan is not None:
+                _adopt(adopted_logs, owner, log_orphan, result)
             batch.trace_sessions.setdefault(trace_id, owner)
         for owner, chunks in joined.adopt:
             parked = self.builder.build(TracesData.FromString(decode_chunks(chunks)).resource_spans,
                                         force_session=owner)
             for session_id, group in parked.sessions.items():
-                self._adopt(adopted, session_id, group, result)
+                _adopt(adopted, session_id, group, result)
+        for owner, chunks in joined.adopt_logs:
+            parked_logs = self.log_builder.build(LogsData.FromString(decode_log_chunks(chunks)).resource_logs,
+                                                 force_session=owner)
+            for session_id, log_group in parked_logs.sessions.items():
+                _adopt(adopted_logs, session_id, log_group, result)
 
-        stored: dict[str, tuple[SessionWrite, SessionFigures]] = {}
+        stored: dict[str, tuple[SessionWrite | LogWrite, SessionFigures]] = {}
         while True:
-            again: list[tuple[str, Group]] = []
+            again: list[tuple[str, Group | LogGroup]] = []
             for (session_id, group), write, reply in zip(pending, writes, replies):
-                if reply.status < 0:  # partly stored before: send the new spans again
+                is_log = type(write) is LogWrite
+                if reply.status < 0:  # partly stored before: send the new spans (or records) again
                     fresh = group.only(reply.new_mask or b"")
-                    result.spans_duplicate += group.span_count - fresh.span_count
+                    if is_log:
+                        result.logs_duplicate += group.record_count - fresh.record_count
+                    else:
+                        result.spans_duplicate += group.span_count - fresh.span_count
                     again.append((session_id, fresh))
                     continue
-                result.spans_new += reply.status
-                result.spans_duplicate += write.span_count - reply.status
+                if is_log:
+                    result.logs_new += reply.status
+                    result.logs_duplicate += write.record_count - reply.status
+                else:
+                    result.spans_new += reply.status
+                    result.spans_duplicate += write.span_count - reply.status
                 earlier = stored.get(session_id)
                 if earlier is not None:  # written again this request (adopted spans): keep what it named
                     write = write._replace(user_id=write.user_id or earlier[0].user_id,
@@ -210,23 +253,16 @@ class Ingestor:
                                            name=write.name or earlier[0].name)
                 stored[session_id] = (write, reply.figures)
             again += [(sid, group) for sid, group in adopted.items() if group.spans]
-            adopted = {}
+            again += [(sid, group) for sid, group in adopted_logs.items() if group.records]
+            adopted, adopted_logs = {}, {}
             if not again:
                 break
             pending = again
             writes = [group.to_write(sid) for sid, group in pending]
             _joined, replies = await self.store.write(None, writes, now_ms)
         result.sessions = len(stored)
-        await self.store.finish(list(stored.values()), joined.trims, now_ms)
+        await self.store.finish(list(stored.values()), joined.trims, now_ms, joined.log_trims)
         return result
-
-    @staticmethod
-    def _adopt(groups: dict[str, Group], session_id: str, group: Group, result: WriteResult) -> None:
-        target = groups.get(session_id)
-        if target is None:
-            target = groups[session_id] = Group()
-        target.merge(group)
-        result.spans_joined += group.span_count
 
     async def _run_hooks(self, request: ExportTraceServiceRequest | None, body: bytes | None, batch: Batch) -> None:
         stored = StoredBatch(body, batch, request)
@@ -237,3 +273,27 @@ class Ingestor:
                     await outcome
             except Exception:  # a hook (e.g. forwarding) never fails ingest
                 log.exception("after-store hook failed")
+
+
+def _adopt(groups: dict, session_id: str, group: Group | LogGroup, result: WriteResult) -> None:
+    """Merge ``group`` (spans or log records joining by trace) into ``groups[session_id]``."""
+    target = groups.get(session_id)
+    if isinstance(group, LogGroup):
+        if target is None:
+            target = groups[session_id] = LogGroup()
+        result.logs_joined += group.record_count
+    else:
+        if target is None:
+            target = groups[session_id] = Group()
+        result.spans_joined += group.span_count
+    target.merge(group)
+
+
+def count_written(result: WriteResult) -> None:
+    """Add what a write stored, found stored, joined and parked to the service metrics."""
+    for counter, amount in ((METRICS.spans_stored, result.spans_new), (METRICS.spans_duplicate, result.spans_duplicate),
+                            (METRICS.spans_joined, result.spans_joined), (METRICS.spans_parked, result.spans_parked),
+                            (METRICS.logs_stored, result.logs_new), (METRICS.logs_duplicate, result.logs_duplicate),
+                            (METRICS.logs_joined, result.logs_joined), (METRICS.logs_parked, result.logs_parked)):
+        if amount:
+            counter.inc(amount)

@@ -1,4 +1,5 @@
-"""OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` and
+``opentelemetry.proto.collector.logs.v1.LogsService/Export``.
 
 Status codes come from the error table (``errors.py``), as the OTLP specification says:
 ``INVALID_ARGUMENT`` for a request that does not parse (not retryable), ``UNAVAILABLE`` when
@@ -16,25 +17,31 @@ retry after the delay.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, classify, grpc_abort
 from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
+from otel_sessions.exporter.ingest.log_ingest import LogIngest
 from otel_sessions.exporter.metrics import METRICS
 
-__all__ = ["trace_service_handler", "TRACE_SERVICE"]
+__all__ = ["trace_service_handler", "logs_service_handler", "TRACE_SERVICE", "LOGS_SERVICE"]
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
-def trace_service_handler(ingestor: Ingestor, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
-    """A generic handler serving OTLP ``TraceService/Export`` with ``ingestor``, each message
-    held in a lease on ``inflight``."""
+def _export_handler(service: str, request_type: type[Message], ingest: Callable[[Message, bytes], Awaitable[Message]],
+                    guard: BearerGuard, inflight: InflightBytes, requests, seconds) -> grpc.GenericRpcHandler:
+    """A generic handler of ``<service>/Export``: bytes in, ``request_type`` parsed here, bytes
+    out; each message held in a lease on ``inflight``."""
+    name = request_type.DESCRIPTOR.name
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
@@ -44,11 +51,11 @@ def trace_service_handler(ingestor: Ingestor, guard: BearerGuard, inflight: Infl
             guard.check_grpc(context.invocation_metadata())
             lease.resize(len(body))
             try:
-                request = ExportTraceServiceRequest.FromString(body)
+                request = request_type.FromString(body)
             except DecodeError as exc:
-                raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
+                raise BadRequest(f"cannot parse {name}: {exc}") from None
             # only the ingestor holds the parsed request from here (it lets it go once grouped)
-            exporting, request = ingestor.export(request, body), None
+            exporting, request = ingest(request, body), None
             response = await exporting
             return response.SerializeToString()
         except Exception as exc:
@@ -57,8 +64,22 @@ def trace_service_handler(ingestor: Ingestor, guard: BearerGuard, inflight: Infl
             raise AssertionError("unreachable") from None
         finally:
             lease.release()
-            METRICS.requests.labels("grpc", outcome).inc()
-            METRICS.request_seconds.labels("grpc").observe(time.perf_counter() - started)
+            requests.labels("grpc", outcome).inc()
+            seconds.labels("grpc").observe(time.perf_counter() - started)
 
     method = grpc.unary_unary_rpc_method_handler(export)  # bytes in, bytes out
-    return grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": method})
+    return grpc.method_handlers_generic_handler(service, {"Export": method})
+
+
+def trace_service_handler(ingestor: Ingestor, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
+    """A generic handler serving OTLP ``TraceService/Export`` with ``ingestor``, each message
+    held in a lease on ``inflight``."""
+    return _export_handler(TRACE_SERVICE, ExportTraceServiceRequest, ingestor.export, guard, inflight,
+                           METRICS.requests, METRICS.request_seconds)
+
+
+def logs_service_handler(logs: LogIngest, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
+    """A generic handler serving OTLP ``LogsService/Export`` with ``logs`` (the same in-flight
+    bound as the traces)."""
+    return _export_handler(LOGS_SERVICE, ExportLogsServiceRequest, logs.export, guard, inflight,
+                           METRICS.log_requests, METRICS.log_request_seconds)

@@ -1,4 +1,4 @@
-"""OTLP/HTTP ``POST /v1/traces``: decode, parse, ingest, answer.
+"""OTLP/HTTP ``POST /v1/traces`` and ``POST /v1/logs``: decode, parse, ingest, answer.
 
 OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
 
@@ -14,7 +14,8 @@ OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
   once decoded, until the answer;
 * 408 when the body has not arrived within ``--body-timeout`` (a stalled or trickling
   client), and the connection is closed;
-* success may carry ``partial_success`` with ``rejected_spans`` and a message.
+* success may carry ``partial_success`` with ``rejected_spans`` (``rejected_log_records``)
+  and a message.
 
 Statuses come from the error table (``errors.py``); error bodies are ``google.rpc.Status``
 in the request's content type. A request in neither OTLP content type gets its error as JSON
@@ -25,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 from aiohttp import web
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_sessions.exporter.auth import BearerGuard
@@ -52,10 +54,11 @@ from otel_sessions.exporter.ingest.content_encoding import (
 )
 from otel_sessions.exporter.ingest.inflight import InflightBytes, Lease
 from otel_sessions.exporter.ingest.ingestor import Ingestor
+from otel_sessions.exporter.ingest.log_ingest import LogIngest
 from otel_sessions.exporter.metrics import METRICS
-from otel_sessions.exporter.otlp_json import OtlpJsonError, message_to_json, parse_traces_json
+from otel_sessions.exporter.otlp_json import OtlpJsonError, message_to_json, parse_otlp_json
 
-__all__ = ["traces_route", "PROTOBUF", "JSON"]
+__all__ = ["traces_route", "logs_route", "PROTOBUF", "JSON"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -135,12 +138,13 @@ def _decode(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         raise BadRequest(f"invalid {encoding} body: {exc}") from None
 
 
-def traces_route(ingestor: Ingestor, *, max_bytes: int, guard: BearerGuard, inflight: InflightBytes,
-                 body_timeout_s: float) -> Callable:
-    """The aiohttp handler of ``POST /v1/traces``: bodies up to ``max_bytes``, received within
-    ``body_timeout_s``, held in a lease on ``inflight`` until answered."""
+def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes | None], Awaitable[Message]], *,
+                  max_bytes: int, guard: BearerGuard, inflight: InflightBytes, body_timeout_s: float,
+                  requests, seconds) -> Callable:
+    """The aiohttp handler of an OTLP/HTTP export path taking ``request_type``."""
+    name = request_type.DESCRIPTOR.name
 
-    async def post_traces(request: web.Request) -> web.StreamResponse:
+    async def post(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         outcome = "ok"
         media = request.content_type  # without parameters such as charset
@@ -164,14 +168,14 @@ def traces_route(ingestor: Ingestor, *, max_bytes: int, guard: BearerGuard, infl
             body, decoded = decoded, None
             try:
                 if media == JSON:
-                    export_request = parse_traces_json(body, ExportTraceServiceRequest())
+                    export_request = parse_otlp_json(body, request_type())
                     body = None  # the hooks get the protobuf encoding, made only if one needs it
                 else:
-                    export_request = ExportTraceServiceRequest.FromString(body)
+                    export_request = request_type.FromString(body)
             except (DecodeError, OtlpJsonError) as exc:
-                raise BadRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from None
+                raise BadRequest(f"cannot parse {name}: {exc}") from None
             # only the ingestor holds the parsed request from here (it lets it go once grouped)
-            exporting, export_request = ingestor.export(export_request, body), None
+            exporting, export_request = ingest(export_request, body), None
             response = await exporting
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
@@ -182,7 +186,24 @@ def traces_route(ingestor: Ingestor, *, max_bytes: int, guard: BearerGuard, infl
             return answer
         finally:
             lease.release()
-            METRICS.requests.labels("http", outcome).inc()
-            METRICS.request_seconds.labels("http").observe(time.perf_counter() - started)
+            requests.labels("http", outcome).inc()
+            seconds.labels("http").observe(time.perf_counter() - started)
 
-    return post_traces
+    return post
+
+
+def traces_route(ingestor: Ingestor, *, max_bytes: int, guard: BearerGuard, inflight: InflightBytes,
+                 body_timeout_s: float) -> Callable:
+    """The aiohttp handler of ``POST /v1/traces``: bodies up to ``max_bytes``, received within
+    ``body_timeout_s``, held in a lease on ``inflight`` until answered."""
+    return _export_route(ExportTraceServiceRequest, ingestor.export, max_bytes=max_bytes, guard=guard,
+                         inflight=inflight, body_timeout_s=body_timeout_s, requests=METRICS.requests,
+                         seconds=METRICS.request_seconds)
+
+
+def logs_route(logs: LogIngest, *, max_bytes: int, guard: BearerGuard, inflight: InflightBytes,
+               body_timeout_s: float) -> Callable:
+    """The aiohttp handler of ``POST /v1/logs`` (the bounds of ``POST /v1/traces``)."""
+    return _export_route(ExportLogsServiceRequest, logs.export, max_bytes=max_bytes, guard=guard, inflight=inflight,
+                         body_timeout_s=body_timeout_s, requests=METRICS.log_requests,
+                         seconds=METRICS.log_request_seconds)

@@ -1,4 +1,4 @@
-"""The HTTP port's application: OTLP/HTTP ingest, health, readiness, metrics, and the routes
+"""The HTTP port's application: OTLP/HTTP ingest (traces and logs), health, readiness, metrics, and the routes
 other packages add (REST lookups, the web page, the Jaeger-compatible API).
 
 Unknown paths and wrong methods answer with a JSON message (404 / 405), not an HTML page.
@@ -13,7 +13,8 @@ from aiohttp import web
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
-from otel_sessions.exporter.ingest.otlp_http import traces_route
+from otel_sessions.exporter.ingest.log_ingest import LogIngest
+from otel_sessions.exporter.ingest.otlp_http import logs_route, traces_route
 from otel_sessions.exporter.metrics import render
 from otel_sessions.exporter.store.sessions import SessionStore
 
@@ -58,12 +59,15 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
 
 def create_app(ingestor: Ingestor, *, max_request_bytes: int, ingest_guard: BearerGuard, inflight: InflightBytes,
                body_timeout_s: float,
-               extra_routes: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
+               extra_routes: Iterable[Callable[[web.Application], None]] = (),
+               log_ingest: LogIngest | None = None) -> web.Application:
     """The aiohttp application of the HTTP port (OTLP bodies: ``max_request_bytes`` each,
     received within ``body_timeout_s``, all of them together within ``inflight``)."""
     app = web.Application(client_max_size=max_request_bytes, middlewares=[json_errors])
     app.router.add_post("/v1/traces", traces_route(ingestor, max_bytes=max_request_bytes, guard=ingest_guard,
                                                    inflight=inflight, body_timeout_s=body_timeout_s))
+    app.router.add_post("/v1/logs", logs_route(log_ingest or LogIngest(ingestor), max_bytes=max_request_bytes,
+                                               guard=ingest_guard, inflight=inflight, body_timeout_s=body_timeout_s))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", _readyz(ingestor.store))
     app.router.add_get("/metrics", metrics)

@@ -61,6 +61,8 @@ def session_to_proto(s: SessionSummary) -> pb.Session:
         agents=s.agents, tools=s.tools, metadata=s.metadata, truncated=s.truncated,
         spans_dropped=_u64(s.spans_dropped), cache_read_tokens=_u64(s.cache_read_tokens),
         cache_write_tokens=_u64(s.cache_write_tokens), reasoning_tokens=_u64(s.reasoning_tokens),
+        log_count=_u64(s.log_count), error_log_count=_u64(s.error_log_count),
+        first_error_log_message=s.first_error_log_message or "", logs_dropped=_u64(s.logs_dropped),
     )
     if s.traces is not None:
         message.traces.extend(_trace_to_proto(t) for t in s.traces)
@@ -142,8 +144,8 @@ class SessionService(pb_grpc.SessionServiceServicer):
             # Headers go out once subscribed: a client that has them knows no later span is missed.
             await context.send_initial_metadata((("x-otel-sessions-tail", "live"),))
             async for data in following:
-                if data is not None:
-                    await context.write(data)
+                if data is not None:  # TailEvent is TracesData on the wire (field 1)
+                    await context.write(pb.TailEvent.FromString(data.SerializeToString()))
         except StoreUnavailable as exc:
             await grpc_abort(context, exc, "SessionService/TailSession")
         finally:

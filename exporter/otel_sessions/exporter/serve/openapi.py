@@ -112,6 +112,11 @@ _SESSION_PROPS = {
     "tools": {"type": "array", "items": {"type": "string"}},
     "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
     "truncated": {"type": "boolean"}, "spans_dropped": {"type": "integer"},
+    "log_count": {"type": "integer", "description": "Log records of the session (each once)"},
+    "error_log_count": {"type": "integer", "description": "Log records with severity_number >= 17 (ERROR and above)"},
+    "first_error_log_message": {"type": ["string", "null"],
+                                "description": "The first error record's message, at most 512 characters"},
+    "logs_dropped": {"type": "integer", "description": "Log records dropped by --max-logs-per-session"},
     "traces": {"type": "array", "items": {"$ref": "#/components/schemas/TraceSummary"},
                "description": "Only in GET /v1/sessions/{id}, in start order"},
 }
@@ -126,8 +131,9 @@ _LIST_PROPS = {
 OPENAPI: dict = {
     "openapi": "3.1.0",
     "info": {"title": "otel-sessions lookups", "version": _VERSION,
-             "description": "Sessions of LLM and agent apps, stored from OpenTelemetry spans. OTLP ingest is "
-                            "POST /v1/traces (OTLP/HTTP); this document covers the lookups."},
+             "description": "Sessions of LLM and agent apps, stored from OpenTelemetry spans and log records. "
+                            "OTLP ingest is POST /v1/traces and POST /v1/logs (OTLP/HTTP); this document covers "
+                            "the lookups."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "description": "Only when the service has --query-token"}},

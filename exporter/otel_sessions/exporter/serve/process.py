@@ -24,7 +24,13 @@ from otel_sessions.exporter.forward.forwarding import Forwarding
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
-from otel_sessions.exporter.ingest.otlp_grpc import TRACE_SERVICE, trace_service_handler
+from otel_sessions.exporter.ingest.log_ingest import LogIngest
+from otel_sessions.exporter.ingest.otlp_grpc import (
+    LOGS_SERVICE,
+    TRACE_SERVICE,
+    logs_service_handler,
+    trace_service_handler,
+)
 from otel_sessions.exporter.ingest.pricing import PriceTable
 from otel_sessions.exporter.jaeger.index import JaegerIndex
 from otel_sessions.exporter.jaeger.routes import jaeger_routes
@@ -103,6 +109,7 @@ class Service:
         self.extra_http_routes = list(extra_http_routes)
         self.store: SessionStore | None = None
         self.ingestor: Ingestor | None = None
+        self.log_ingest: LogIngest | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._health: health.aio.HealthServicer | None = None
@@ -132,6 +139,7 @@ class Service:
         s = self.settings
         self.store = await self._connect()
         self.ingestor = Ingestor(self.store, BatchBuilder(PriceTable.load(s.prices), max_id_length=s.max_id_length))
+        self.log_ingest = LogIngest(self.ingestor)
         service_index = ServiceIndex(self.store.gateway, self.store.keys, self.store.retention_ms)
         self._jaeger_index = JaegerIndex(service_index)
         self.ingestor.after_store.append(self._jaeger_index)
@@ -141,12 +149,13 @@ class Service:
             self.ingestor.after_store.append(self.forwarding)
 
         server = grpc.aio.server(options=grpc_server_options(s))
-        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, self.ingest_guard, self.inflight),))
+        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, self.ingest_guard, self.inflight),
+                                         logs_service_handler(self.log_ingest, self.ingest_guard, self.inflight)))
         add_session_service(server, self.store, self.query_guard)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (TRACE_SERVICE, SESSION_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            (TRACE_SERVICE, LOGS_SERVICE, SESSION_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME),
             server)
         host, port = s.grpc_listen
@@ -157,11 +166,12 @@ class Service:
         self._grpc = server
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(TRACE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(LOGS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SESSION_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
         # the REST lookups, the web page and the Jaeger-compatible API (/api) are always served
         app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_guard=self.ingest_guard,
-                         inflight=self.inflight, body_timeout_s=s.body_timeout,
+                         inflight=self.inflight, body_timeout_s=s.body_timeout, log_ingest=self.log_ingest,
                          extra_routes=[lookup_routes(self.query_guard, self.store),
                                        jaeger_routes(self.query_guard, self.store, service_index),
                                        *self.extra_http_routes])

@@ -119,6 +119,8 @@ OPTIONS: tuple[Option, ...] = (
            "no call for this long."),
     Option("max_spans_per_session", "--max-spans-per-session", "OTEL_SESSIONS_MAX_SPANS_PER_SESSION", 100_000,
            "Spans kept per session; beyond it the oldest are dropped from the store."),
+    Option("max_logs_per_session", "--max-logs-per-session", "OTEL_SESSIONS_MAX_LOGS_PER_SESSION", 100_000,
+           "Log records kept per session; beyond it the oldest are dropped from the store."),
     Option("max_id_length", "--max-id-length", "OTEL_SESSIONS_MAX_ID_LENGTH", 256,
            "Longest session, thread or user id used for grouping."),
     Option("prices", "--prices", "OTEL_SESSIONS_PRICES", None,
@@ -163,6 +165,7 @@ class Settings:
     body_timeout: float
     connection_idle_timeout: float
     max_spans_per_session: int
+    max_logs_per_session: int
     max_id_length: int
     prices: Path | None
     workers: int
@@ -171,7 +174,8 @@ class Settings:
     def store_settings(self) -> StoreSettings:
         return StoreSettings(key_prefix=self.key_prefix, retention_s=self.retention, thread_idle_s=self.thread_idle,
                              idle_after_s=self.idle_after, abandon_after_s=self.abandon_after,
-                             max_spans_per_session=self.max_spans_per_session)
+                             max_spans_per_session=self.max_spans_per_session,
+                             max_logs_per_session=self.max_logs_per_session)
 
     def forward_settings(self) -> ForwardSettings:
         return ForwardSettings(urls=self.forward, max_queued_spans=self.forward_queue,
@@ -227,7 +231,8 @@ class Settings:
             except ValueError as exc:
                 raise fail(name, str(exc)) from None
 
-        for name, low in (("max_request_bytes", 1024), ("max_spans_per_session", 1), ("max_id_length", 1),
+        for name, low in (("max_request_bytes", 1024), ("max_spans_per_session", 1),
+                          ("max_logs_per_session", 1), ("max_id_length", 1),
                           ("workers", 1), ("forward_queue", 1), ("forward_join_max_spans", 1)):
             try:
                 number = int(raw[name])

@@ -3,7 +3,10 @@
 
 A span that names no session joins the session its trace names, whichever request or
 receiver that comes from: the first span naming a session *claims* the trace (the first
-claim wins), spans without one are *parked* under the trace until it is claimed. The map
+claim wins), spans without one are *parked* under the trace until it is claimed. Log records
+join the same way, through the same map: a record naming a session claims its trace too, and
+records without one are parked in a list of their own (``Keys.trace_log_pending``), adopted
+with the trace's parked spans when it is claimed. The map
 lives in small hashes per epoch (an eighth of the retention) and bucket, and expires a whole
 epoch at a time (``keys.trace_epoch_ms``; ``docs/storage.md``, trace joining).
 """
@@ -24,7 +27,8 @@ from otel_sessions.exporter.store.records import JoinReply, TraceJoin
 
 __all__ = ["TraceJoining"]
 
-#: (trace id, operation "c" claim or "p" park, session id or chunk), by trace shard
+#: (trace id, operation "c" claim, "p" park spans or "l" park log records, session id or chunk),
+#: by trace shard
 JoinOps = dict[int, list[tuple[bytes, str, Any]]]
 
 
@@ -57,7 +61,7 @@ class TraceJoining:
         return ops, self._calls(ops, epoch, now_ms)
 
     def _ops(self, join: TraceJoin, epoch: int) -> JoinOps:
-        """Trace claims to make and spans to park, by trace shard."""
+        """Trace claims to make, spans and log records to park, by trace shard."""
         ops: dict[int, list[tuple[bytes, str, Any]]] = {}
         # Every request claims the traces it names, also those this process claimed before: a
         # claim costs Redis little, and a map that lost its data (a flush, a restart without the
@@ -66,6 +70,8 @@ class TraceJoining:
             ops.setdefault(trace_shard(trace_id), []).append((trace_id, "c", session_id))
         for trace_id, chunk in join.parked.items():
             ops.setdefault(trace_shard(trace_id), []).append((trace_id, "p", chunk))
+        for trace_id, chunk in join.parked_logs.items():
+            ops.setdefault(trace_shard(trace_id), []).append((trace_id, "l", chunk))
         return ops
 
     def _calls(self, ops: JoinOps, epoch: int, now_ms: int) -> list[tuple[list, list]]:
@@ -77,7 +83,7 @@ class TraceJoining:
             args: list[Any] = []
             for trace_id, op, value in entries:
                 keys += [trace_map(trace_id, epoch), trace_map(trace_id, epoch - 1), self.keys.trace_pending(trace_id),
-                         self.keys.parked_traces(trace_shard(trace_id))]
+                         self.keys.parked_traces(trace_shard(trace_id)), self.keys.trace_log_pending(trace_id)]
                 args += [trace_id, op, value]
             blocks.append((keys, args))
         bucket_ttl = (epoch + 1) * self.epoch_ms - now_ms + self.retention_ms
@@ -94,16 +100,24 @@ class TraceJoining:
                 if op == "c":
                     owner = answer[0].decode()
                     out.owners[trace_id] = owner
-                    parked = answer[1:]
-                    if parked:  # not remembered: until they are stored, a retry must claim again
-                        out.adopt.append((owner, parked))  # to get them back
+                    span_chunks = int(answer[1])
+                    parked, parked_logs = answer[2:2 + span_chunks], answer[2 + span_chunks:]
+                    if parked:
+                        out.adopt.append((owner, parked))
                         out.trims.append((trace_id, len(parked)))
-                    else:
+                    if parked_logs:
+                        out.adopt_logs.append((owner, parked_logs))
+                        out.log_trims.append((trace_id, len(parked_logs)))
+                    if not parked and not parked_logs:
                         self._remember(trace_id, owner, epoch)
+                    # else not remembered: until they are stored, a retry must claim again to
+                    # get them back
                 elif answer:
                     owner = answer[0].decode()
                     self._remember(trace_id, owner, epoch)
                     out.owners[trace_id] = owner
+                elif op == "l":
+                    out.parked_logs.add(trace_id)
                 else:
                     out.parked.add(trace_id)
         return out

@@ -7,6 +7,9 @@ Layout (``P`` is the key prefix, default ``ots``)::
     P:{S}:ids            string 8-byte digests of stored spans (idempotency), counted traces and
                                 usage markers; for a large session 64 strings P:{S}:ids:0..63
     P:{S}:agg            hash   usage marker -> aggregating-span usage counted for a trace
+    P:{S}:logs           list   compressed log chunks, oldest first (log_codec.py)
+    P:{S}:logids         string 8-byte digests of stored log records; for a large session 64
+                                strings P:{S}:logids:0..63
     P:{ix:N}:seen        zset   session -> last write (ms); also what prunes expired sessions
     P:{ix:N}:start|end|duration|spans|traces|tokens|cost   zsets for sorting
     P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
@@ -18,6 +21,7 @@ Layout (``P`` is the key prefix, default ``ots``)::
     P:{tj:N}:p:TRACE     list   spans of a trace that has not named its session yet
     P:{tj:N}:parked      zset   the 16 trace id bytes of traces with parked spans -> last park
                                 (ms), at most PARKED_TRACES per shard: what searches read
+    P:{tj:N}:lp:TRACE    list   log records of a trace that has not named its session yet
     P:{tj:N}:s:TRACE     string session of a synthetic session trace id (Jaeger API, jaeger.py)
     P:{jo:N}:services    zset   service names seen (score: last seen ms), for the Jaeger API
     P:{jo:N}:ops:SERVICE zset   "kind NUL operation" of a service (score: last seen ms)
@@ -99,6 +103,16 @@ class Keys:
     def summary(self, session_id: str) -> str:
         return self.session(session_id)[0]
 
+    def session_logs(self, session_id: str) -> tuple[str, str, str]:
+        """``(summary, logs, logids)`` keys of a session: ``write_logs.lua``'s first KEYS (it
+        derives the 64 ``logids:N`` bucket keys of a large session from ``logids``)."""
+        base = f"{self.prefix}:{{{session_tag(session_id)}}}:"
+        return base + "sum", base + "logs", base + "logids"
+
+    def log_tail_channel(self, session_id: str) -> str:
+        """Pub/sub channel announcing new log chunks of a session (beside :meth:`tail_channel`)."""
+        return f"{self.prefix}:{{{session_tag(session_id)}}}:ltail"
+
     def ready_probe(self) -> str:
         """A key ``/readyz`` writes (with a 10 s TTL) to learn whether Redis takes writes."""
         return f"{self.prefix}:ready"
@@ -144,6 +158,9 @@ class Keys:
         """Traces of trace shard ``shard`` with parked spans -> last park ms (one slot with their
         parked lists, so ``join_traces.lua`` writes both)."""
         return f"{self.prefix}:{{tj:{shard}}}:parked"
+    def trace_log_pending(self, trace_id: bytes) -> str:
+        """Log records of a trace waiting for the trace to name its session."""
+        return f"{self.prefix}:{{tj:{trace_shard(trace_id)}}}:lp:{trace_id.hex()}"
 
     def synthetic_trace(self, trace_id: bytes) -> str:
         """Session of a synthetic session trace id (see ``jaeger.session_trace_id``)."""

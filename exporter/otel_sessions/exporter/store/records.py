@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-__all__ = ["SessionWrite", "SessionFigures", "SessionReply", "TraceJoin", "JoinReply", "WriteResult"]
+__all__ = ["SessionWrite", "LogWrite", "SessionFigures", "SessionReply", "TraceJoin", "JoinReply", "WriteResult"]
 
 
 class SessionWrite(NamedTuple):
@@ -43,6 +43,29 @@ class SessionWrite(NamedTuple):
     name: str | None
 
 
+class LogWrite(NamedTuple):
+    """One session's log records of a request, ready for ``write_logs.lua``.
+
+    ``digests``: 8 bytes per distinct record (a digest of its serialized bytes); times are µs
+    since the epoch (the records' time, else their observed time); ``errors``: records with
+    ``severity_number`` >= 17 (ERROR); ``error_message``: the first error record's message
+    (<= 512 characters, "" when none); ``once`` and ``labels`` as in :class:`SessionWrite`."""
+
+    session_id: str
+    record_count: int
+    digests: bytes
+    errors: int
+    error_message: str
+    start_us: int
+    end_us: int
+    once: tuple[tuple[str, str], ...]
+    labels: tuple[str, ...]
+    chunk: bytes
+    user_id: str | None
+    thread_id: str | None
+    name: str | None
+
+
 class SessionFigures(NamedTuple):
     """A session's figures after a write: what the sort indexes keep."""
 
@@ -56,7 +79,8 @@ class SessionFigures(NamedTuple):
 
 
 class SessionReply(NamedTuple):
-    """The answer of ``write_session.lua``.
+    """The answer of ``write_session.lua`` (and of ``write_logs.lua``: the same shape, counted
+    in log records).
 
     ``status`` > 0: that many spans stored; 0: every span was stored before; -1: some were,
     nothing was written, and ``new_mask`` (one byte per span, ``b"1"`` = new) says which to
@@ -84,6 +108,8 @@ class TraceJoin:
 
     claims: dict[bytes, str] = field(default_factory=dict)
     parked: dict[bytes, bytes] = field(default_factory=dict)
+    #: trace id -> a log chunk of records whose trace named no session here
+    parked_logs: dict[bytes, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,20 +120,30 @@ class JoinReply:
     out to have one (the caller writes those spans into it); ``adopt``: (session, chunks) of
     spans parked earlier for a trace now claimed (the caller writes them into the session);
     ``parked``: traces whose spans were parked now; ``trims``: lists of parked spans to trim
-    once the adopted spans are stored (pass them to ``SessionStore.finish``)."""
+    once the adopted spans are stored (pass them to ``SessionStore.finish``). ``adopt_logs``,
+    ``parked_logs`` and ``log_trims`` are the same for log records waiting by trace."""
 
     owners: dict[bytes, str] = field(default_factory=dict)
     adopt: list[tuple[str, list[bytes]]] = field(default_factory=list)
     parked: set[bytes] = field(default_factory=set)
     trims: list[tuple[bytes, int]] = field(default_factory=list)
+    adopt_logs: list[tuple[str, list[bytes]]] = field(default_factory=list)
+    parked_logs: set[bytes] = field(default_factory=set)
+    log_trims: list[tuple[bytes, int]] = field(default_factory=list)
 
 
 @dataclass
 class WriteResult:
-    """What ingesting one request did, in spans."""
+    """What ingesting one request did, in spans and log records; ``trace_owners``: trace id ->
+    session for every trace whose session the write learnt."""
 
     sessions: int = 0
     spans_new: int = 0
     spans_duplicate: int = 0
     spans_parked: int = 0
     spans_joined: int = 0
+    logs_new: int = 0
+    logs_duplicate: int = 0
+    logs_parked: int = 0
+    logs_joined: int = 0
+    trace_owners: dict[bytes, str] = field(default_factory=dict)

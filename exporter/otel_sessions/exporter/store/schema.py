@@ -41,6 +41,13 @@ class Field:
     COST_ESTIMATED = "est"   # "1": some cost came from the price table
     DIGEST_LEVEL = "idb"     # k: the digests live in 2^k bucket strings (absent: one string)
     DIGESTS = "idn"          # digests stored (spans, traces, usage markers), for the buckets' growth
+    LOGS = "logs"            # log records counted (each record once)
+    LOG_ERRORS = "lerr"      # log records with severity_number >= 17 (ERROR and above)
+    LOG_ERROR_MESSAGE = "lmsg"  # the first error record's message, 512 characters at most
+    LOGS_STORED = "lstored"  # log records kept in the log chunk list
+    LOGS_DROPPED = "ldropped"  # log records dropped beyond --max-logs-per-session
+    LOG_DIGEST_LEVEL = "lidb"  # k: the log record digests live in 2^k bucket strings (absent: one)
+    LOG_DIGESTS = "lidn"     # log record digests stored, for the buckets' growth
 
 
 SUMMARY_FIELDS: tuple[str, ...] = tuple(v for k, v in vars(Field).items() if k.isupper())

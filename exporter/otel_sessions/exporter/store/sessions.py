@@ -13,6 +13,10 @@ round trips (trace joining itself is in ``joining.py``):
    figures the session writes returned (also for writes that were all duplicates, so a write
    that landed after a timeout is still listed), and the trimming of parked spans now stored.
 
+Log records take the same path: a :class:`LogWrite` is written by ``write_logs.lua`` in the
+same pipeline as the span writes (``logs.py``), log records waiting by trace are parked and
+adopted by the same ``join_traces.lua`` calls, and the sessions they touch are indexed alike.
+
 Every step is idempotent, so a request that fails anywhere is safely retried by the exporter
 (:class:`StoreUnavailable` is answered as retryable). Nothing is acknowledged before step 2.
 All Redis traffic goes through the :class:`RedisGateway`.
@@ -32,8 +36,10 @@ from otel_sessions.exporter.store.codec import chunk_traces, decode_chunks, dedu
 from otel_sessions.exporter.store.gateway import RedisGateway
 from otel_sessions.exporter.store.joining import TraceJoining
 from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard
+from otel_sessions.exporter.store.logs import LogStore
 from otel_sessions.exporter.store.records import (
     JoinReply,
+    LogWrite,
     SessionFigures,
     SessionReply,
     SessionWrite,
@@ -56,6 +62,7 @@ class StoreSettings:
     abandon_after_s: float
     max_spans_per_session: int
     publish_tail: bool = True
+    max_logs_per_session: int = 100_000
 
 
 class SessionStore:
@@ -82,6 +89,9 @@ class SessionStore:
         self.get_parked_spans = self.joining.get_parked_spans
         self.recent_parked_traces = self.joining.recent_parked_traces
         self.parked_spans_of = self.joining.parked_spans_of
+        #: the session's log records (write arguments, reads)
+        self.logs = LogStore(gateway, self.keys, self.retention_ms, settings.max_logs_per_session,
+                             settings.publish_tail)
 
     @classmethod
     def connect(cls, redis_url: str, settings: StoreSettings, cluster: bool = False) -> SessionStore:
@@ -103,9 +113,10 @@ class SessionStore:
         await self.gateway.close()
 
     # --- write ------------------------------------------------------------------------------
-    async def write(self, join: TraceJoin | None, sessions: list[SessionWrite],
+    async def write(self, join: TraceJoin | None, sessions: list[SessionWrite | LogWrite],
                     now_ms: int) -> tuple[JoinReply, list[SessionReply]]:
-        """Round trip 1: trace joining and session writes in one pipeline (see the module doc).
+        """Round trip 1: trace joining and session writes (of spans, or of log records) in one
+        pipeline (see the module doc); one reply per write, in order.
 
         Raises :class:`StoreUnavailable` when Redis fails; nothing is half-applied that a
         retry would not complete."""
@@ -118,7 +129,11 @@ class SessionStore:
             for keys, args in join_calls:
                 self.joining.script.queue(pipe, keys, args)
             for write in sessions:
-                script.queue(pipe, list(self.keys.session(write.session_id)), self._session_args(now_ms, write))
+                if type(write) is LogWrite:
+                    self.logs.queue_write(pipe, write, now_ms)
+                else:
+                    keys = [*self.keys.session(write.session_id), *self.keys.session_logs(write.session_id)[1:]]
+                    script.queue(pipe, keys, self._session_args(now_ms, write))
 
         replies = await self.gateway.run(fill)
         joined = self.joining.decode(ops, replies[:len(join_calls)], now_ms)
@@ -141,11 +156,11 @@ class SessionStore:
         args += w.labels
         return args
 
-    async def finish(self, stored: list[tuple[SessionWrite, SessionFigures]], trims: list[tuple[bytes, int]],
-                     now_ms: int) -> None:
+    async def finish(self, stored: list[tuple[SessionWrite | LogWrite, SessionFigures]],
+                     trims: list[tuple[bytes, int]], now_ms: int, log_trims: list[tuple[bytes, int]] = ()) -> None:
         """Round trip 2: the cross-session indexes of every session written (or found already
-        written), and the trimming of parked spans that were adopted."""
-        if not stored and not trims:
+        written), and the trimming of parked spans (and log records) that were adopted."""
+        if not stored and not trims and not log_trims:
             return
         per_shard: dict[int, dict[str, tuple[SessionWrite, SessionFigures]]] = {}
         for write, figures in stored:
@@ -159,6 +174,8 @@ class SessionStore:
                 script.queue(pipe, keys, args)
             for trace_id, count in trims:
                 pipe.ltrim(self.keys.trace_pending(trace_id), count, -1)
+            for trace_id, count in log_trims:
+                pipe.ltrim(self.keys.trace_log_pending(trace_id), count, -1)
 
         await self.gateway.run(fill)
         for entry in refreshed:  # only once they are written: a failed update is made again in full
@@ -298,7 +315,8 @@ class SessionStore:
         shard = session_shard(session_id)
 
         def fill(pipe) -> None:
-            self._delete_session.queue(pipe, list(self.keys.session(session_id)), [])
+            keys = [*self.keys.session(session_id), *self.keys.session_logs(session_id)[1:]]
+            self._delete_session.queue(pipe, keys, [])
 
         reply = (await self.gateway.run(fill))[0]
         if not reply:

@@ -111,6 +111,10 @@ class SessionSummary:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    log_count: int = 0
+    error_log_count: int = 0
+    first_error_log_message: str | None = None
+    logs_dropped: int = 0
     traces: list[TraceSummary] | None = None
 
     @property
@@ -165,6 +169,10 @@ class SessionSummary:
             cache_read_tokens=int(fields.get("cr") or 0),
             cache_write_tokens=int(fields.get("cw") or 0),
             reasoning_tokens=int(fields.get("rs") or 0),
+            log_count=int(fields.get("logs") or 0),
+            error_log_count=int(fields.get("lerr") or 0),
+            first_error_log_message=fields.get("lmsg"),
+            logs_dropped=int(fields.get("ldropped") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -198,6 +206,10 @@ class SessionSummary:
             "metadata": self.metadata,
             "truncated": self.truncated,
             "spans_dropped": self.spans_dropped,
+            "log_count": self.log_count,
+            "error_log_count": self.error_log_count,
+            "first_error_log_message": self.first_error_log_message,
+            "logs_dropped": self.logs_dropped,
         }
         if self.traces is not None:
             out["traces"] = [t.to_json() for t in self.traces]

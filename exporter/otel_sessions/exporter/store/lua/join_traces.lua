@@ -6,25 +6,30 @@
 -- epoch; found only in the previous one, it is written again into the current one, so an
 -- entry lives at least the retention after its trace's last span.
 --
--- KEYS, in fours per trace:   P:{tj:N}mE.B (hash: the current epoch's bucket of the trace),
+-- KEYS, in fives per trace:   P:{tj:N}mE.B (hash: the current epoch's bucket of the trace),
 --                             P:{tj:N}mE-1.B (hash: the previous epoch's bucket),
 --                             P:{tj:N}:p:TRACE (list: chunks of spans waiting for a session),
---                             P:{tj:N}:parked (zset: traces with parked spans -> last park ms)
+--                             P:{tj:N}:parked (zset: traces with parked spans -> last park ms),
+--                             P:{tj:N}:lp:TRACE (list: chunks of log records waiting for one)
 -- ARGV[1]  ttl (ms) of current-epoch buckets: the time to the epoch's end plus the retention
--- ARGV[2]  ttl (ms) of the lists of parked spans and of the parked-trace index: the retention
+-- ARGV[2]  ttl (ms) of the lists of parked spans and records and of the parked-trace index:
+--          the retention
 -- ARGV[3]  now (ms)
 -- ARGV[4]  most traces kept in one parked-trace index (the newest win)
 -- ARGV[5..] three values per trace, in KEYS order: trace id (16 bytes), then
 --          'c', session id  -- claim: this trace names that session (the first claim wins)
 --          'p', chunk       -- park: spans without a session; kept unless the trace is known
+--          'l', log chunk   -- park log records without a session, the same way (the
+--                              parked-trace index lists traces with parked spans only)
 --
 -- Returns one entry per trace:
---   claim -> {session, pending chunk, ...}  the winning session and the chunks parked so far
---            (the caller writes them into the session, then trims the list); the trace
---            leaves the parked-trace index
---   park  -> {session} when the trace already has one (nothing parked), else {} (the
---            trace's score in the parked-trace index becomes now)
--- Checking and parking happen in one step, so a span is never parked after its trace was
+--   claim -> {session, k, span chunk 1..k, log chunk, ...}  the winning session, the k span
+--            chunks and then the log chunks parked so far (the caller writes them into the
+--            session, then trims the lists); a trace with parked spans leaves the
+--            parked-trace index
+--   park  -> {session} when the trace already has one (nothing parked), else {} (a trace
+--            whose spans were parked gets now as its score in the parked-trace index)
+-- Checking and parking happen in one step, so nothing is parked after its trace was
 -- claimed: nothing waits forever.
 
 local bucket_ttl, pending_ttl = ARGV[1], ARGV[2]
@@ -32,12 +37,15 @@ local now, most_parked = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 
 -- ARGV position of the first of the three values of the trace whose keys start at KEYS[k]
-local function arg(k) return 5 + (k - 1) / 4 * 3 end
+local function arg(k) return 5 + (k - 1) / 5 * 3 end
 
 -- parked spans are rare: look for them once for all claimed traces
 local claimed_pending = {}
-for k = 1, #KEYS, 4 do
-  if ARGV[arg(k) + 1] == 'c' then claimed_pending[#claimed_pending + 1] = KEYS[k + 2] end
+for k = 1, #KEYS, 5 do
+  if ARGV[arg(k) + 1] == 'c' then
+    claimed_pending[#claimed_pending + 1] = KEYS[k + 2]
+    claimed_pending[#claimed_pending + 1] = KEYS[k + 4]
+  end
 end
 local any_pending = false
 for i = 1, #claimed_pending, 1000 do
@@ -69,8 +77,8 @@ end
 -- every parked-trace index written is trimmed and gets its TTL at the end of this call
 local parked_indexes = {}
 
-for k = 1, #KEYS, 4 do
-  local current, previous, pending, parked = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+for k = 1, #KEYS, 5 do
+  local current, previous, pending, parked, log_pending = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local a = arg(k)
   local trace, op, value = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   if op == 'c' then
@@ -86,15 +94,23 @@ for k = 1, #KEYS, 4 do
     else
       owner = redis.call('HGET', current, trace)
     end
-    local entry = {}
-    if any_pending then entry = redis.call('LRANGE', pending, 0, -1) end
-    if #entry > 0 then redis.call('ZREM', parked, trace) end
-    table.insert(entry, 1, owner)
+    local entry = {owner, 0}
+    if any_pending then
+      local spans = redis.call('LRANGE', pending, 0, -1)
+      if #spans > 0 then redis.call('ZREM', parked, trace) end
+      entry[2] = #spans
+      for _, c in ipairs(spans) do entry[#entry + 1] = c end
+      for _, c in ipairs(redis.call('LRANGE', log_pending, 0, -1)) do entry[#entry + 1] = c end
+    end
     out[#out + 1] = entry
   else
     local owner = redis.call('HGET', current, trace) or carried(current, previous, trace)
     if owner then
       out[#out + 1] = {owner}
+    elseif op == 'l' then
+      redis.call('RPUSH', log_pending, value)
+      redis.call('PEXPIRE', log_pending, pending_ttl)
+      out[#out + 1] = {}
     else
       redis.call('RPUSH', pending, value)
       redis.call('PEXPIRE', pending, pending_ttl)

@@ -12,6 +12,8 @@
 --                        so the same cluster slot.
 -- KEYS[4]  P:{S}:agg     hash: usage marker -> "in out cost" of the largest aggregating span
 --                        counted for a trace whose model calls carried no usage (yet)
+-- KEYS[5..6] P:{S}:logs, P:{S}:logids: the session's log keys (write_logs.lua), whose TTL
+--            slides with every write of the session (optional)
 --
 -- ARGV[1]  now_ms          ARGV[2]  ttl_ms, set on every key written
 -- ARGV[3]  max_spans       spans kept; the oldest chunks go beyond it, and digests beyond
@@ -293,5 +295,6 @@ if channel ~= '' then redis.call('PUBLISH', channel, length) end
 
 redis.call('PEXPIRE', sum, ttl_ms)
 redis.call('PEXPIRE', chunks, ttl_ms)
+for i = 5, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl_ms) end
 
 return {n, start_us, end_us, spans, trace_count, input + output, total_cost, tonumber(now_ms)}

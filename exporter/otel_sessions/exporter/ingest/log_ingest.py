@@ -1,0 +1,111 @@
+"""OTLP log export requests: group, store (the ingestor's write path), answer.
+
+:meth:`LogIngest.export` is called by the gRPC (``LogsService/Export``) and HTTP
+(``POST /v1/logs``) receivers with a parsed ``ExportLogsServiceRequest`` (and its bytes). It
+groups the records (:class:`~.log_grouping.LogBatchBuilder`) and has
+:meth:`Ingestor.write <otel_sessions.exporter.ingest.ingestor.Ingestor.write>` store them,
+with the trace joining the spans use. It acknowledges only after everything was written; a
+Redis failure propagates as :class:`~.errors.StoreUnavailable` (retryable).
+
+After a request is stored, each hook in :attr:`LogIngest.after_store` gets a
+:class:`StoredLogs` (forwarding).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+from otel_sessions.exporter.errors import StoreUnavailable
+from otel_sessions.exporter.ingest.groups import Batch
+from otel_sessions.exporter.ingest.ingestor import Ingestor, count_written
+from otel_sessions.exporter.ingest.log_grouping import LogBatch
+from otel_sessions.exporter.metrics import METRICS
+
+__all__ = ["LogIngest", "StoredLogs", "AfterStoreLogs"]
+
+log = logging.getLogger(__name__)
+
+
+class StoredLogs:
+    """One stored log request, as the after-store hooks see it (read-only by convention).
+
+    ``body``: the request as serialized OTLP protobuf; ``record_count``: its records (refused
+    ones included); ``sessions``: session id -> (thread id, user id) named in the request;
+    ``record_sessions``: per record of the request that was kept, in request order, its
+    session when known after the write, else None (records refused are left out: see
+    :meth:`session_of`)."""
+
+    def __init__(self, body: bytes, batch: LogBatch, trace_owners: dict[bytes, str]) -> None:
+        self.body = body
+        self.record_count = batch.record_count + batch.rejected
+        self.sessions = {sid: (g.thread_id, g.user_id) for sid, g in batch.sessions.items()}
+        self.record_sessions = [
+            owner if isinstance(owner, str) or owner is None else batch.trace_sessions.get(owner)
+            or trace_owners.get(owner)
+            for owner in batch.record_sessions
+        ]
+
+
+#: Called after a log request was stored; must not block and never raises.
+AfterStoreLogs = Callable[[StoredLogs], Awaitable[None] | None]
+
+
+class LogIngest:
+    """Log requests into the :class:`Ingestor`'s store."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self.after_store: list[AfterStoreLogs] = []
+
+    @property
+    def store(self):
+        return self.ingestor.store
+
+    async def export(self, request: ExportLogsServiceRequest, body: bytes | None = None) -> ExportLogsServiceResponse:
+        """Store every log record of ``request`` (``body``: its serialized form, when at hand).
+
+        With ``body`` given, the parsed request is let go once grouped (as the span ingestor
+        does). Raises :class:`StoreUnavailable` when Redis fails."""
+        logs = self.ingestor.log_builder.build(request.resource_logs)
+        if body is not None:
+            request = None
+        METRICS.logs_received.inc(logs.record_count + logs.rejected)
+        if logs.invalid_ids:
+            METRICS.invalid_ids.inc(logs.invalid_ids)
+        if logs.invalid_values:
+            METRICS.invalid_values.inc(logs.invalid_values)
+        record_sessions = list(logs.record_sessions)
+        trace_sessions = dict(logs.trace_sessions)
+        try:
+            result = await self.ingestor.write(Batch(), logs)
+        except StoreUnavailable:
+            METRICS.redis_errors.inc()
+            raise
+        count_written(result)
+        if self.after_store:
+            logs.record_sessions, logs.trace_sessions = record_sessions, trace_sessions
+            await self._run_hooks(request, body, logs, result.trace_owners)
+        response = ExportLogsServiceResponse()
+        if logs.rejected:
+            METRICS.logs_rejected.inc(logs.rejected)
+            response.partial_success.rejected_log_records = logs.rejected
+        if logs.errors:
+            response.partial_success.error_message = "; ".join(logs.errors)
+        return response
+
+    async def _run_hooks(self, request: ExportLogsServiceRequest | None, body: bytes | None, logs: LogBatch,
+                         trace_owners: dict[bytes, str]) -> None:
+        stored = StoredLogs(body if body is not None else request.SerializeToString(), logs, trace_owners)
+        for hook in self.after_store:
+            try:
+                outcome = hook(stored)
+                if outcome is not None:
+                    await outcome
+            except Exception:  # a hook (e.g. forwarding) never fails ingest
+                log.exception("after-store hook failed")
