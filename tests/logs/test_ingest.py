@@ -31,6 +31,7 @@ from tests.logs.helpers import (
 from tests.support import RunningService
 
 LIMIT = 256 * 1024
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's LoggingHandler
 
 
 def _metric(service, name: str) -> float:

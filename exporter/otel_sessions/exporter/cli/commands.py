@@ -1,4 +1,4 @@
-"""The lookup commands: ``sessions list|get|tail|delete``, ``threads get``, ``users get`` (and ``grpc``).
+"""The lookup commands: ``sessions list|get|tail|logs|delete``, ``threads get|logs``, ``users get`` (and ``grpc``).
 
 They talk to a running service over HTTP (``--server``, default ``$OTEL_SESSIONS_SERVER`` or
 ``http://127.0.0.1:4318``) with :class:`~otel_sessions.exporter.cli.client.Client`; ``grpc``
@@ -22,6 +22,12 @@ from typing import Any
 from otel_sessions.exporter.cli import render
 from otel_sessions.exporter.cli.client import DEFAULT_SERVER, Client, ServiceError
 from otel_sessions.exporter.cli.grpc_command import add_grpc_command
+from otel_sessions.exporter.cli.logs_command import (
+    add_session_logs_command,
+    add_thread_logs_command,
+    log_line,
+    otlp_records,
+)
 
 __all__ = ["add_lookup_commands", "run"]
 
@@ -100,11 +106,12 @@ def cmd_sessions_tail(args: argparse.Namespace) -> int:
     path = "/v1/sessions/" + _quoted(args.id) + "/tail"
     console = render.console()
     client = _client(args)
+    event: list[str | None] = [None]  # the name of the event being read (log records: "logs")
     response = client.open("GET", path, timeout=TAIL_SILENCE_S)
     try:
         try:
             for raw in response:
-                _tail_line(args, console, raw.decode(errors="replace").rstrip("\n"))
+                _tail_line(args, console, raw.decode(errors="replace").rstrip("\n"), event)
         except TimeoutError:
             raise ServiceError(f"nothing from the service at {client.server} for {TAIL_SILENCE_S:g} s (not even "
                                f"a keep-alive): the tail of {args.id} is lost") from None
@@ -118,14 +125,21 @@ def cmd_sessions_tail(args: argparse.Namespace) -> int:
         response.close()
 
 
-def _tail_line(args: argparse.Namespace, console, line: str) -> None:
+def _tail_line(args: argparse.Namespace, console, line: str, event: list[str | None] | None = None) -> None:
     """Print what one line of the event stream carries (comments other than the first are
-    keep-alives, printed as nothing)."""
+    keep-alives, printed as nothing); ``event`` holds the name of the event being read, across
+    lines (log records come as ``event: logs``)."""
+    event = event if event is not None else [None]
     if line.startswith(": tailing"):
         if not args.json:
             console.print(f"[dim]following {args.id}; new spans appear below (Ctrl-C to stop)[/]")
         return
+    if line.startswith("event: "):
+        event[0] = line[len("event: "):]
+        return
     if not line.startswith("data: "):
+        if not line:
+            event[0] = None
         return
     try:
         data = json.loads(line[len("data: "):])
@@ -133,6 +147,11 @@ def _tail_line(args: argparse.Namespace, console, line: str) -> None:
         return
     if args.json:
         print(json.dumps(data), flush=True)
+        return
+    if event[0] == "logs":  # log records: one line each, as `sessions logs` prints them
+        for record in otlp_records(data):
+            console.print(log_line(record), highlight=False, soft_wrap=True)
+        sys.stdout.flush()
         return
     for rs in data.get("resourceSpans", []):
         for ss in rs.get("scopeSpans", []):
@@ -216,10 +235,12 @@ def add_lookup_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tree", action="store_true", help="show the span tree (LLM, tool, agent, guardrail, error)")
     p.set_defaults(func=cmd_sessions_get)
 
-    p = sessions.add_parser("tail", help="follow a session: print its spans as they arrive")
+    p = sessions.add_parser("tail", help="follow a session: print its spans and log records as they arrive")
     _common(p)
     p.add_argument("id")
     p.set_defaults(func=cmd_sessions_tail)
+
+    add_session_logs_command(sessions, _common)
 
     p = sessions.add_parser("delete", help="delete a session")
     _common(p, json_flag=False)
@@ -233,6 +254,7 @@ def add_lookup_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     _paging(p)
     p.set_defaults(func=cmd_threads_get)
+    add_thread_logs_command(threads, _common)
 
     users = sub.add_parser("users", help="show users").add_subparsers(dest="action", metavar="ACTION", required=True)
     p = users.add_parser("get", help="a user's sessions")

@@ -22,7 +22,6 @@ first error's message and one compressed chunk (``store/log_codec.py``).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -33,15 +32,13 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from otel_sessions.exporter.ingest.grouping import MAX_TIME_US, _clean, _text
 from otel_sessions.exporter.store.log_codec import encode_log_chunk
+from otel_sessions.exporter.store.logs import ERROR_SEVERITY, record_message
 from otel_sessions.exporter.store.records import LogWrite
 from otel_sessions.exporter.store.schema import LABEL_KINDS
 from otel_sessions.processor import attributes as attr
 
-__all__ = ["record_digest", "LogRecordFacts", "LogGroup", "LogBatch", "LogBatchBuilder", "ERROR_SEVERITY", "MAX_MESSAGE_LENGTH",
-           "record_message"]
+__all__ = ["record_digest", "LogRecordFacts", "LogGroup", "LogBatch", "LogBatchBuilder", "MAX_MESSAGE_LENGTH"]
 
-#: ``severity_number`` from which a record is an error (OTel Logs data model: 17 = ERROR).
-ERROR_SEVERITY = 17
 #: Longest first-error message kept in the summary (characters).
 MAX_MESSAGE_LENGTH = 512
 _MAX_SEVERITY = 24
@@ -77,21 +74,6 @@ class LogRecordFacts(NamedTuple):
     time_us: int  # time_unix_nano, else observed_time_unix_nano, else arrival; µs
     error: bool  # severity_number >= 17
     message: str | None  # for an error record: its message, cleaned, <= 512 characters
-
-
-def record_message(record) -> str:
-    """A record's message: its body as text (a string as it is, other values as JSON), else
-    its event name."""
-    body = record.body
-    kind = body.WhichOneof("value")
-    if kind == "string_value":
-        return body.string_value
-    if kind is None:
-        return record.event_name
-    from otel_sessions.exporter.otlp_json import message_to_dict
-
-    value = message_to_dict(body)
-    return json.dumps(next(iter(value.values())) if len(value) == 1 else value, separators=(",", ":"))
 
 
 @dataclass

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import grpc
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
+from otel_sessions.exporter.lookup.logs import LogQuery, session_page, to_logs_data
 from otel_sessions.exporter.lookup.params import MAX_LIMIT, SessionQuery, parse_count
 from otel_sessions.exporter.lookup.queries import SessionQueries
 from otel_sessions.exporter.lookup.tail import SessionTail
@@ -132,19 +134,36 @@ class SessionService(pb_grpc.SessionServiceServicer):
 
         return await self._answer(context, "GetSessionSpans", call)
 
+    async def GetSessionLogs(self, request, context):
+        async def call():
+            session_id = self._required(request.session_id, "session_id")
+            query = LogQuery.build(
+                min_severity=request.min_severity, start_ns=request.start_time_unix_nano or None,
+                end_ns=request.end_time_unix_nano or None, trace_id=request.trace_id, span_id=request.span_id,
+                contains=request.contains, limit=request.limit if request.HasField("limit") else None,
+                offset=request.offset)
+            page = await session_page(self.store, session_id, query)
+            if page is None:
+                raise NotFound(f"no session {session_id!r}")
+            return to_logs_data(page.entries)
+
+        return await self._answer(context, "GetSessionLogs", call)
+
     async def TailSession(self, request, context):
         async def start() -> SessionTail:
             session_id = self._required(request.session_id, "session_id")
             if await self.store.get_session(session_id) is None:
                 raise NotFound(f"no session {session_id!r}")
-            return await SessionTail(self.store, session_id).start()
+            return await SessionTail(self.store, session_id, logs=request.include_logs).start()
 
         following = await self._answer(context, "TailSession", start)
         try:
             # Headers go out once subscribed: a client that has them knows no later span is missed.
             await context.send_initial_metadata((("x-otel-sessions-tail", "live"),))
             async for data in following:
-                if data is not None:  # TailEvent is TracesData on the wire (field 1)
+                if isinstance(data, LogsData):
+                    await context.write(pb.TailEvent(resource_logs=data.resource_logs))
+                elif data is not None:  # TailEvent is TracesData on the wire (field 1)
                     await context.write(pb.TailEvent.FromString(data.SerializeToString()))
         except StoreUnavailable as exc:
             await grpc_abort(context, exc, "SessionService/TailSession")

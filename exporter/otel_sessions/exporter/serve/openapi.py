@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from otel_sessions.exporter.lookup.logs import DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT
 from otel_sessions.exporter.lookup.params import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS
 from otel_sessions.exporter.store.summary import STATUSES
 
@@ -55,6 +56,23 @@ _FILTERS = [
     _param("sort_by", "Sort key", {"type": "string", "enum": list(SORT_KEYS), "default": "start"}),
     _param("sort_order", "Sort order", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}),
 ]
+_LOG_FILTERS = [
+    _param("min_severity", "Records from this severity up: TRACE, DEBUG, INFO, WARN, ERROR, FATAL, or a "
+           "severity_number 1..24", {"type": "string", "example": "WARN"}),
+    _param("start_time", f"Records at or after this time: {_TIME}"),
+    _param("end_time", f"Records at or before this time: {_TIME}"),
+    _param("trace_id", "Records of this trace (32 hex digits)"),
+    _param("span_id", "Records of this span (16 hex digits)"),
+    _param("contains", "Case-insensitive text in the record's message"),
+    _param("limit", f"Records per page (default {DEFAULT_LOG_LIMIT}, at most {MAX_LOG_LIMIT})",
+           {"type": "integer", "minimum": 0, "maximum": MAX_LOG_LIMIT, "default": DEFAULT_LOG_LIMIT}),
+    _param("offset", "Records to skip", {"type": "integer", "minimum": 0, "default": 0}),
+    _param("format", "json (records), otlp-json (OTLP/JSON LogsData, hex ids) or otlp-proto",
+           {"type": "string", "enum": ["json", "otlp-json", "otlp-proto"], "default": "json"}),
+]
+_LOG_OK = {"200": {"description": "A page of records in time order (`json`), or the page as OTLP LogsData",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LogPage"}},
+                               "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}}
 _JAEGER = "Jaeger-compatible query API (what Grafana's Jaeger data source and Jaeger UI call), in Jaeger's JSON shape"
 _JAEGER_OK = {"200": {"description": "Jaeger JSON: `data`, `total`, `limit`, `offset`, `errors`",
                       "content": {"application/json": {"schema": {"type": "object"}}}}}
@@ -148,6 +166,24 @@ OPENAPI: dict = {
                 "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
                 "total_tokens": {"type": "integer"}, "cost_usd": {"type": "number"}}},
             "Session": {"type": "object", "properties": _SESSION_PROPS},
+            "LogRecord": {"type": "object", "properties": {
+                "time": {"type": ["string", "null"], "format": "date-time",
+                         "description": "time_unix_nano, else observed_time_unix_nano (nanoseconds shown)"},
+                "time_unix_nano": {"type": "integer"},
+                "observed_time": {"type": ["string", "null"], "format": "date-time"},
+                "severity_number": {"type": "integer", "minimum": 0, "maximum": 24},
+                "severity_text": {"type": "string"},
+                "body": {"description": "The record's body as a plain JSON value"},
+                "event_name": {"type": ["string", "null"]},
+                "service": {"type": ["string", "null"], "description": "service.name of the record's resource"},
+                "trace_id": {"type": ["string", "null"]}, "span_id": {"type": ["string", "null"]},
+                "attributes": {"type": "object"}, "resource": {"type": "object"},
+                "session_id": {"type": "string", "description": "Only in a thread's records"}}},
+            "LogPage": {"type": "object", "properties": {
+                "id": {"type": "string", "description": "The session or thread id"},
+                "data": {"type": "array", "items": {"$ref": "#/components/schemas/LogRecord"}},
+                "total": {"type": "integer", "description": "Records matching the filters"},
+                "limit": {"type": "integer"}, "offset": {"type": "integer"}}},
             "SessionList": {"type": "object", "properties": _LIST_PROPS},
             "Thread": {"type": "object", "properties": {"id": {"type": "string"}, **_LIST_PROPS}},
             "UserSessions": {"type": "object", "properties": {"id": {"type": "string"}, **_LIST_PROPS}},
@@ -182,9 +218,19 @@ OPENAPI: dict = {
                 "application/json": {"schema": {"type": "object"}},
                 "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}},
                 **_NOT_FOUND, **_ERRORS}}},
+        "/v1/sessions/{session_id}/logs": {"get": {
+            "operationId": "getSessionLogs", "summary": "A session's log records in time order, filtered and paged",
+            "parameters": [_param("session_id", "Session id", where="path"), *_LOG_FILTERS],
+            "responses": {**_LOG_OK, **_NOT_FOUND, **_ERRORS}}},
+        "/v1/threads/{thread_id}/logs": {"get": {
+            "operationId": "getThreadLogs",
+            "summary": "The log records of a thread's sessions (its first 500) in time order, each with its session_id",
+            "parameters": [_param("thread_id", "Thread id (gen_ai.conversation.id)", where="path"), *_LOG_FILTERS],
+            "responses": {**_LOG_OK, **_NOT_FOUND, **_ERRORS}}},
         "/v1/sessions/{session_id}/tail": {"get": {
             "operationId": "tailSession",
-            "summary": "Server-sent events: one `data:` event (OTLP/JSON TracesData) per write, from the call on",
+            "summary": "Server-sent events from the call on: one `data:` event (OTLP/JSON TracesData) per write of "
+                       "spans, one `event: logs` event (OTLP/JSON LogsData) per write of log records",
             "parameters": [_param("session_id", "Session id", where="path")],
             "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}},
                           **_NOT_FOUND, **_ERRORS}}},

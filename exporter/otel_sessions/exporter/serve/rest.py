@@ -1,8 +1,9 @@
 """Session lookups on the HTTP port: the REST API, its OpenAPI description and the web page.
 
 Routes (``docs/interface.md``): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/{id}``,
-``GET /v1/sessions/{id}/spans``, ``GET /v1/sessions/{id}/tail`` (server-sent events),
-``GET /v1/threads/{id}``, ``GET /v1/users/{id}/sessions``, ``GET /v1/traces/{trace_id}``,
+``GET /v1/sessions/{id}/spans``, ``GET /v1/sessions/{id}/logs`` and
+``GET /v1/threads/{id}/logs`` (``rest_logs.py``), ``GET /v1/sessions/{id}/tail`` (server-sent
+events), ``GET /v1/threads/{id}``, ``GET /v1/users/{id}/sessions``, ``GET /v1/traces/{trace_id}``,
 ``GET /openapi.json``, ``GET /``.
 
 Answers are strict JSON (no bare ``NaN`` / ``Infinity``: a figure that is not finite is
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from importlib import resources
 
 from aiohttp import web
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import NotFound, StoreUnavailable, http_error
@@ -28,6 +30,7 @@ from otel_sessions.exporter.lookup.params import LIST_PARAMS, MAX_LIMIT, QueryEr
 from otel_sessions.exporter.lookup.queries import SessionQueries
 from otel_sessions.exporter.lookup.tail import SessionTail
 from otel_sessions.exporter.otlp_json import message_to_json
+from otel_sessions.exporter.serve import rest_logs
 from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["lookup_routes", "QUERIES", "STORE"]
@@ -114,12 +117,13 @@ async def delete_session(request: web.Request) -> web.Response:
 
 
 async def tail(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: one ``data:`` event (OTLP/JSON ``TracesData``) per write."""
+    """Server-sent events: one ``data:`` event (OTLP/JSON ``TracesData``) per write of spans,
+    one ``event: logs`` event (OTLP/JSON ``LogsData``) per write of log records."""
     session_id = request.match_info["session_id"]
     store = request.app[STORE]
     if await store.get_session(session_id) is None:
         raise NotFound(f"no session {session_id!r}")
-    following = await SessionTail(store, session_id, idle_s=5.0).start()
+    following = await SessionTail(store, session_id, idle_s=5.0, logs=True).start()
     transport = request.transport
     request.app[TAILS].add(transport)
     try:
@@ -132,6 +136,8 @@ async def tail(request: web.Request) -> web.StreamResponse:
                 break  # the client went away
             if data is None:
                 await response.write(b": keep-alive\n\n")
+            elif isinstance(data, LogsData):  # a named event: EventSource's onmessage sees spans only
+                await response.write(b"event: logs\ndata: " + message_to_json(data) + b"\n\n")
             else:
                 await response.write(b"data: " + message_to_json(data) + b"\n\n")
     except (ConnectionResetError, StoreUnavailable):
@@ -219,6 +225,8 @@ def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Appl
         r.add_get("/v1/sessions/{session_id}", _guard(guard, get_session))
         r.add_delete("/v1/sessions/{session_id}", _guard(guard, delete_session))
         r.add_get("/v1/sessions/{session_id}/spans", _guard(guard, get_spans))
+        r.add_get("/v1/sessions/{session_id}/logs", _guard(guard, rest_logs.session_logs))
+        r.add_get("/v1/threads/{thread_id}/logs", _guard(guard, rest_logs.thread_logs))
         r.add_get("/v1/sessions/{session_id}/tail", _guard(guard, tail))
         r.add_get("/v1/threads/{thread_id}", _guard(guard, get_thread))
         r.add_get("/v1/users/{user_id}/sessions", _guard(guard, user_sessions))

@@ -231,6 +231,20 @@ class Subscription:
         except Exception as exc:
             raise self._gateway._mapped(exc) from exc
 
+    async def next_event(self, timeout: float) -> tuple[bytes, bytes] | None:
+        """(channel, data) of the next published message (of any channel subscribed), or None
+        after ``timeout`` seconds."""
+        try:
+            while True:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+                if message is None:
+                    return None
+                if message.get("type") == "message":
+                    channel = message["channel"]
+                    return (channel.encode() if isinstance(channel, str) else channel), message["data"]
+        except Exception as exc:
+            raise self._gateway._mapped(exc) from exc
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):  # the connection may already be gone
             await self._pubsub.aclose()

@@ -11,6 +11,8 @@ waiting by trace) and the pub/sub channel ``P:{S}:ltail``.
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
@@ -20,7 +22,37 @@ from otel_sessions.exporter.store.keys import Keys
 from otel_sessions.exporter.store.log_codec import decode_log_chunks
 from otel_sessions.exporter.store.records import LogWrite
 
-__all__ = ["LogStore"]
+__all__ = ["LogStore", "ERROR_SEVERITY", "plain_value", "record_message"]
+
+#: ``severity_number`` from which a record is an error (OpenTelemetry Logs data model: 17 = ERROR).
+ERROR_SEVERITY = 17
+
+
+def plain_value(value) -> Any:
+    """An OTLP ``AnyValue`` as a plain JSON value: strings, numbers and booleans as they are,
+    bytes as base64, arrays as lists, key-value lists as objects, an empty value as None."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [plain_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: plain_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind)
+
+
+def record_message(record) -> str:
+    """A ``LogRecord``'s message: its body as text (a string as it is, other values as
+    compact JSON), else, for a record without a body, its event name."""
+    body = record.body
+    kind = body.WhichOneof("value")
+    if kind == "string_value":
+        return body.string_value
+    if kind is None:
+        return record.event_name
+    return json.dumps(plain_value(body), separators=(",", ":"), ensure_ascii=False)
 
 
 class LogStore:
