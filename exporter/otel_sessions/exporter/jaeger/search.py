@@ -6,6 +6,8 @@ the service, the operation, the time range and the durations must all hold for o
 trace, as in Jaeger. Without a session tag the search looks at the most recent sessions
 (at most :data:`SEARCH_MAX_SESSIONS`) and at the most recent traces that never named a session
 (at most :data:`SEARCH_MAX_PARKED`, from the store's parked-trace index), newest trace first.
+A span's log records (of its session, or waiting with its trace) are added to its Jaeger
+``logs`` (``logs.py``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
+from otel_sessions.exporter.jaeger.logs import attach_logs, span_logs
 from otel_sessions.exporter.jaeger.params import TraceQuery
 from otel_sessions.exporter.jaeger.translate import (
     SESSION_SERVICE,
@@ -65,7 +69,7 @@ class JaegerQuery:
         if summary is None:
             return None
         data = await self.store.get_spans(session_id) or TracesData()
-        return session_trace(summary, data)
+        return attach_logs(session_trace(summary, data), await self._span_logs(summary))
 
     async def trace(self, trace_id: bytes) -> dict[str, Any] | None:
         """A trace by id: a synthetic session trace, a session's trace, or spans kept by trace."""
@@ -81,11 +85,11 @@ class JaegerQuery:
                 summary = await self.store.get_session(session_id)
                 built = traces_to_jaeger(data, SessionIds.of(summary, session_id), only=trace_id)
                 if built:
-                    return built[0].to_json()
+                    return attach_logs(built[0].to_json(), await self._span_logs(summary))
         parked = await self.store.get_parked_spans(trace_id)
         built = traces_to_jaeger(parked, None, only=trace_id)
-        if built:
-            return built[0].to_json()
+        if built:  # with the log records waiting for the trace too
+            return attach_logs(built[0].to_json(), span_logs(await self.store.logs.get_parked_logs(trace_id)))
         # a session written before its synthetic id was recorded: look among recent sessions
         recent, _total = await self.store.recent_session_ids(limit=SEARCH_MAX_SESSIONS)
         for session_id in recent:
@@ -147,20 +151,21 @@ class JaegerQuery:
             data = await self.store.get_spans(summary.id)
             if data is None:
                 continue
+            logs = await self._span_logs(summary)
             if q.service == SESSION_SERVICE:
-                trace = session_trace(summary, data)
+                trace = attach_logs(session_trace(summary, data), logs)
                 root = trace["spans"][0]
                 if self._session_matches(q, root, trace, other_tags):
                     results.append(trace)
                 continue
             if attr.SESSION_ID in q.tags:  # the whole session as one trace comes first
-                results.append(session_trace(summary, data))
+                results.append(attach_logs(session_trace(summary, data), logs))
             ids = SessionIds.of(summary, summary.id)
             for builder in sorted(traces_to_jaeger(data, ids), key=lambda b: b.start_us, reverse=True):
                 if len(results) >= q.limit:
                     break
                 if self._trace_matches(q, builder, other_tags):
-                    results.append(builder.to_json())
+                    results.append(attach_logs(builder.to_json(), logs))
         return results[:q.limit]
 
     async def _parked_traces(self, q: TraceQuery, other_tags: dict[str, str]) -> list[dict[str, Any]]:
@@ -171,8 +176,9 @@ class JaegerQuery:
         results: list[dict[str, Any]] = []
         for trace_id, data in zip(trace_ids, await self.store.parked_spans_of(trace_ids)):
             for builder in traces_to_jaeger(data, None, only=trace_id):
-                if self._trace_matches(q, builder, other_tags):
-                    results.append(builder.to_json())
+                if self._trace_matches(q, builder, other_tags):  # with the records waiting too
+                    records = span_logs(await self.store.logs.get_parked_logs(trace_id))
+                    results.append(attach_logs(builder.to_json(), records))
             if len(results) >= q.limit:
                 break
         return results
@@ -183,6 +189,13 @@ class JaegerQuery:
         return any(q.span_matches(span, builder.processes[span["processID"]]["serviceName"],
                                   builder.processes[span["processID"]]["tags"], other_tags)
                    for span in builder.spans)
+
+    async def _span_logs(self, summary: SessionSummary | None) -> dict:
+        """The session's log records as Jaeger span logs (``logs.py``); none read when the
+        session has no records."""
+        if summary is None or not summary.log_count:
+            return {}
+        return span_logs(await self.store.logs.get_logs(summary.id) or LogsData())
 
     @staticmethod
     def _session_matches(q: TraceQuery, root: dict, trace: dict, other_tags: dict) -> bool:
