@@ -1,4 +1,5 @@
-"""Real OTLP receivers for forwarding tests: gRPC ``TraceService/Export`` and HTTP ``/v1/traces``.
+"""Real OTLP receivers for forwarding tests: gRPC ``TraceService/Export`` and
+``LogsService/Export``, HTTP ``/v1/traces`` and ``/v1/logs``.
 
 Both record every request they accept, can be stopped and started again on the same port,
 and can be told to fail the next requests with a given status (and retry hint).
@@ -15,6 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -26,6 +31,7 @@ from tests.support import all_spans
 class _Recorder:
     def __init__(self) -> None:
         self.requests: list[ExportTraceServiceRequest] = []
+        self.log_requests: list[ExportLogsServiceRequest] = []
         self.attempts = 0
         self.failures: deque = deque()  # what the next requests answer instead of success
         self.lock = threading.Lock()
@@ -41,6 +47,26 @@ class _Recorder:
                 return self.failures.popleft()
             self.requests.append(ExportTraceServiceRequest.FromString(body))
             return None
+
+    def _take_logs(self, body: bytes) -> None:
+        with self.lock:
+            self.log_requests.append(ExportLogsServiceRequest.FromString(body))
+
+    def records(self) -> list:
+        """Every log record received, in arrival order."""
+        with self.lock:
+            requests = list(self.log_requests)
+        return [r for request in requests for rl in request.resource_logs for sl in rl.scope_logs
+                for r in sl.log_records]
+
+    def wait_for_records(self, count: int, timeout: float = 20.0) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            records = self.records()
+            if len(records) >= count:
+                return records
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} log records downstream, got {len(self.records())}")
 
     def spans(self) -> list:
         with self.lock:
@@ -78,12 +104,19 @@ class GrpcReceiver(_Recorder):
             context.abort(code, "refused by the test")
         return ExportTraceServiceResponse().SerializeToString()
 
+    def _export_logs(self, body: bytes, context) -> bytes:
+        self._take_logs(body)
+        return ExportLogsServiceResponse().SerializeToString()
+
     def start(self) -> GrpcReceiver:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         handler = grpc.method_handlers_generic_handler(
             "opentelemetry.proto.collector.trace.v1.TraceService",
             {"Export": grpc.unary_unary_rpc_method_handler(self._export)})
-        server.add_generic_rpc_handlers((handler,))
+        logs = grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.logs.v1.LogsService",
+            {"Export": grpc.unary_unary_rpc_method_handler(self._export_logs)})
+        server.add_generic_rpc_handlers((handler, logs))
         self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         assert self.port
         server.start()
@@ -118,6 +151,15 @@ class HttpReceiver(_Recorder):
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/v1/logs":
+                    recorder._take_logs(body)
+                    payload = ExportLogsServiceResponse().SerializeToString()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-protobuf")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 if self.path != "/v1/traces":
                     self.send_response(404)
                     self.end_headers()

@@ -150,7 +150,7 @@ def _worker(settings: Settings, redis_url: str, index: int, parent_pid: int | No
             _say(f"health {http}/healthz and {http}/readyz, metrics {http}/metrics")
             _say(f"Jaeger-compatible query API on {http}/api (Grafana's Jaeger data source, Jaeger UI)")
             for target in settings.forward:
-                _say(f"forwarding every span to {target}")
+                _say(f"forwarding every span and log record to {target}")
             if settings.workers > 1:
                 _say(f"{settings.workers} worker processes share both ports")
             _say("ready")

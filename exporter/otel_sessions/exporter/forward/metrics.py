@@ -8,7 +8,10 @@ and the join wait's (:mod:`.joinwait`): ``otel_sessions_forward_join_held_spans`
 spans held now) and ``otel_sessions_forward_join_spans_total`` with ``result``: ``joined``
 (their trace got its session while they were held), ``timeout`` (it had none when the wait
 ended: sent as they are), ``overflow`` (not held: ``--forward-join-max-spans`` reached, sent
-as they are at once) or ``shutdown`` (released as they are by ``stop()``).
+as they are at once) or ``shutdown`` (released as they are by ``stop()``). Log records
+(``logs.py``) have their own: ``otel_sessions_forward_log_records_sent_total``,
+``otel_sessions_forward_log_records_dropped_total`` (``reason``),
+``otel_sessions_forward_queue_log_records`` and ``otel_sessions_forward_log_records_enriched_total``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,17 @@ class _ForwardMetrics:
                        "Spans whose trace had named no session when forwarded, by what came of the join "
                        "wait: joined, timeout, overflow or shutdown", ["result"])
         self.join = {result: join.labels(result) for result in JOIN_RESULTS}
+        # log records (forward/logs.py): the same figures, in records
+        self.logs_sent = Counter("otel_sessions_forward_log_records_sent_total",
+                                 "Log records a forward destination acknowledged", ["destination"])
+        self.logs_dropped = Counter("otel_sessions_forward_log_records_dropped_total",
+                                    "Log records not forwarded: queue_full, rejected, retries_exhausted or shutdown",
+                                    ["destination", "reason"])
+        self.logs_queued = Gauge("otel_sessions_forward_queue_log_records",
+                                 "Log records waiting for a forward destination (the batch being sent included)",
+                                 ["destination"], multiprocess_mode="livesum")
+        self.logs_enriched = Counter("otel_sessions_forward_log_records_enriched_total",
+                                     "Forwarded log records given session.id, gen_ai.conversation.id or user.id")
 
 
 FORWARD_METRICS = _ForwardMetrics()

@@ -154,8 +154,9 @@ class LogGroup:
 class LogBatch:
     """The log records of one request, grouped: by session, orphans by trace, what was refused.
 
-    ``record_sessions`` holds, per record kept (request order), its session or, for an
-    orphan, its trace id (bytes): what forwarding needs to add the session to each record."""
+    ``record_sessions`` holds, per record of the request (in order), its session, or for an
+    orphan its trace id (bytes), or None for a record refused: what forwarding needs to add
+    the session to each record."""
 
     sessions: dict[str, LogGroup] = field(default_factory=dict)
     orphans: dict[bytes, LogGroup] = field(default_factory=dict)
@@ -302,6 +303,7 @@ class LogBatchBuilder:
     @staticmethod
     def _refuse(batch: LogBatch, problem: str) -> None:
         batch.rejected += 1
+        batch.record_sessions.append(None)
         if len(batch.errors) < 5 and problem not in batch.errors:
             batch.errors.append(problem)
 

@@ -37,9 +37,8 @@ class StoredLogs:
 
     ``body``: the request as serialized OTLP protobuf; ``record_count``: its records (refused
     ones included); ``sessions``: session id -> (thread id, user id) named in the request;
-    ``record_sessions``: per record of the request that was kept, in request order, its
-    session when known after the write, else None (records refused are left out: see
-    :meth:`session_of`)."""
+    ``record_sessions``: per record of the request, in request order, its session when known
+    after the write, else None."""
 
     def __init__(self, body: bytes, batch: LogBatch, trace_owners: dict[bytes, str]) -> None:
         self.body = body

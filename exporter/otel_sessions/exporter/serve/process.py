@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.forward.forwarding import Forwarding
+from otel_sessions.exporter.forward.logs import LogForwarding
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
@@ -114,6 +115,7 @@ class Service:
         self._http: web.AppRunner | None = None
         self._health: health.aio.HealthServicer | None = None
         self.forwarding: Forwarding | None = None
+        self.log_forwarding: LogForwarding | None = None
         self._jaeger_index: JaegerIndex | None = None
         #: request bytes held by both transports together (--max-inflight-bytes)
         self.inflight = InflightBytes(settings.max_inflight_bytes)
@@ -147,6 +149,9 @@ class Service:
             self.forwarding = Forwarding(s.forward_settings(), self.store)
             await self.forwarding.start()
             self.ingestor.after_store.append(self.forwarding)
+            self.log_forwarding = LogForwarding(s.forward_settings(), self.forwarding.sessions)
+            await self.log_forwarding.start()
+            self.log_ingest.after_store.append(self.log_forwarding)
 
         server = grpc.aio.server(options=grpc_server_options(s))
         server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, self.ingest_guard, self.inflight),
@@ -207,8 +212,9 @@ class Service:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._grpc = self._http = None
         if self.forwarding is not None:
-            await self.forwarding.stop(grace)
-            self.forwarding = None
+            await asyncio.gather(self.forwarding.stop(grace),
+                                 *([self.log_forwarding.stop(grace)] if self.log_forwarding is not None else []))
+            self.forwarding = self.log_forwarding = None
         if self._jaeger_index is not None:
             await self._jaeger_index.stop()
             self._jaeger_index = None
