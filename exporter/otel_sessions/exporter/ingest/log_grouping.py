@@ -199,16 +199,17 @@ class LogBatchBuilder:
         """Fill ``found`` with the session attributes of ``attributes``; returns the
         conversation id value (the session's fallback)."""
         conversation = None
+        slot_of = _SLOTS.get
         for kv in attributes:
-            hit = _SLOTS.get(kv.key)
+            hit = slot_of(kv.key)
             if hit is None:
                 continue
             slot, rank = hit
             if rank < ranks[slot]:
                 ranks[slot] = rank
                 found[slot] = kv.value
-            if kv.key == attr.THREAD_ID:
-                conversation = kv.value
+            if slot == _S_THREAD and rank == 0:  # gen_ai.conversation.id itself
+                conversation = found[slot]
         return conversation
 
     def build(self, resource_logs: Iterable[ResourceLogs], force_session: str | None = None) -> LogBatch:
@@ -217,8 +218,10 @@ class LogBatchBuilder:
         now_us = int(time.time() * 1e6)
         for rl in resource_logs:
             resource = rl.resource
-            resource_found: list = [None] * 5
+            resource_found: list | None = [None] * 5
             resource_conversation = self._walk(resource.attributes, resource_found, [99] * 5)
+            if resource_conversation is None and not any(resource_found):
+                resource_found = None  # the usual case: no session on the resource
             service = None
             for kv in resource.attributes:
                 if kv.key == attr.SERVICE_NAME:
@@ -233,7 +236,7 @@ class LogBatchBuilder:
                               force_session, now_us)
         return batch
 
-    def _add(self, batch: LogBatch, record, key: tuple, service_label: str | None, resource_found: list,
+    def _add(self, batch: LogBatch, record, key: tuple, service_label: str | None, resource_found: list | None,
              resource_conversation, force_session: str | None, now_us: int) -> None:
         trace_id = record.trace_id
         span_id = record.span_id
@@ -244,9 +247,10 @@ class LogBatchBuilder:
             trace_id = b""
         found: list = [None] * 5
         conversation = self._walk(record.attributes, found, [99] * 5)
-        for slot in range(5):
-            if found[slot] is None:
-                found[slot] = resource_found[slot]
+        if resource_found is not None:
+            for slot in range(5):
+                if found[slot] is None:
+                    found[slot] = resource_found[slot]
         session_value = found[_S_SESSION]
         if session_value is None:
             session_value = conversation if conversation is not None else resource_conversation

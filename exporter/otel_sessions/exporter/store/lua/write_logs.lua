@@ -4,7 +4,8 @@
 --                        to a session that has no spans yet creates it
 -- KEYS[2]  P:{S}:logs    list: compressed log chunks, oldest first (store/log_codec.py)
 -- KEYS[3]  P:{S}:logids  string: 8-byte digests of the log records stored, in any order.
---                        The digest store of write_session.lua: beyond 128 digests they are
+--                        The digest store of write_session.lua (buckets written whole, not
+--                        appended to: no spare room kept): beyond 128 digests they are
 --                        spread over 2^k bucket strings P:{S}:logids:k:b (b = bytes 1-2 of
 --                        the digest mod 2^k, which the caller derives from the record's trace
 --                        and second, so the records of one write share few buckets; k in the
@@ -120,16 +121,14 @@ local function flush_digests()
     end
     return level
   end
+  -- each bucket is written whole (SET): the idempotency check read it already, and a string
+  -- grown by APPEND keeps up to as much again in spare room (2 to 3 bytes per digest here)
   for b, p in pairs(pending) do
-    local key, more = key_of(k, b), table.concat(p)
-    local size = #stored(b) + #more
-    if (k >= MAX_K and size > 8 * BUCKET_CAP) or size > 8 * HUGE_BUCKET then
-      local keep = stored(b) .. more
-      redis.call('SET', key, string.sub(keep, 8 * math.floor(#keep / 16) + 1), 'PX', ttl_ms)
-    else
-      redis.call('APPEND', key, more)
-      redis.call('PEXPIRE', key, ttl_ms)
+    local keep = stored(b) .. table.concat(p)
+    if (k >= MAX_K and #keep > 8 * BUCKET_CAP) or #keep > 8 * HUGE_BUCKET then
+      keep = string.sub(keep, 8 * math.floor(#keep / 16) + 1)
     end
+    redis.call('SET', key_of(k, b), keep, 'PX', ttl_ms)
   end
   return k
 end
