@@ -6,7 +6,7 @@ Status is evaluated at read time from the summary (``docs/storage.md``, status),
 1. ``failed``     a root span of the session ended with status ERROR;
 2. ``escalated``  a span carried ``session.escalated=true`` (handed to a human);
 3. ``completed``  the session was ended explicitly (``session.end`` event / ``end_session()``);
-4. otherwise by the time since the last span arrived: ``active`` (< idle-after),
+4. otherwise by the time since the last span or log record arrived: ``active`` (< idle-after),
    ``idle`` (< abandon-after), ``abandoned``.
 """
 
