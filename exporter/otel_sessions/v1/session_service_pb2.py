@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from opentelemetry.proto.trace.v1 import trace_pb2 as opentelemetry_dot_proto_dot_trace_dot_v1_dot_trace__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&otel_sessions/v1/session_service.proto\x12\x10otel_sessions.v1\x1a(opentelemetry/proto/trace/v1/trace.proto\"\xdf\x05\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x13\n\x0bprevious_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x1c\n\x14start_time_unix_nano\x18\x07 \x01(\x06\x12\x1a\n\x12\x65nd_time_unix_nano\x18\x08 \x01(\x06\x12\x13\n\x0b\x64uration_ms\x18\t \x01(\x01\x12\x1f\n\x17last_activity_unix_nano\x18\n \x01(\x06\x12\x13\n\x0btrace_count\x18\x0b \x01(\x04\x12\x12\n\nspan_count\x18\x0c \x01(\x04\x12\x13\n\x0b\x65rror_count\x18\r \x01(\x04\x12\x14\n\x0cinput_tokens\x18\x0e \x01(\x04\x12\x15\n\routput_tokens\x18\x0f \x01(\x04\x12\x14\n\x0ctotal_tokens\x18\x10 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x11 \x01(\x01\x12\x16\n\x0e\x63ost_estimated\x18\x12 \x01(\x08\x12\x0e\n\x06models\x18\x13 \x03(\t\x12\x10\n\x08services\x18\x14 \x03(\t\x12\x0e\n\x06\x61gents\x18\x15 \x03(\t\x12\r\n\x05tools\x18\x16 \x03(\t\x12\x39\n\x08metadata\x18\x17 \x03(\x0b\x32\'.otel_sessions.v1.Session.MetadataEntry\x12\x11\n\ttruncated\x18\x18 \x01(\x08\x12\x15\n\rspans_dropped\x18\x19 \x01(\x04\x12.\n\x06traces\x18\x1a \x03(\x0b\x32\x1e.otel_sessions.v1.TraceSummary\x12\x19\n\x11\x63\x61\x63he_read_tokens\x18\x1b \x01(\x04\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x1c \x01(\x04\x12\x18\n\x10reasoning_tokens\x18\x1d \x01(\x04\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x02\n\x0cTraceSummary\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x11\n\troot_name\x18\x02 \x01(\t\x12\x1c\n\x14start_time_unix_nano\x18\x03 \x01(\x06\x12\x1a\n\x12\x65nd_time_unix_nano\x18\x04 \x01(\x06\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x12\n\nspan_count\x18\x06 \x01(\x04\x12\x13\n\x0b\x65rror_count\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\x08\x12\x14\n\x0cinput_tokens\x18\t \x01(\x04\x12\x15\n\routput_tokens\x18\n \x01(\x04\x12\x14\n\x0ctotal_tokens\x18\x0b \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x0c \x01(\x01\"\xfc\x02\n\x13ListSessionsRequest\x12\x12\n\x05limit\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x02 \x01(\r\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x03(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x1c\n\x14start_time_unix_nano\x18\t \x01(\x06\x12\x1a\n\x12\x65nd_time_unix_nano\x18\n \x01(\x06\x12\x45\n\x08metadata\x18\x0b \x03(\x0b\x32\x33.otel_sessions.v1.ListSessionsRequest.MetadataEntry\x12\x0f\n\x07sort_by\x18\x0c \x01(\t\x12\x12\n\nsort_order\x18\r \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_limit\"\x82\x01\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b\x32\x19.otel_sessions.v1.Session\x12\r\n\x05total\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0e\n\x06offset\x18\x04 \x01(\r\x12\x0f\n\x07partial\x18\x05 \x01(\x08\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\",\n\x16GetSessionSpansRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"(\n\x12TailSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"S\n\x10GetThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x12\n\x05limit\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x03 \x01(\rB\x08\n\x06_limit\"P\n\x06Thread\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x08sessions\x18\x02 \x03(\x0b\x32\x19.otel_sessions.v1.Session\x12\r\n\x05total\x18\x03 \x01(\x04\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteSessionResponse2\xb2\x04\n\x0eSessionService\x12]\n\x0cListSessions\x12%.otel_sessions.v1.ListSessionsRequest\x1a&.otel_sessions.v1.ListSessionsResponse\x12L\n\nGetSession\x12#.otel_sessions.v1.GetSessionRequest\x1a\x19.otel_sessions.v1.Session\x12\x65\n\x0fGetSessionSpans\x12(.otel_sessions.v1.GetSessionSpansRequest\x1a(.opentelemetry.proto.trace.v1.TracesData\x12_\n\x0bTailSession\x12$.otel_sessions.v1.TailSessionRequest\x1a(.opentelemetry.proto.trace.v1.TracesData0\x01\x12I\n\tGetThread\x12\".otel_sessions.v1.GetThreadRequest\x1a\x18.otel_sessions.v1.Thread\x12`\n\rDeleteSession\x12&.otel_sessions.v1.DeleteSessionRequest\x1a\'.otel_sessions.v1.DeleteSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&otel_sessions/v1/session_service.proto\x12\x10otel_sessions.v1\x1a(opentelemetry/proto/trace/v1/trace.proto\"\xf5\x05\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x13\n\x0bprevious_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x1c\n\x14start_time_unix_nano\x18\x07 \x01(\x06\x12\x1a\n\x12\x65nd_time_unix_nano\x18\x08 \x01(\x06\x12\x13\n\x0b\x64uration_ms\x18\t \x01(\x01\x12\x1f\n\x17last_activity_unix_nano\x18\n \x01(\x06\x12\x13\n\x0btrace_count\x18\x0b \x01(\x04\x12\x12\n\nspan_count\x18\x0c \x01(\x04\x12\x13\n\x0b\x65rror_count\x18\r \x01(\x04\x12\x14\n\x0cinput_tokens\x18\x0e \x01(\x04\x12\x15\n\routput_tokens\x18\x0f \x01(\x04\x12\x14\n\x0ctotal_tokens\x18\x10 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x11 \x01(\x01\x12\x16\n\x0e\x63ost_estimated\x18\x12 \x01(\x08\x12\x0e\n\x06models\x18\x13 \x03(\t\x12\x10\n\x08services\x18\x14 \x03(\t\x12\x0e\n\x06\x61gents\x18\x15 \x03(\t\x12\r\n\x05tools\x18\x16 \x03(\t\x12\x39\n\x08metadata\x18\x17 \x03(\x0b\x32\'.otel_sessions.v1.Session.MetadataEntry\x12\x11\n\ttruncated\x18\x18 \x01(\x08\x12\x15\n\rspans_dropped\x18\x19 \x01(\x04\x12.\n\x06traces\x18\x1a \x03(\x0b\x32\x1e.otel_sessions.v1.TraceSummary\x12\x19\n\x11\x63\x61\x63he_read_tokens\x18\x1b \x01(\x04\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x1c \x01(\x04\x12\x18\n\x10reasoning_tokens\x18\x1d \x01(\x04\x12\x14\n\x0c\x65nvironments\x18\x1e \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x02\n\x0cTraceSummary\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x11\n\troot_name\x18\x02 \x01(\t\x12\x1c\n\x14start_time_unix_nano\x18\x03 \x01(\x06\x12\x1a\n\x12\x65nd_time_unix_nano\x18\x04 \x01(\x06\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x12\n\nspan_count\x18\x06 \x01(\x04\x12\x13\n\x0b\x65rror_count\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\x08\x12\x14\n\x0cinput_tokens\x18\t \x01(\x04\x12\x15\n\routput_tokens\x18\n \x01(\x04\x12\x14\n\x0ctotal_tokens\x18\x0b \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x0c \x01(\x01\"\xb9\x03\n\x13ListSessionsRequest\x12\x12\n\x05limit\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x02 \x01(\r\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x03(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x1c\n\x14start_time_unix_nano\x18\t \x01(\x06\x12\x1a\n\x12\x65nd_time_unix_nano\x18\n \x01(\x06\x12\x45\n\x08metadata\x18\x0b \x03(\x0b\x32\x33.otel_sessions.v1.ListSessionsRequest.MetadataEntry\x12\x0f\n\x07sort_by\x18\x0c \x01(\t\x12\x12\n\nsort_order\x18\r \x01(\t\x12\r\n\x05\x61gent\x18\x0e \x01(\t\x12\x0c\n\x04tool\x18\x0f \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x10 \x01(\t\x12\t\n\x01q\x18\x11 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_limit\"\x82\x01\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b\x32\x19.otel_sessions.v1.Session\x12\r\n\x05total\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0e\n\x06offset\x18\x04 \x01(\r\x12\x0f\n\x07partial\x18\x05 \x01(\x08\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\",\n\x16GetSessionSpansRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"(\n\x12TailSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"S\n\x10GetThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x12\n\x05limit\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x03 \x01(\rB\x08\n\x06_limit\"P\n\x06Thread\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x08sessions\x18\x02 \x03(\x0b\x32\x19.otel_sessions.v1.Session\x12\r\n\x05total\x18\x03 \x01(\x04\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteSessionResponse2\xb2\x04\n\x0eSessionService\x12]\n\x0cListSessions\x12%.otel_sessions.v1.ListSessionsRequest\x1a&.otel_sessions.v1.ListSessionsResponse\x12L\n\nGetSession\x12#.otel_sessions.v1.GetSessionRequest\x1a\x19.otel_sessions.v1.Session\x12\x65\n\x0fGetSessionSpans\x12(.otel_sessions.v1.GetSessionSpansRequest\x1a(.opentelemetry.proto.trace.v1.TracesData\x12_\n\x0bTailSession\x12$.otel_sessions.v1.TailSessionRequest\x1a(.opentelemetry.proto.trace.v1.TracesData0\x01\x12I\n\tGetThread\x12\".otel_sessions.v1.GetThreadRequest\x1a\x18.otel_sessions.v1.Thread\x12`\n\rDeleteSession\x12&.otel_sessions.v1.DeleteSessionRequest\x1a\'.otel_sessions.v1.DeleteSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,31 +37,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSESSIONSREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_LISTSESSIONSREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_SESSION']._serialized_start=103
-  _globals['_SESSION']._serialized_end=838
-  _globals['_SESSION_METADATAENTRY']._serialized_start=791
-  _globals['_SESSION_METADATAENTRY']._serialized_end=838
-  _globals['_TRACESUMMARY']._serialized_start=841
-  _globals['_TRACESUMMARY']._serialized_end=1112
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1115
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1495
-  _globals['_LISTSESSIONSREQUEST_METADATAENTRY']._serialized_start=791
-  _globals['_LISTSESSIONSREQUEST_METADATAENTRY']._serialized_end=838
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1498
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1628
-  _globals['_GETSESSIONREQUEST']._serialized_start=1630
-  _globals['_GETSESSIONREQUEST']._serialized_end=1669
-  _globals['_GETSESSIONSPANSREQUEST']._serialized_start=1671
-  _globals['_GETSESSIONSPANSREQUEST']._serialized_end=1715
-  _globals['_TAILSESSIONREQUEST']._serialized_start=1717
-  _globals['_TAILSESSIONREQUEST']._serialized_end=1757
-  _globals['_GETTHREADREQUEST']._serialized_start=1759
-  _globals['_GETTHREADREQUEST']._serialized_end=1842
-  _globals['_THREAD']._serialized_start=1844
-  _globals['_THREAD']._serialized_end=1924
-  _globals['_DELETESESSIONREQUEST']._serialized_start=1926
-  _globals['_DELETESESSIONREQUEST']._serialized_end=1968
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=1970
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=1993
-  _globals['_SESSIONSERVICE']._serialized_start=1996
-  _globals['_SESSIONSERVICE']._serialized_end=2558
+  _globals['_SESSION']._serialized_end=860
+  _globals['_SESSION_METADATAENTRY']._serialized_start=813
+  _globals['_SESSION_METADATAENTRY']._serialized_end=860
+  _globals['_TRACESUMMARY']._serialized_start=863
+  _globals['_TRACESUMMARY']._serialized_end=1134
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1137
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1578
+  _globals['_LISTSESSIONSREQUEST_METADATAENTRY']._serialized_start=813
+  _globals['_LISTSESSIONSREQUEST_METADATAENTRY']._serialized_end=860
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1581
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1711
+  _globals['_GETSESSIONREQUEST']._serialized_start=1713
+  _globals['_GETSESSIONREQUEST']._serialized_end=1752
+  _globals['_GETSESSIONSPANSREQUEST']._serialized_start=1754
+  _globals['_GETSESSIONSPANSREQUEST']._serialized_end=1798
+  _globals['_TAILSESSIONREQUEST']._serialized_start=1800
+  _globals['_TAILSESSIONREQUEST']._serialized_end=1840
+  _globals['_GETTHREADREQUEST']._serialized_start=1842
+  _globals['_GETTHREADREQUEST']._serialized_end=1925
+  _globals['_THREAD']._serialized_start=1927
+  _globals['_THREAD']._serialized_end=2007
+  _globals['_DELETESESSIONREQUEST']._serialized_start=2009
+  _globals['_DELETESESSIONREQUEST']._serialized_end=2051
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=2053
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=2076
+  _globals['_SESSIONSERVICE']._serialized_start=2079
+  _globals['_SESSIONSERVICE']._serialized_end=2641
 # @@protoc_insertion_point(module_scope)
