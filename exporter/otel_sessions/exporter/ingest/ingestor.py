@@ -30,6 +30,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from otel_sessions.exporter.errors import StoreUnavailable
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.groups import Batch, Group
+from otel_sessions.exporter.ingest.redaction import Redactor
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.store.codec import decode_chunks
 from otel_sessions.exporter.store.records import SessionFigures, SessionWrite, TraceJoin, WriteResult
@@ -111,11 +112,16 @@ AfterStore = Callable[[StoredBatch], Awaitable[None] | None]
 
 
 class Ingestor:
-    """Groups requests and writes them through one :class:`SessionStore`."""
+    """Groups requests and writes them through one :class:`SessionStore`.
 
-    def __init__(self, store: SessionStore, builder: BatchBuilder) -> None:
+    With a ``redactor`` (``--redact-attributes``, ``--redact-patterns``), each request is
+    redacted in place before it is grouped, and the after-store hooks (forwarding) get the
+    redacted request, serialized again."""
+
+    def __init__(self, store: SessionStore, builder: BatchBuilder, redactor: Redactor | None = None) -> None:
         self.store = store
         self.builder = builder
+        self.redactor = redactor if redactor else None
         self.after_store: list[AfterStore] = []
 
     async def export(self, request: ExportTraceServiceRequest, body: bytes | None = None) -> ExportTraceServiceResponse:
@@ -123,7 +129,14 @@ class Ingestor:
 
         With ``body`` given, the parsed request is let go once grouped (the hooks get the
         bytes), so it is not held while Redis answers: callers should not keep a reference to
-        it across the await either. Raises :class:`StoreUnavailable` when Redis fails."""
+        it across the await either. A request the redactor changed is kept instead, and the
+        hooks get it serialized again (on first use). Raises :class:`StoreUnavailable` when
+        Redis fails."""
+        if self.redactor is not None:
+            redacted = self.redactor.redact_traces(request)
+            if redacted:
+                METRICS.redacted_values.inc(redacted)
+                body = None  # the hooks get the redacted request
         batch = self.builder.build(request.resource_spans)
         if body is not None:
             request = None
