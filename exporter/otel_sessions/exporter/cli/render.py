@@ -327,7 +327,7 @@ def transcript_lines(body: dict) -> list[str]:
     session = agent = None
     for message in body.get("data", []):
         if message.get("session_id") != session and "thread_id" in body:
-            session = message.get("session_id")
+            session, agent = message.get("session_id"), None
             lines.append(f"[bold]── session {escape(str(session))}[/]")
         if message.get("agent") and message.get("agent") != agent:
             marker = "handoff to" if message.get("handoff") else "agent"
