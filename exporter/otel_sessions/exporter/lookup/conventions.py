@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_sessions.exporter.lookup.flat_messages import OI_IN, OI_OUT, TL_IN, TL_OUT, openinference, traceloop
+from otel_sessions.exporter.lookup.history import History, HistoryCache
 from otel_sessions.exporter.lookup.messages import (
     Message,
     load_json,
@@ -50,7 +52,7 @@ from otel_sessions.exporter.lookup.messages import (
 )
 from otel_sessions.processor import attributes as attr
 
-__all__ = ["Exchange", "MESSAGE", "IO", "GENAI_EVENTS", "span_level", "span_exchange", "event_messages",
+__all__ = ["Exchange", "MESSAGE", "IO", "GENAI_EVENTS", "LEVEL_KEYS", "span_level", "span_exchange", "event_messages",
            "span_model", "span_usage", "span_agent"]
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,12 @@ _MODEL_KEYS = (*attr.MODEL, "ai.response.model", "ai.model.id", "langfuse.observ
 _INPUT_TOKENS = (*attr.INPUT_TOKENS, "ai.usage.inputTokens", "ai.usage.promptTokens")
 _OUTPUT_TOKENS = (*attr.OUTPUT_TOKENS, "ai.usage.outputTokens", "ai.usage.completionTokens")
 _AGENT_KEYS = (attr.AGENT_NAME, "agent.name")
+#: Attributes whose values :func:`span_level` and :func:`span_agent` read (of the others, only
+#: the keys).
+LEVEL_KEYS = frozenset({*_AGENT_KEYS, attr.OPENINFERENCE_SPAN_KIND, "mlflow.spanType", "langfuse.observation.type"})
 _EVENT_META = frozenset({"gen_ai.system", "gen_ai.provider.name", "event.name", "gen_ai.event.content"})
+#: The history cache of the :func:`span_exchange` call being run (None outside one).
+_HISTORY: ContextVar[HistoryCache | None] = ContextVar("history", default=None)
 
 
 @dataclass
@@ -83,6 +90,10 @@ class Exchange:
     inputs: list[Message] = field(default_factory=list)
     outputs: list[Message] = field(default_factory=list)
     source: str = ""
+    #: leading inputs that an earlier call of the transcript sent too (``history.py``), and
+    #: the kind counts over them
+    resent: int = 0
+    resent_counts: dict | None = None
 
 
 # --- span facts --------------------------------------------------------------------------
@@ -130,7 +141,8 @@ def _is_traceloop(key: str) -> bool:
 
 
 def span_level(attrs: dict[str, Any], event_names: Iterable[str] = ()) -> int | None:
-    """:data:`MESSAGE`, :data:`IO` or None (no content), from the attribute keys only."""
+    """:data:`MESSAGE`, :data:`IO` or None (no content), from the attribute keys and the values
+    of :data:`LEVEL_KEYS`."""
     for key in attrs:
         if key in _MESSAGE_KEYS or key.startswith((OI_IN, OI_OUT)) or _is_traceloop(key):
             return MESSAGE
@@ -148,9 +160,16 @@ def span_level(attrs: dict[str, Any], event_names: Iterable[str] = ()) -> int | 
 
 
 # --- parsing helpers ---------------------------------------------------------------------
-def _parse(value: Any, default_role: str, *, text_ok: bool = False) -> list[Message]:
+def _parse(value: Any, default_role: str, *, text_ok: bool = False, history: str | None = None) -> list[Message]:
     """Messages of an attribute holding JSON (or structured values). Text that does not parse
-    is a raw message, unless ``text_ok`` and it does not look like JSON (plain text is allowed)."""
+    is a raw message, unless ``text_ok`` and it does not look like JSON (plain text is allowed).
+    ``history``: the attribute holds a re-sent history (an array of messages), parsed through
+    the current :class:`HistoryCache`."""
+    cache = _HISTORY.get() if history is not None and isinstance(value, str) else None
+    if cache is not None:
+        found = cache.parse(history, value, default_role)  # type: ignore[arg-type]
+        if found is not None:
+            return found
     parsed, ok = load_json(value)
     if not ok:
         looks_json = value.lstrip()[:1] in ("[", "{")
@@ -173,17 +192,36 @@ def _io(value: Any, default_role: str) -> list[Message]:
 
 
 # --- conventions -------------------------------------------------------------------------
+def _system(value: Any) -> list[Message]:
+    """``gen_ai.system_instructions`` (an array of parts) as a system message; the same text
+    again is the same message (read once per transcript)."""
+    cache = _HISTORY.get() if isinstance(value, str) else None
+    known = cache.same(_SYSTEM, value) if cache is not None else None
+    if known is not None:
+        return known
+    parsed, ok = load_json(value)
+    if ok and isinstance(parsed, (list, dict)):
+        parts, _calls, _results = parts_from_value(parsed)
+        found = [Message(role="system", content=parts)]
+    else:
+        found = _parse(value, "system", text_ok=True)
+    if cache is not None:
+        cache.remember(_SYSTEM, value, found)
+    return found
+
+
 def _genai(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
     inputs: list[Message] = []
     if _SYSTEM in attrs:
-        parsed, ok = load_json(attrs[_SYSTEM])
-        if ok and isinstance(parsed, (list, dict)):
-            parts, _calls, _results = parts_from_value(parsed)
-            inputs.append(Message(role="system", content=parts))
-        else:
-            inputs += _parse(attrs[_SYSTEM], "system", text_ok=True)
+        inputs += _system(attrs[_SYSTEM])
     if _INPUT in attrs:
-        inputs += _parse(attrs[_INPUT], "user")
+        parsed = _parse(attrs[_INPUT], "user", history=_INPUT)
+        if isinstance(parsed, History):  # keep what was re-sent
+            system = len(inputs)
+            inputs = History(inputs + parsed)
+            inputs.resent, inputs.counts = system + parsed.resent, parsed.counts
+        else:
+            inputs += parsed
     outputs = _parse(attrs[_OUTPUT], "assistant") if _OUTPUT in attrs else []
     return inputs, outputs
 
@@ -243,7 +281,7 @@ def _span_events(events: list[tuple[str, dict[str, Any]]]) -> tuple[list[Message
 def _vercel(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
     inputs: list[Message] = []
     if "ai.prompt.messages" in attrs:
-        inputs = _parse(attrs["ai.prompt.messages"], "user")
+        inputs = _parse(attrs["ai.prompt.messages"], "user", history="ai.prompt.messages")
     elif "ai.prompt" in attrs:
         inputs = _parse(attrs["ai.prompt"], "user", text_ok=True)
     outputs: list[Message] = []
@@ -270,7 +308,7 @@ def _vercel(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
 
 
 def _mlflow_chat(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
-    messages = _parse(attrs["mlflow.chat.messages"], "user")
+    messages = _parse(attrs["mlflow.chat.messages"], "user", history="mlflow.chat.messages")
     cut = len(messages)
     while cut > 0 and messages[cut - 1].role == "assistant":
         cut -= 1
@@ -278,7 +316,7 @@ def _mlflow_chat(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
 
 
 def _pair(attrs: dict[str, Any], key_in: str, key_out: str) -> tuple[list[Message], list[Message]]:
-    return (_parse(attrs[key_in], "user", text_ok=True) if key_in in attrs else [],
+    return (_parse(attrs[key_in], "user", text_ok=True, history=key_in) if key_in in attrs else [],
             _parse(attrs[key_out], "assistant", text_ok=True) if key_out in attrs else [])
 
 
@@ -317,9 +355,19 @@ def _io_level(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
     return [], []
 
 
-def span_exchange(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]], level: int) -> Exchange:
+def span_exchange(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]], level: int,
+                  history: HistoryCache | None = None) -> Exchange:
     """The :class:`Exchange` of a span of ``level`` (:func:`span_level`); ``events`` are its span
-    events as (name, attributes)."""
+    events as (name, attributes); ``history`` parses re-sent histories once across the calls
+    of one transcript."""
+    token = _HISTORY.set(history)
+    try:
+        return _span_exchange(attrs, events, level)
+    finally:
+        _HISTORY.reset(token)
+
+
+def _span_exchange(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]], level: int) -> Exchange:
     if level == IO:
         return _guarded(_io_level, attrs, "io", Exchange())
     exchange = Exchange()
@@ -347,6 +395,8 @@ def span_exchange(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]
         if not exchange.inputs and got.inputs:
             exchange.inputs = got.inputs
             exchange.source = exchange.source or source
+            if isinstance(got.inputs, History):
+                exchange.resent, exchange.resent_counts = got.inputs.resent, got.inputs.counts
         if not exchange.outputs and got.outputs:
             exchange.outputs = got.outputs
             exchange.source = exchange.source or source

@@ -67,6 +67,7 @@ class Message:
     name: str | None = None
     finish_reason: str | None = None
     raw: bool = False
+    _key: tuple | None = field(default=None, repr=False, compare=False)
 
     def text(self) -> str:
         """The text parts joined, whitespace collapsed (what de-duplication compares)."""
@@ -81,11 +82,15 @@ class Message:
 
     def key(self) -> tuple:
         """What makes two messages the same message: role, normalized content and tool ids. A
-        tool result with an id is known by its id alone (sources format results differently)."""
-        if self.role == "tool" and self.tool_call_id:
-            return ("tool", self.tool_call_id)
-        calls = tuple(c.get("id") or c.get("name") or "" for c in self.tool_calls)
-        return (self.role, self.text(), calls, self.tool_call_id or "")
+        tool result with an id is known by its id alone (sources format results differently).
+        Computed once: a message is complete when it is first compared."""
+        if self._key is None:
+            if self.role == "tool" and self.tool_call_id:
+                self._key = ("tool", self.tool_call_id)
+            else:
+                calls = tuple(c.get("id") or c.get("name") or "" for c in self.tool_calls)
+                self._key = (self.role, self.text(), calls, self.tool_call_id or "")
+        return self._key
 
 
 def load_json(value: Any) -> tuple[Any, bool]:

@@ -45,6 +45,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from otel_sessions.exporter.lookup.conventions import (
     GENAI_EVENTS,
     IO,
+    LEVEL_KEYS,
     MESSAGE,
     Exchange,
     event_messages,
@@ -54,6 +55,7 @@ from otel_sessions.exporter.lookup.conventions import (
     span_model,
     span_usage,
 )
+from otel_sessions.exporter.lookup.history import HistoryCache
 from otel_sessions.exporter.lookup.messages import Message
 from otel_sessions.exporter.lookup.otlp_values import any_value, attributes_dict
 
@@ -98,9 +100,20 @@ class _Span:
     parent: bytes
     start: int
     end: int
-    attrs: dict[str, Any]
-    events: list[tuple[str, dict[str, Any]]]
+    proto: Any  # the OTLP span: its attributes and events are read when needed
+    agent: str | None
     level: int | None
+    _attrs: dict[str, Any] | None = None
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        if self._attrs is None:
+            self._attrs = attributes_dict(self.proto.attributes)
+        return self._attrs
+
+    @property
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(e.name, attributes_dict(e.attributes)) for e in self.proto.events]
 
 
 @dataclass
@@ -123,6 +136,7 @@ class _Call:
     span: _Span | None = None
     agent: str | None = None
     logs: list[_LogEvent] = field(default_factory=list)
+    history: HistoryCache | None = None
     _exchange: Exchange | None = None
     _occurrence: list[int] | None = None
 
@@ -130,7 +144,7 @@ class _Call:
         if self._exchange is None:
             exchange = Exchange()
             if self.span is not None and self.span.level is not None:
-                exchange = span_exchange(self.span.attrs, self.span.events, self.span.level)
+                exchange = span_exchange(self.span.attrs, self.span.events, self.span.level, self.history)
             if self.logs and not (exchange.inputs and exchange.outputs):
                 got_in, got_out = _log_messages(self.logs)
                 if not exchange.inputs and got_in:
@@ -141,17 +155,20 @@ class _Call:
         return self._exchange
 
     def occurrences(self) -> list[int]:
-        """For each non-system message of inputs then outputs: how many of its kind so far."""
+        """For each message of inputs then outputs: how many of its kind (``Message.key()``) so far
+        in the call, system messages not counted (0 for them, and for re-sent inputs, which an
+        earlier call showed or accounted for)."""
         if self._occurrence is None:
-            seen: Counter = Counter()
-            out = []
             exchange = self.exchange()
-            for message in (*exchange.inputs, *exchange.outputs):
+            counts = dict(exchange.resent_counts) if exchange.resent_counts else {}
+            out = [0] * exchange.resent
+            for message in (*exchange.inputs[exchange.resent:], *exchange.outputs):
                 if message.role == "system":
                     out.append(0)
                     continue
-                seen[message.key()] += 1
-                out.append(seen[message.key()])
+                key = message.key()
+                counts[key] = seen = counts.get(key, 0) + 1
+                out.append(seen)
             self._occurrence = out
         return self._occurrence
 
@@ -178,12 +195,13 @@ def _spans(traces: TracesData) -> dict[tuple[bytes, bytes], _Span]:
                 key = (span.trace_id, span.span_id)
                 if key in out:
                     continue
-                attrs = attributes_dict(span.attributes)
-                events = [(e.name, attributes_dict(e.attributes)) for e in span.events]
+                # keys, and the few values that tell the span's level and agent (big values,
+                # the messages, are read only for the spans that have them)
+                light = {kv.key: any_value(kv.value) if kv.key in LEVEL_KEYS else True for kv in span.attributes}
                 parent = span.parent_span_id if span.parent_span_id != _ZERO_SPAN else b""
                 out[key] = _Span(span.trace_id, span.span_id, parent, span.start_time_unix_nano,
-                                 max(span.end_time_unix_nano, span.start_time_unix_nano), attrs, events,
-                                 span_level(attrs, (name for name, _ in events)))
+                                 max(span.end_time_unix_nano, span.start_time_unix_nano), span, span_agent(light),
+                                 span_level(light, (e.name for e in span.events)))
     return out
 
 
@@ -217,7 +235,7 @@ def _agent(spans: dict[tuple[bytes, bytes], _Span], span: _Span, memo: dict) -> 
             found = memo[key]
             break
         path.append(key)
-        found = span_agent(current.attrs)
+        found = current.agent
         if found is not None:
             break
         current = spans.get((current.trace_id, current.parent)) if current.parent else None
@@ -226,7 +244,7 @@ def _agent(spans: dict[tuple[bytes, bytes], _Span], span: _Span, memo: dict) -> 
     return found
 
 
-def _calls(content: SessionContent) -> list[_Call]:
+def _calls(content: SessionContent, history: HistoryCache | None = None) -> list[_Call]:
     spans = _spans(content.traces)
     memo: dict = {}
     calls: dict[tuple[bytes, bytes], _Call] = {}
@@ -236,7 +254,7 @@ def _calls(content: SessionContent) -> list[_Call]:
         key = (span.trace_id, span.span_id)
         if key not in calls:
             calls[key] = _Call(content.session_id, span.trace_id, span.span_id, span.start, span.end, span,
-                               _agent(spans, span, memo))
+                               _agent(spans, span, memo), history=history)
         return calls[key]
 
     for span in spans.values():
@@ -308,6 +326,7 @@ class TranscriptBuilder:
         self.system: dict[str | None, tuple] = {}
         self.last_agent: str | None = None
         self.out: list[dict[str, Any]] = []
+        self.history = HistoryCache()  # re-sent histories parsed once, across sessions too
 
     @property
     def full(self) -> bool:
@@ -315,7 +334,7 @@ class TranscriptBuilder:
         return len(self.out) >= self.wanted
 
     def add_session(self, content: SessionContent) -> None:
-        for entry in _timeline(_calls(content)):
+        for entry in _timeline(_calls(content, self.history)):
             if self.full:
                 return
             self.add(entry)
@@ -340,12 +359,16 @@ class TranscriptBuilder:
                     if message.role == "system":
                         self._emit(message, call, time, exchange.source, usage=False)
         usage_done = False
-        for i, message in enumerate(messages):
-            if message.role == "system" or self.full:
+        skip = exchange.resent if phase == 0 else 0  # re-sent inputs: shown or accounted for before
+        for i in range(skip, len(messages)):
+            message = messages[i]
+            if message.role == "system":
                 continue
             key = message.key()
             if occurrence[first + i] <= self.shown[key]:
                 continue
+            if len(self.out) >= self.wanted:
+                return
             self.shown[key] += 1
             usage = phase == 1 and message.role == "assistant" and not usage_done
             usage_done = usage_done or usage
