@@ -4,8 +4,9 @@ instrumentation records them): every message once, in order, tool results tied t
 from __future__ import annotations
 
 import pytest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from otel_sessions.exporter.lookup.transcript import session_transcript
+from otel_sessions.exporter.lookup.transcript import log_records, session_transcript
 from tests.conversation import conversation as c
 from tests.conversation.builders import TRACE, summary
 
@@ -74,6 +75,10 @@ def test_operation_details_log_records():
     spans, records = c.genai_details_events()
     messages = session_transcript("s", spans.data, logs=records).to_json()["data"]
     assert summary(messages) == c.EXPECTED
+    data = LogsData()  # the same records as a stored LogsData
+    for resource, record in records:
+        data.resource_logs.add(resource=resource).scope_logs.add().log_records.append(record)
+    assert session_transcript("s", spans.data, logs=log_records(data)).to_json()["data"] == messages
 
 
 def test_bare_log_records_and_records_of_other_events_are_read_or_skipped():
