@@ -10,10 +10,13 @@
    real export requests made with the OpenTelemetry SDK (bench/workload.py).
 3. Runs ``otel-sessions serve --redis-url ...`` as a subprocess and measures over HTTP (one
    kept-alive connection, sequential requests after a warm-up): the first page of
-   ``GET /v1/sessions``, a user filter, sort by cost, and ``GET /v1/sessions/{id}`` of the
-   1,000-span session. Prints p50 and p99 per query and the targets (p99 < 20 ms per list
-   query, < 50 ms for the 1,000-span session); for information, a trace by id through the
-   Jaeger API (which reads every epoch of the trace map within the retention).
+   ``GET /v1/sessions``, a user filter, sort by cost, ``GET /v1/sessions/{id}`` of the
+   1,000-span session, and the transcript (``GET /v1/threads/{id}/messages``) of a thread of
+   4 sessions and 200 messages whose 100 model calls each re-send the thread's history
+   (GenAI ``gen_ai.input.messages``, 4.7 MB of spans). Prints p50 and p99 per query and the
+   targets (p99 < 20 ms per list query, < 50 ms for the 1,000-span session and for the
+   transcript); for information, a trace by id through the Jaeger API (which reads every
+   epoch of the trace map within the retention).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis  # noqa: E
 from otel_sessions.exporter.store.sessions import SessionStore  # noqa: E402
 
 BIG_SESSION = "sess_big_1000_spans"
+CHAT_THREAD = "thrd_chat_200_messages"
 
 
 def _template_spans() -> list[tuple[tuple, bytes]]:
@@ -112,6 +116,13 @@ async def fill(url: str, sessions: int, users: int, per_write: int = 500) -> str
         await ingestor.write(ingestor.builder.build(encode_spans(sink.spans[offset:offset + 200]).resource_spans))
     summary = await store.get_session(BIG_SESSION, with_traces=True)
     print(f"big session: {summary.span_count} spans in {summary.trace_count} traces")
+
+    # a thread of 4 sessions, 200 messages, every model call re-sending the history
+    provider, sink = workload.make_provider()
+    messages = workload.conversation_spans(provider.get_tracer("bench"), random.Random(9), CHAT_THREAD, "user-chat")
+    for offset in range(0, len(sink.spans), 50):
+        await ingestor.write(ingestor.builder.build(encode_spans(sink.spans[offset:offset + 50]).resource_spans))
+    print(f"chat thread: {messages} messages in {len(sink.spans)} spans")
     await store.close()
     return summary.traces[0].trace_id
 
@@ -173,6 +184,7 @@ def main() -> int:
                 ("list, user filter (user-0042)", "/v1/sessions?user_id=user-0042", 20),
                 ("list, sort by cost (50, desc)", "/v1/sessions?sort_by=cost", 20),
                 ("get session of 1,000 spans", f"/v1/sessions/{BIG_SESSION}", 50),
+                ("transcript of a 200-message thread", f"/v1/threads/{CHAT_THREAD}/messages", 50),
                 ("(info) list, status filter (bounded)", "/v1/sessions?status=failed", None),
                 ("(info) list, page at offset 5,000", "/v1/sessions?offset=5000", None),
                 ("(info) Jaeger API, one trace by id (4 spans)", f"/api/traces/{trace_id}", None),
@@ -183,6 +195,8 @@ def main() -> int:
                 p50, p99, body = measure(port, path, args.requests)
                 if path.startswith("/api/traces/"):
                     what = f"{len(body['data'][0]['spans'])} spans, 24h of trace-map epochs read"
+                elif path.endswith("/messages"):
+                    what = f"{len(body['data'])} messages" + (" truncated" if body["truncated"] else "")
                 elif "data" in body:
                     what = f"{len(body['data'])} of {body['total']:,}" + (" partial" if body.get("partial") else "")
                 else:

@@ -116,3 +116,64 @@ def export_requests(
             sid, user, thread, name = rng.choice(chosen)
             turn_spans(tracer, rng, sid, user, thread, name, fail=rng.random() < 0.02)
         yield encode_spans(sink.spans[:spans_per_request]).SerializeToString()
+
+
+_WORDS = ("order", "refund", "invoice", "delivery", "account", "payment", "blender", "address", "tracking",
+          "warranty", "return", "label", "card", "balance", "subscription", "plan", "upgrade", "receipt")
+
+
+def _sentence(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(words)).capitalize() + "."
+
+
+def conversation_spans(tracer, rng: random.Random, thread_id: str, user_id: str, sessions: int = 4,
+                       turns: int = 20) -> int:
+    """A thread of ``sessions`` sessions with message content (GenAI semantic conventions):
+    each user turn is one trace, an agent span around model calls whose
+    ``gen_ai.input.messages`` re-send the whole thread's history, as chat apps do; every
+    fourth turn calls a tool (assistant tool call, tool span, tool result, answer). Returns
+    the number of messages (the system prompt not counted): 50 per session of 20 turns."""
+    import json
+
+    system = [{"type": "text", "content": "You are the support assistant of an online shop. " + _sentence(rng, 30)}]
+    history: list[dict] = []
+    count = 0
+    for s in range(sessions):
+        ids = {"session.id": f"sess_chat_{s}", "user.id": user_id, "gen_ai.conversation.id": thread_id,
+               "session.name": f"Support chat {s}"}
+        for t in range(turns):
+            question = {"role": "user", "parts": [{"type": "text", "content": _sentence(rng, 25)}]}
+            history.append(question)
+            count += 1
+            with tracer.start_as_current_span("invoke_agent support_agent", attributes={
+                    **ids, "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support_agent"}):
+                calls = 2 if t % 4 == 3 else 1
+                for c in range(calls):
+                    if calls == 2 and c == 0:
+                        call_id = f"call_{s}_{t}"
+                        answer = {"role": "assistant", "parts": [{"type": "tool_call", "id": call_id,
+                                                                  "name": "search_orders",
+                                                                  "arguments": {"query": _sentence(rng, 3)}}],
+                                  "finish_reason": "tool_calls"}
+                    else:
+                        answer = {"role": "assistant", "parts": [{"type": "text", "content": _sentence(rng, 90)}],
+                                  "finish_reason": "stop"}
+                    with tracer.start_as_current_span("chat gpt-4o", attributes={
+                            **ids, "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                            "gen_ai.usage.input_tokens": 40 * len(history), "gen_ai.usage.output_tokens": 120,
+                            "gen_ai.system_instructions": json.dumps(system),
+                            "gen_ai.input.messages": json.dumps(history),
+                            "gen_ai.output.messages": json.dumps([answer])}):
+                        pass
+                    history.append(answer)
+                    count += 1
+                    if calls == 2 and c == 0:
+                        result = {"role": "tool", "parts": [{"type": "tool_call_response", "id": call_id,
+                                                             "response": {"orders": [_sentence(rng, 8)]}}]}
+                        with tracer.start_as_current_span("execute_tool search_orders", attributes={
+                                **ids, "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search_orders",
+                                "gen_ai.tool.call.id": call_id}):
+                            pass
+                        history.append(result)
+                        count += 1
+    return count

@@ -1,4 +1,9 @@
-"""A small OpenAI-compatible HTTP server for tests: chat completions with ``usage``."""
+"""A small OpenAI-compatible HTTP server for tests: chat completions with ``usage``.
+
+Without ``tools`` in the request it answers :data:`REPLY`. With ``tools``, it calls the first
+tool when the last message is the user's (``arguments`` from :data:`TOOL_ARGUMENTS`, call id
+``call_<number of messages>``), and answers from the tool's result when the last message is a
+tool result (``"The tool said: <result>"``), so a client can run a real tool-calling loop."""
 
 from __future__ import annotations
 
@@ -8,6 +13,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PROMPT_TOKENS = 11
 COMPLETION_TOKENS = 7
+REPLY = "Hello from the test server."
+TOOL_ARGUMENTS = {"city": "Paris"}
+
+
+def _answer(request: dict) -> tuple[dict, str]:
+    """(assistant message, finish reason) for a chat request."""
+    messages = request.get("messages") or []
+    last = messages[-1] if messages else {}
+    tools = request.get("tools") or []
+    if tools and last.get("role") == "user":
+        name = tools[0].get("function", {}).get("name", "tool")
+        call = {"id": f"call_{len(messages)}", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(TOOL_ARGUMENTS)}}
+        return {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+    if tools and last.get("role") == "tool":
+        return {"role": "assistant", "content": f"The tool said: {last.get('content')}"}, "stop"
+    return {"role": "assistant", "content": REPLY}, "stop"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -17,19 +39,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.endswith("/chat/completions"):
             self.send_error(404)
             return
+        message, finish_reason = _answer(request)
         body = json.dumps(
             {
                 "id": "chatcmpl-test",
                 "object": "chat.completion",
                 "created": 1_700_000_000,
                 "model": request.get("model", "test-model"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "Hello from the test server."},
-                        "finish_reason": "stop",
-                    }
-                ],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
                 "usage": {
                     "prompt_tokens": PROMPT_TOKENS,
                     "completion_tokens": COMPLETION_TOKENS,

@@ -33,6 +33,9 @@ class _Metrics:
         self.invalid_values = Counter(
             "otel_sessions_invalid_values_total",
             "Values dropped or clamped from kept spans and log records (non-finite or out-of-range numbers, times)")
+        self.redacted_values = Counter(
+            "otel_sessions_redacted_values_total",
+            "Attribute values (and log bodies) changed by --redact-attributes or --redact-patterns on ingest")
         self.redis_errors = Counter("otel_sessions_redis_errors_total", "Store operations that failed on Redis")
         # OTLP logs: the same figures, counted in log records
         self.log_requests = Counter(

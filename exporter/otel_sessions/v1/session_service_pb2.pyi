@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Session(_message.Message):
-    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "log_count", "error_log_count", "first_error_log_message", "logs_dropped")
+    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "log_count", "error_log_count", "first_error_log_message", "logs_dropped", "environments")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class Session(_message.Message):
     ERROR_LOG_COUNT_FIELD_NUMBER: _ClassVar[int]
     FIRST_ERROR_LOG_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LOGS_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     user_id: str
@@ -83,7 +84,8 @@ class Session(_message.Message):
     error_log_count: int
     first_error_log_message: str
     logs_dropped: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., log_count: _Optional[int] = ..., error_log_count: _Optional[int] = ..., first_error_log_message: _Optional[str] = ..., logs_dropped: _Optional[int] = ...) -> None: ...
+    environments: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., log_count: _Optional[int] = ..., error_log_count: _Optional[int] = ..., first_error_log_message: _Optional[str] = ..., logs_dropped: _Optional[int] = ..., environments: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TraceSummary(_message.Message):
     __slots__ = ("trace_id", "root_name", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "span_count", "error_count", "error", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
@@ -114,7 +116,7 @@ class TraceSummary(_message.Message):
     def __init__(self, trace_id: _Optional[str] = ..., root_name: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., error: _Optional[bool] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
-    __slots__ = ("limit", "offset", "user_id", "thread_id", "name", "status", "service", "model", "start_time_unix_nano", "end_time_unix_nano", "metadata", "sort_by", "sort_order")
+    __slots__ = ("limit", "offset", "user_id", "thread_id", "name", "status", "service", "model", "start_time_unix_nano", "end_time_unix_nano", "metadata", "sort_by", "sort_order", "agent", "tool", "environment", "q")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +137,10 @@ class ListSessionsRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     SORT_BY_FIELD_NUMBER: _ClassVar[int]
     SORT_ORDER_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    Q_FIELD_NUMBER: _ClassVar[int]
     limit: int
     offset: int
     user_id: str
@@ -148,7 +154,11 @@ class ListSessionsRequest(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     sort_by: str
     sort_order: str
-    def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Iterable[str]] = ..., service: _Optional[str] = ..., model: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., sort_by: _Optional[str] = ..., sort_order: _Optional[str] = ...) -> None: ...
+    agent: str
+    tool: str
+    environment: str
+    q: str
+    def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Iterable[str]] = ..., service: _Optional[str] = ..., model: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., sort_by: _Optional[str] = ..., sort_order: _Optional[str] = ..., agent: _Optional[str] = ..., tool: _Optional[str] = ..., environment: _Optional[str] = ..., q: _Optional[str] = ...) -> None: ...
 
 class ListSessionsResponse(_message.Message):
     __slots__ = ("sessions", "total", "limit", "offset", "partial")

@@ -1,4 +1,5 @@
-"""The lookup commands: ``sessions list|get|tail|logs|delete``, ``threads get|logs``, ``users get`` (and ``grpc``).
+"""The lookup commands: ``sessions list|get|transcript|tail|logs|delete``,
+``threads get|transcript|logs``, ``users get`` (and ``grpc``).
 
 They talk to a running service over HTTP (``--server``, default ``$OTEL_SESSIONS_SERVER`` or
 ``http://127.0.0.1:4318``) with :class:`~otel_sessions.exporter.cli.client.Client`; ``grpc``
@@ -45,7 +46,8 @@ def _quoted(id_: str) -> str:
 def cmd_sessions_list(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {
         "user_id": args.user, "thread_id": args.thread, "name": args.name, "status": args.status,
-        "service": args.service, "model": args.model, "sort_by": args.sort, "sort_order": args.order,
+        "service": args.service, "model": args.model, "agent": args.agent, "tool": args.tool,
+        "environment": args.environment, "q": args.search, "sort_by": args.sort, "sort_order": args.order,
         "limit": args.limit, "offset": args.offset,
     }
     if args.since:
@@ -81,6 +83,19 @@ def _notes(console, sessions: list[dict], note: str | None) -> None:
 def cmd_sessions_get(args: argparse.Namespace) -> int:
     client = _client(args)
     path = "/v1/sessions/" + _quoted(args.id)
+    if args.span:
+        if args.tree:
+            raise ServiceError("--span and --tree do not go together", 2)
+        span = client.get(path + "/spans/" + _quoted(args.span), trace_id=args.trace)
+        if args.json:
+            render.print_json(span)
+            return 0
+        console = render.console()
+        for line in render.span_details_lines(span):
+            console.print(line, highlight=False)
+        return 0
+    if args.trace:
+        raise ServiceError("--trace needs --span", 2)
     session = client.get(path)
     roots = render.span_tree(session, client.get(path + "/spans", format="otlp-json")) if args.tree else None
     if args.json:
@@ -93,6 +108,25 @@ def cmd_sessions_get(args: argparse.Namespace) -> int:
         console.print(line)
     console.print(render.render_tree(session, roots) if roots is not None else render.traces_table(session))
     return 0
+
+
+def _print_transcript(args: argparse.Namespace, path: str) -> int:
+    body = _client(args).get(path, limit=args.limit, offset=args.offset)
+    if args.json:
+        render.print_json(body)
+        return 0
+    console = render.console()
+    for line in render.transcript_lines(body):
+        console.print(line, highlight=False)
+    return 0
+
+
+def cmd_sessions_transcript(args: argparse.Namespace) -> int:
+    return _print_transcript(args, "/v1/sessions/" + _quoted(args.id) + "/messages")
+
+
+def cmd_threads_transcript(args: argparse.Namespace) -> int:
+    return _print_transcript(args, "/v1/threads/" + _quoted(args.id) + "/messages")
 
 
 #: Seconds ``sessions tail`` waits for a line (a span or one of the service's ``: keep-alive``
@@ -207,6 +241,11 @@ def _paging(parser: argparse.ArgumentParser, limit: int | None = None) -> None:
     parser.add_argument("--offset", type=int, default=None, help="sessions to skip")
 
 
+def _message_paging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=None, help="messages per page (default 500, at most 2000)")
+    parser.add_argument("--offset", type=int, default=None, help="messages to skip")
+
+
 def _sorting(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", choices=SORT_CHOICES, default=None, help="sort key (default: start)")
     parser.add_argument("--order", choices=("asc", "desc"), default=None, help="sort order (default: desc)")
@@ -223,6 +262,11 @@ def add_lookup_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--status", help="active, idle, completed, failed, abandoned or escalated (comma-separated)")
     p.add_argument("--service", help="service.name")
     p.add_argument("--model", help="model name or prefix")
+    p.add_argument("--agent", help="agent name (gen_ai.agent.name)")
+    p.add_argument("--tool", help="tool name (gen_ai.tool.name)")
+    p.add_argument("--environment", help="deployment environment (deployment.environment.name)")
+    p.add_argument("--search", metavar="TEXT",
+                   help="text in the name, id, user, models, services, agents, tools or environments")
     p.add_argument("--since", help="sessions started within this long (e.g. 30m, 1h, 7d)")
     p.add_argument("--metadata", action="append", metavar="KEY=VALUE", help="session metadata (repeatable)")
     _sorting(p)
@@ -233,7 +277,15 @@ def add_lookup_commands(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("id")
     p.add_argument("--tree", action="store_true", help="show the span tree (LLM, tool, agent, guardrail, error)")
+    p.add_argument("--span", metavar="SPAN_ID", help="show one span in full (attributes, events, exception)")
+    p.add_argument("--trace", metavar="TRACE_ID", help="with --span: the span's trace, when its id is in several")
     p.set_defaults(func=cmd_sessions_get)
+
+    p = sessions.add_parser("transcript", help="the session's conversation: messages, tool calls and results")
+    _common(p)
+    p.add_argument("id")
+    _message_paging(p)
+    p.set_defaults(func=cmd_sessions_transcript)
 
     p = sessions.add_parser("tail", help="follow a session: print its spans and log records as they arrive")
     _common(p)
@@ -255,6 +307,12 @@ def add_lookup_commands(sub: argparse._SubParsersAction) -> None:
     _paging(p)
     p.set_defaults(func=cmd_threads_get)
     add_thread_logs_command(threads, _common)
+
+    p = threads.add_parser("transcript", help="the conversation of a thread's sessions, in order")
+    _common(p)
+    p.add_argument("id")
+    _message_paging(p)
+    p.set_defaults(func=cmd_threads_transcript)
 
     users = sub.add_parser("users", help="show users").add_subparsers(dest="action", metavar="ACTION", required=True)
     p = users.add_parser("get", help="a user's sessions")

@@ -51,8 +51,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             serve.add_argument(option.flag, dest=option.name, action="store_const", const=True, default=None,
                                help=help_text)
         elif option.repeatable:
-            serve.add_argument(option.flag, dest=option.name, action="append", default=None, metavar="URL",
-                               help=help_text)
+            serve.add_argument(option.flag, dest=option.name, action="append", default=None,
+                               metavar=option.metavar, help=help_text)
         else:
             serve.add_argument(option.flag, dest=option.name, default=None, help=help_text)
 

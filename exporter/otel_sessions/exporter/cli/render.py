@@ -1,4 +1,5 @@
-"""What the lookup commands print: session tables, durations, costs and times, the span tree, JSON.
+"""What the lookup commands print: session tables, durations, costs and times, the span tree,
+transcripts, one span's details, JSON.
 
 Tables and trees are drawn with ``rich`` (imported when first drawn). Spans come as OTLP/JSON
 (hex ids, ``attributes`` as a key/value list); :func:`span_kind` classifies each one as
@@ -15,7 +16,7 @@ from typing import Any
 __all__ = [
     "format_duration", "format_usd", "format_cost", "cost_note", "ESTIMATED_NOTE", "format_time", "console", "print_json", "sessions_table", "page_note",
     "session_facts", "traces_table", "span_attributes", "span_kind", "span_tree", "strip_tree", "render_tree",
-    "node_label", "tail_line",
+    "node_label", "tail_line", "message_lines", "transcript_lines", "span_details_lines",
 ]
 
 
@@ -261,3 +262,118 @@ def tail_line(span: dict) -> str:
     node = _span_node(span)
     stamp = time.strftime("%H:%M:%S", time.localtime(node["start_unix_nano"] / 1e9))
     return f"[dim]{stamp}[/] {span['traceId'][:8]} {node_label(node)}"
+
+
+# --- transcripts ------------------------------------------------------------------------------
+_ROLE_STYLE = {"system": "yellow", "user": "bold cyan", "assistant": "bold green", "tool": "blue"}
+_INDENT = "    "
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _part_text(part: dict) -> str:
+    """A content part as text: its text, or ``[image image/png https://...]`` for media."""
+    kind = part.get("type")
+    if kind in ("text", "reasoning"):
+        text = str(part.get("text", ""))
+        return f"(reasoning) {text}" if kind == "reasoning" else text
+    where = part.get("uri") or part.get("file_id") or (f"{part['size']} chars" if part.get("size") else "")
+    if not where and part.get("data"):
+        where = f"{len(part['data'])} chars inline"
+    return "[" + " ".join(str(x) for x in (kind, part.get("mime_type"), where) if x) + "]"
+
+
+def message_lines(message: dict) -> list[str]:
+    """One message as rich-markup lines: the role (coloured) and its text, then each tool call
+    indented; a tool result names the call it answers; model and tokens dimmed."""
+    from rich.markup import escape
+
+    role = message.get("role", "")
+    head = f"[{_ROLE_STYLE.get(role, '')}]{role:>9}[/]"
+    facts = []
+    if message.get("tool_call_id"):
+        facts.append(f"[dim]↩ {escape(message['tool_call_id'])}[/]")
+    if message.get("name"):
+        facts.append(f"[dim]({escape(message['name'])})[/]")
+    if message.get("raw"):
+        facts.append("[red](raw)[/]")
+    text = "\n".join(_part_text(p) for p in message.get("content") or [])
+    body = escape(text).replace("\n", "\n" + " " * 10)
+    lines = [" ".join(x for x in (head, *facts, body) if x)]
+    for call in message.get("tool_calls") or []:
+        arguments = call.get("arguments")
+        lines.append(f"{_INDENT}          [blue]→ {escape(str(call.get('name') or '?'))}[/]"
+                     f"({escape(_value_text(arguments) if arguments is not None else '')})"
+                     + (f" [dim]{escape(call['id'])}[/]" if call.get("id") else ""))
+    notes = [escape(str(message["model"]))] if message.get("model") else []
+    usage = message.get("usage")
+    if usage:
+        notes.append(f"{usage.get('input_tokens', 0)}→{usage.get('output_tokens', 0)} tok")
+    if message.get("finish_reason") and message.get("finish_reason") not in ("stop", "tool_calls"):
+        notes.append(f"finish: {escape(message['finish_reason'])}")
+    if notes:
+        lines.append(f"{_INDENT}      [dim]{' · '.join(notes)}[/]")
+    return lines
+
+
+def transcript_lines(body: dict) -> list[str]:
+    """A transcript page (``/messages``) as lines: a rule line where the agent changes, each
+    message, a session line where a thread moves to its next session, and a note when truncated."""
+    from rich.markup import escape
+
+    lines: list[str] = []
+    session = agent = None
+    for message in body.get("data", []):
+        if message.get("session_id") != session and "thread_id" in body:
+            session, agent = message.get("session_id"), None
+            lines.append(f"[bold]── session {escape(str(session))}[/]")
+        if message.get("agent") and message.get("agent") != agent:
+            marker = "handoff to" if message.get("handoff") else "agent"
+            lines.append(f"[magenta]── {marker} {escape(message['agent'])}[/]")
+            agent = message.get("agent")
+        lines += message_lines(message)
+    if not body.get("data"):
+        lines.append("[dim]no messages recorded (is message content captured by the instrumentation?)[/]")
+    shown = len(body.get("data", []))
+    offset = body.get("offset", 0)
+    if body.get("truncated"):
+        lines.append(f"[dim]messages {offset + 1}-{offset + shown}; more follow (--offset {offset + shown})[/]")
+    return lines
+
+
+# --- one span ---------------------------------------------------------------------------------
+def span_details_lines(span: dict) -> list[str]:
+    """A span's details (``/spans/{span_id}``) as lines: the head, then attributes, resource,
+    events, the exception and links."""
+    from rich.markup import escape
+
+    status = span.get("status") or {}
+    style = "red" if status.get("code") == "error" else "green" if status.get("code") == "ok" else "dim"
+    lines = [f"[bold]{escape(span.get('name', ''))}[/]  [dim]{span.get('kind')}[/]  "
+             f"[{style}]{status.get('code')}[/]" + (f" {escape(status['message'])}" if status.get("message") else ""),
+             f"trace {span.get('trace_id')}  span {span.get('span_id')}  parent {span.get('parent_span_id') or '-'}",
+             f"{format_time(span.get('start_time'))}  {format_duration(span.get('duration_ms'))}"]
+    scope = span.get("scope") or {}
+    if scope.get("name"):
+        lines.append(f"scope {escape(scope['name'])} {escape(scope.get('version') or '')}".rstrip())
+    for title, values in (("attributes", span.get("attributes")), ("resource", span.get("resource"))):
+        if values:
+            lines.append(f"[bold]{title}[/]")
+            lines += [f"{_INDENT}{escape(k)} = {escape(_value_text(v))}" for k, v in sorted(values.items())]
+    if span.get("events"):
+        lines.append("[bold]events[/]")
+        for event in span["events"]:
+            lines.append(f"{_INDENT}{format_time(event.get('time'))}  {escape(event.get('name', ''))}")
+            lines += [f"{_INDENT * 2}{escape(k)} = {escape(_value_text(v))}"
+                      for k, v in sorted((event.get("attributes") or {}).items())]
+    exception = span.get("exception")
+    if exception:
+        lines.append(f"[bold red]exception[/] {escape(exception.get('type') or '')}: "
+                     f"{escape(exception.get('message') or '')}")
+        if exception.get("stacktrace"):
+            lines += [f"{_INDENT}[dim]{escape(line)}[/]" for line in exception["stacktrace"].splitlines()]
+    for link in span.get("links") or []:
+        lines.append(f"[bold]link[/] trace {link.get('trace_id')} span {link.get('span_id')}")
+    return lines

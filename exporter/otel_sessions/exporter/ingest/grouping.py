@@ -34,6 +34,10 @@ _ROOT = int(SpanFlags.ROOT)
 _ESTIMATED = int(SpanFlags.COST_ESTIMATED)
 _AGGREGATE = int(SpanFlags.AGGREGATE)
 _MODEL, _SERVICE, _AGENT, _TOOL = (LABEL_KINDS[k] for k in ("model", "service", "agent", "tool"))
+_ENVIRONMENT = LABEL_KINDS["environment"]
+#: Resource attributes naming the deployment environment, in precedence order (the second is
+#: the name before semantic conventions 1.27).
+_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
 
 _STATUS_ERROR = 2
 _ZERO_TRACE = bytes(16)
@@ -112,6 +116,15 @@ def _clean(text: str) -> str:
     return text if text.isprintable() or not _CONTROL.search(text) else _CONTROL.sub("\ufffd", text)
 
 
+def _environment(resource) -> str | None:
+    """The resource's ``deployment.environment.name`` (else ``deployment.environment``)."""
+    found = {}
+    for kv in resource.attributes:
+        if kv.key in _ENVIRONMENT_KEYS and kv.key not in found:
+            found[kv.key] = kv.value.string_value
+    return next((found[k] for k in _ENVIRONMENT_KEYS if found.get(k)), None)
+
+
 class BatchBuilder:
     """Turns ``ResourceSpans`` into a :class:`Batch` (stateless apart from its settings)."""
 
@@ -140,17 +153,19 @@ class BatchBuilder:
                     service = kv.value.string_value
                     break
             service_label = _SERVICE + _clean(service[:256]) if service else None
+            environment = _environment(resource)
+            environment_label = _ENVIRONMENT + _clean(environment[:256]) if environment else None
             operations = batch.operations.setdefault(service or "", set())
             resource_bytes = resource.SerializeToString()
             for ss in rs.scope_spans:
                 key = (resource_bytes, rs.schema_url, ss.scope.SerializeToString(), ss.schema_url)
                 for span in ss.spans:
-                    self._add_span(batch, span, key, service_label, force_session)
+                    self._add_span(batch, span, key, service_label, force_session, environment_label)
                     operations.add((span.kind, span.name))
         return batch
 
     def _add_span(self, batch: Batch, span, key: tuple, service_label: str | None,
-                  force_session: str | None) -> None:
+                  force_session: str | None, environment_label: str | None = None) -> None:
         trace_id = span.trace_id
         span_id = span.span_id
         if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
@@ -265,6 +280,8 @@ class BatchBuilder:
             group.labels.add(_TOOL + _clean(found[_S_TOOL].string_value[:256]))
         if service_label:
             group.labels.add(service_label)
+        if environment_label:
+            group.labels.add(environment_label)
 
         start = span.start_time_unix_nano // 1000
         end = span.end_time_unix_nano // 1000

@@ -37,6 +37,7 @@ from otel_sessions.exporter.errors import StoreUnavailable
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.groups import Batch, Group
 from otel_sessions.exporter.ingest.log_grouping import LogBatch, LogBatchBuilder, LogGroup
+from otel_sessions.exporter.ingest.redaction import Redactor
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.store.codec import decode_chunks
 from otel_sessions.exporter.store.log_codec import decode_log_chunks
@@ -125,12 +126,18 @@ AfterStore = Callable[[StoredBatch], Awaitable[None] | None]
 
 
 class Ingestor:
-    """Groups requests and writes them through one :class:`SessionStore`."""
+    """Groups requests and writes them through one :class:`SessionStore`.
 
-    def __init__(self, store: SessionStore, builder: BatchBuilder, log_builder: LogBatchBuilder | None = None) -> None:
+    With a ``redactor`` (``--redact-attributes``, ``--redact-patterns``), each request is
+    redacted in place before it is grouped, and the after-store hooks (forwarding) get the
+    redacted request, serialized again."""
+
+    def __init__(self, store: SessionStore, builder: BatchBuilder, log_builder: LogBatchBuilder | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.store = store
         self.builder = builder
         self.log_builder = log_builder or LogBatchBuilder(max_id_length=builder.max_id_length)
+        self.redactor = redactor if redactor else None
         self.after_store: list[AfterStore] = []
 
     async def export(self, request: ExportTraceServiceRequest, body: bytes | None = None) -> ExportTraceServiceResponse:
@@ -138,7 +145,14 @@ class Ingestor:
 
         With ``body`` given, the parsed request is let go once grouped (the hooks get the
         bytes), so it is not held while Redis answers: callers should not keep a reference to
-        it across the await either. Raises :class:`StoreUnavailable` when Redis fails."""
+        it across the await either. A request the redactor changed is kept instead, and the
+        hooks get it serialized again (on first use). Raises :class:`StoreUnavailable` when
+        Redis fails."""
+        if self.redactor is not None:
+            redacted = self.redactor.redact_traces(request)
+            if redacted:
+                METRICS.redacted_values.inc(redacted)
+                body = None  # the hooks get the redacted request
         batch = self.builder.build(request.resource_spans)
         if body is not None:
             request = None

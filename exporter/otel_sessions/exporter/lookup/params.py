@@ -23,11 +23,13 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 #: Sessions examined at most for filters that no index serves (and for a user's or thread's set).
 MAX_CANDIDATES = 2000
+#: Longest ``q`` text filter, characters.
+MAX_TEXT = 256
 #: Sort keys: the store's sort indexes, and ``last_activity`` (the ``seen`` index).
 SORT_KEYS: tuple[str, ...] = (*SORT_INDEXES, "last_activity")
 #: Query parameters of ``GET /v1/sessions`` (besides ``metadata.<key>``).
-LIST_PARAMS = ("limit", "offset", "user_id", "thread_id", "name", "status", "service", "model",
-               "start_time", "end_time", "sort_by", "sort_order")
+LIST_PARAMS = ("limit", "offset", "user_id", "thread_id", "name", "status", "service", "model", "agent", "tool",
+               "environment", "q", "start_time", "end_time", "sort_by", "sort_order")
 _METADATA = "metadata."
 
 
@@ -78,6 +80,10 @@ class SessionQuery:
     statuses: tuple[str, ...] = ()
     service: str | None = None
     model: str | None = None
+    agent: str | None = None
+    tool: str | None = None
+    environment: str | None = None
+    q: str | None = None
     start_us: float | None = None
     end_us: float | None = None
     metadata: tuple[tuple[str, str], ...] = ()
@@ -98,6 +104,8 @@ class SessionQuery:
             limit=params.get("limit"), offset=params.get("offset"),
             user_id=params.get("user_id"), thread_id=params.get("thread_id"), name=params.get("name"),
             statuses=statuses, service=params.get("service"), model=params.get("model"),
+            agent=params.get("agent"), tool=params.get("tool"), environment=params.get("environment"),
+            q=params.get("q"),
             start_us=parse_time("start_time", params["start_time"]) if params.get("start_time") else None,
             end_us=parse_time("end_time", params["end_time"]) if params.get("end_time") else None,
             metadata=metadata, sort_by=params.get("sort_by"), sort_order=params.get("sort_order"),
@@ -106,7 +114,7 @@ class SessionQuery:
     @classmethod
     def build(cls, *, limit=None, offset=None, user_id=None, thread_id=None, name=None, statuses=(),
               service=None, model=None, start_us=None, end_us=None, metadata=(), sort_by=None,
-              sort_order=None) -> SessionQuery:
+              sort_order=None, agent=None, tool=None, environment=None, q=None) -> SessionQuery:
         """Validate already-typed values (REST and gRPC share this)."""
         for status in statuses:
             if status not in STATUSES:
@@ -122,11 +130,15 @@ class SessionQuery:
         for key, _value in metadata:
             if not key:
                 raise QueryError("metadata", "empty key")
+        if q is not None and len(q) > MAX_TEXT:
+            raise QueryError("q", f"at most {MAX_TEXT} characters")
         return cls(
             limit=parse_count("limit", limit, DEFAULT_LIMIT, MAX_LIMIT),
             offset=parse_count("offset", offset, 0, None),
             user_id=user_id or None, thread_id=thread_id or None, name=name or None,
             statuses=tuple(statuses), service=service or None, model=model or None,
+            agent=agent or None, tool=tool or None, environment=environment or None,
+            q=q.strip().lower() if q and q.strip() else None,
             start_us=start_us, end_us=end_us, metadata=tuple(metadata), sort_by=sort_by,
             descending=order == "desc",
         )
@@ -134,7 +146,8 @@ class SessionQuery:
     # --- evaluation on a summary ------------------------------------------------------------
     def post_filtered(self) -> bool:
         """True when a filter needs the summary (no index serves it)."""
-        return bool(self.name or self.statuses or self.service or self.model or self.metadata)
+        return bool(self.name or self.statuses or self.service or self.model or self.metadata or self.agent
+                    or self.tool or self.environment or self.q)
 
     def matches(self, s: SessionSummary) -> bool:
         """Every filter on ``s`` (ids and times included: candidates may come from any index)."""
@@ -154,4 +167,19 @@ class SessionQuery:
             return False
         if self.model is not None and not any(m == self.model or m.startswith(self.model) for m in s.models):
             return False
+        if self.agent is not None and self.agent not in s.agents:
+            return False
+        if self.tool is not None and self.tool not in s.tools:
+            return False
+        if self.environment is not None and self.environment not in s.environments:
+            return False
+        if self.q is not None and not _mentions(s, self.q):
+            return False
         return all(s.metadata.get(key) == value for key, value in self.metadata)
+
+
+def _mentions(s: SessionSummary, text: str) -> bool:
+    """``text`` (lower case) is in the session's name, id, user or one of its labels (models,
+    services, agents, tools, environments), case-insensitively."""
+    fields = (s.name, s.id, s.user_id, *s.models, *s.services, *s.agents, *s.tools, *s.environments)
+    return any(text in value.lower() for value in fields if value)

@@ -10,8 +10,8 @@ shards:
   sorted by their score in the sort index (``ZMSCORE``). Exact as long as the set holds at
   most ``max_candidates`` sessions.
 * a start-time range with another sort key: the ``start`` index bounded by the range.
-* filters no index serves (``status``, ``service``, ``model``, ``metadata.*``, ``name``
-  substring) are applied to a bounded candidate set: at most ``max_candidates`` sessions of
+* filters no index serves (``status``, ``service``, ``model``, ``agent``, ``tool``,
+  ``environment``, ``metadata.*``, ``name`` substring, ``q`` text) are applied to a bounded candidate set: at most ``max_candidates`` sessions of
   the source above, in sort order. When that set does not cover the whole source the result
   says ``partial``: ``total`` counts the matches among the candidates examined.
 

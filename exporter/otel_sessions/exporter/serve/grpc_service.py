@@ -60,7 +60,7 @@ def session_to_proto(s: SessionSummary) -> pb.Session:
         trace_count=_u64(s.trace_count), span_count=_u64(s.span_count), error_count=_u64(s.error_count),
         input_tokens=_u64(s.input_tokens), output_tokens=_u64(s.output_tokens), total_tokens=_u64(s.total_tokens),
         cost_usd=s.cost_usd, cost_estimated=s.cost_estimated, models=s.models, services=s.services,
-        agents=s.agents, tools=s.tools, metadata=s.metadata, truncated=s.truncated,
+        agents=s.agents, tools=s.tools, environments=s.environments, metadata=s.metadata, truncated=s.truncated,
         spans_dropped=_u64(s.spans_dropped), cache_read_tokens=_u64(s.cache_read_tokens),
         cache_write_tokens=_u64(s.cache_write_tokens), reasoning_tokens=_u64(s.reasoning_tokens),
         log_count=_u64(s.log_count), error_log_count=_u64(s.error_log_count),
@@ -79,6 +79,7 @@ def _query_from_request(request: pb.ListSessionsRequest) -> SessionQuery:
         start_us=request.start_time_unix_nano / 1000 if request.start_time_unix_nano else None,
         end_us=request.end_time_unix_nano / 1000 if request.end_time_unix_nano else None,
         metadata=tuple(sorted(request.metadata.items())), sort_by=request.sort_by, sort_order=request.sort_order,
+        agent=request.agent, tool=request.tool, environment=request.environment, q=request.q,
     )
 
 

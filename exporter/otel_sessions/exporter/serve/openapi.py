@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from otel_sessions.exporter.lookup import transcript
 from otel_sessions.exporter.lookup.logs import DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT
-from otel_sessions.exporter.lookup.params import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS
+from otel_sessions.exporter.lookup.messages import MAX_INLINE_DATA, ROLES
+from otel_sessions.exporter.lookup.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_TEXT, SORT_KEYS
+from otel_sessions.exporter.lookup.span_details import SPAN_KINDS, STATUS_CODES
 from otel_sessions.exporter.store.summary import STATUSES
 
 __all__ = ["OPENAPI"]
@@ -48,6 +51,12 @@ _FILTERS = [
     _param("status", "One status or several, comma-separated", {"type": "string", "example": "failed,escalated"}),
     _param("service", "Sessions with spans from this service.name"),
     _param("model", "Sessions that used this model (exact name or prefix, e.g. gpt-4o)"),
+    _param("agent", "Sessions with a span of this agent (gen_ai.agent.name, exact)"),
+    _param("tool", "Sessions with a span of this tool (gen_ai.tool.name, exact)"),
+    _param("environment", "Sessions with spans from this deployment environment (resource attribute "
+                          "deployment.environment.name, else deployment.environment; exact)"),
+    _param("q", f"Case-insensitive text in the session's name, id, user id, models, services, agents, tools or "
+                f"environments (at most {MAX_TEXT} characters)"),
     _param("start_time", f"Sessions that started at or after this time: {_TIME}"),
     _param("end_time", f"Sessions that started at or before this time: {_TIME}"),
     {"name": "metadata", "in": "query", "style": "deepObject", "explode": True,
@@ -128,6 +137,8 @@ _SESSION_PROPS = {
     "services": {"type": "array", "items": {"type": "string"}},
     "agents": {"type": "array", "items": {"type": "string"}},
     "tools": {"type": "array", "items": {"type": "string"}},
+    "environments": {"type": "array", "items": {"type": "string"},
+                     "description": "deployment.environment.name (or deployment.environment) of its spans' resources"},
     "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
     "truncated": {"type": "boolean"}, "spans_dropped": {"type": "integer"},
     "log_count": {"type": "integer", "description": "Log records of the session (each once)"},
@@ -137,6 +148,69 @@ _SESSION_PROPS = {
     "logs_dropped": {"type": "integer", "description": "Log records dropped by --max-logs-per-session"},
     "traces": {"type": "array", "items": {"$ref": "#/components/schemas/TraceSummary"},
                "description": "Only in GET /v1/sessions/{id}, in start order"},
+}
+_MESSAGE_PAGE = [
+    _param("limit", f"Messages per page (default {transcript.DEFAULT_LIMIT}, at most {transcript.MAX_LIMIT})",
+           {"type": "integer", "minimum": 0, "maximum": transcript.MAX_LIMIT, "default": transcript.DEFAULT_LIMIT}),
+    _param("offset", "Messages to skip", {"type": "integer", "minimum": 0, "default": 0}),
+]
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_PART = {
+    "type": "object", "required": ["type"],
+    "description": "A content part: {type: text, text}, {type: reasoning, text}, media {type: image|audio|video|"
+                   "document|file, mime_type, uri | file_id | data (base64, up to "
+                   f"{MAX_INLINE_DATA} characters, else size)}}, or another typed part as recorded",
+    "properties": {"type": {"type": "string"}, "text": {"type": "string"}, "mime_type": _NULLABLE_STRING,
+                   "uri": {"type": "string"}, "file_id": {"type": "string"}, "data": {"type": "string"},
+                   "size": {"type": "integer"}},
+}
+_MESSAGE_PROPS = {
+    "role": {"type": "string", "enum": list(ROLES)},
+    "content": {"type": "array", "items": {"$ref": "#/components/schemas/ContentPart"}},
+    "tool_calls": {"type": "array", "items": {"type": "object", "properties": {
+        "id": _NULLABLE_STRING, "name": _NULLABLE_STRING,
+        "arguments": {"description": "JSON value when the arguments are JSON text, else the text as sent"}}}},
+    "tool_call_id": {**_NULLABLE_STRING, "description": "On a tool message: the call it answers"},
+    "name": {**_NULLABLE_STRING, "description": "Participant name as recorded (or a role other than the four)"},
+    "agent": {**_NULLABLE_STRING, "description": "gen_ai.agent.name of the span or its nearest ancestor"},
+    "handoff": {"type": "boolean", "description": "First message of an agent other than the previous message's"},
+    "model": {**_NULLABLE_STRING, "description": "Assistant messages: the model that answered"},
+    "usage": {"type": ["object", "null"], "description": "The model call's tokens, on its first assistant output",
+              "properties": {"input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}}},
+    "finish_reason": _NULLABLE_STRING,
+    "session_id": {"type": "string"},
+    "trace_id": _NULLABLE_STRING, "span_id": _NULLABLE_STRING,
+    "time": {"type": ["string", "null"], "format": "date-time",
+             "description": "Inputs: the call's start; outputs: its end; log events: the record's time"},
+    "source": {"type": "string", "description": "Convention it was read from: gen_ai, gen_ai.events, openinference, "
+                                                 "traceloop, vercel.ai, mlflow, langfuse, tool, io"},
+    "raw": {"type": "boolean", "description": "Content could not be read (malformed or truncated): shown as text"},
+}
+_TRANSCRIPT_PROPS = {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+    "limit": {"type": "integer"}, "offset": {"type": "integer"},
+    "truncated": {"type": "boolean", "description": "More messages follow this page"},
+}
+_KEY_VALUES = {"type": "object", "additionalProperties": True,
+               "description": "Attribute values: strings, numbers, booleans, arrays, objects; bytes as base64"}
+_SPAN_PROPS = {
+    "session_id": {"type": "string"}, "trace_id": {"type": "string"}, "span_id": {"type": "string"},
+    "parent_span_id": _NULLABLE_STRING, "name": {"type": "string"},
+    "kind": {"type": "string", "enum": list(SPAN_KINDS)},
+    "start_time": {"type": ["string", "null"], "format": "date-time"},
+    "end_time": {"type": ["string", "null"], "format": "date-time"}, "duration_ms": {"type": "number"},
+    "status": {"type": "object", "properties": {"code": {"type": "string", "enum": list(STATUS_CODES)},
+                                                "message": _NULLABLE_STRING}},
+    "attributes": _KEY_VALUES, "resource": _KEY_VALUES,
+    "scope": {"type": "object", "properties": {"name": _NULLABLE_STRING, "version": _NULLABLE_STRING}},
+    "events": {"type": "array", "items": {"type": "object", "properties": {
+        "name": {"type": "string"}, "time": {"type": ["string", "null"], "format": "date-time"},
+        "attributes": _KEY_VALUES}}},
+    "exception": {"type": ["object", "null"], "description": "From the first `exception` event", "properties": {
+        "type": _NULLABLE_STRING, "message": _NULLABLE_STRING, "stacktrace": _NULLABLE_STRING}},
+    "links": {"type": "array", "items": {"type": "object", "properties": {
+        "trace_id": {"type": "string"}, "span_id": {"type": "string"}, "attributes": _KEY_VALUES}}},
+    "trace_state": _NULLABLE_STRING,
 }
 _LIST_PROPS = {
     "data": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
@@ -193,6 +267,13 @@ OPENAPI: dict = {
                                "description": "The session the trace joined; null while none of its spans "
                                               "named one (its spans are kept by trace id)"},
                 "span_count": {"type": "integer", "description": "Spans of the trace stored"}}},
+            "ContentPart": _PART,
+            "Message": {"type": "object", "properties": _MESSAGE_PROPS},
+            "SessionMessages": {"type": "object",
+                                "properties": {"session_id": {"type": "string"}, **_TRANSCRIPT_PROPS}},
+            "ThreadMessages": {"type": "object",
+                               "properties": {"thread_id": {"type": "string"}, **_TRANSCRIPT_PROPS}},
+            "SpanDetails": {"type": "object", "properties": _SPAN_PROPS},
         },
     },
     "security": [{}, {"bearer": []}],
@@ -227,6 +308,21 @@ OPENAPI: dict = {
             "summary": "The log records of a thread's sessions (its first 500) in time order, each with its session_id",
             "parameters": [_param("thread_id", "Thread id (gen_ai.conversation.id)", where="path"), *_LOG_FILTERS],
             "responses": {**_LOG_OK, **_NOT_FOUND, **_ERRORS}}},
+        "/v1/sessions/{session_id}/spans/{span_id}": {"get": {
+            "operationId": "getSessionSpan", "summary": "One stored span in full: attributes, resource, scope, "
+                                                        "events, exception, links",
+            "parameters": [_param("session_id", "Session id", where="path"),
+                           _param("span_id", "16 hex digits", where="path"),
+                           _param("trace_id", "32 hex digits: which trace, when the span id is in several")],
+            "responses": {"200": _json("#/components/schemas/SpanDetails", "The span"),
+                          **_NOT_FOUND, **_ERRORS}}},
+        "/v1/sessions/{session_id}/messages": {"get": {
+            "operationId": "getSessionMessages",
+            "summary": "The session's conversation: each message once, in order, rebuilt from the GenAI, "
+                       "OpenInference, Traceloop, Vercel AI, Langfuse and MLflow attributes and GenAI events",
+            "parameters": [_param("session_id", "Session id", where="path"), *_MESSAGE_PAGE],
+            "responses": {"200": _json("#/components/schemas/SessionMessages", "A page of messages"),
+                          **_NOT_FOUND, **_ERRORS}}},
         "/v1/sessions/{session_id}/tail": {"get": {
             "operationId": "tailSession",
             "summary": "Server-sent events from the call on: one `data:` event (OTLP/JSON TracesData) per write of "
@@ -241,6 +337,12 @@ OPENAPI: dict = {
                                   {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}),
                            _PAGE[1]],
             "responses": {"200": _json("#/components/schemas/Thread", "The thread"), **_NOT_FOUND, **_ERRORS}}},
+        "/v1/threads/{thread_id}/messages": {"get": {
+            "operationId": "getThreadMessages",
+            "summary": "The conversation of every session of a thread, in order, each message once",
+            "parameters": [_param("thread_id", "Thread id (gen_ai.conversation.id)", where="path"), *_MESSAGE_PAGE],
+            "responses": {"200": _json("#/components/schemas/ThreadMessages", "A page of messages"),
+                          **_NOT_FOUND, **_ERRORS}}},
         "/v1/users/{user_id}/sessions": {"get": {
             "operationId": "getUserSessions", "summary": "The sessions of a user (same filters as /v1/sessions)",
             "parameters": [_param("user_id", "User id (user.id)", where="path"), *_PAGE, *_FILTERS],

@@ -140,7 +140,8 @@ class Service:
     async def start(self) -> Listening:
         s = self.settings
         self.store = await self._connect()
-        self.ingestor = Ingestor(self.store, BatchBuilder(PriceTable.load(s.prices), max_id_length=s.max_id_length))
+        self.ingestor = Ingestor(self.store, BatchBuilder(PriceTable.load(s.prices), max_id_length=s.max_id_length),
+                                 redactor=s.redactor())
         self.log_ingest = LogIngest(self.ingestor)
         service_index = ServiceIndex(self.store.gateway, self.store.keys, self.store.retention_ms)
         self._jaeger_index = JaegerIndex(service_index)

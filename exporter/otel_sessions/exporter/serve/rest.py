@@ -1,9 +1,10 @@
 """Session lookups on the HTTP port: the REST API, its OpenAPI description and the web page.
 
 Routes (``docs/interface.md``): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/{id}``,
-``GET /v1/sessions/{id}/spans``, ``GET /v1/sessions/{id}/logs`` and
-``GET /v1/threads/{id}/logs`` (``rest_logs.py``), ``GET /v1/sessions/{id}/tail`` (server-sent
-events), ``GET /v1/threads/{id}``, ``GET /v1/users/{id}/sessions``, ``GET /v1/traces/{trace_id}``,
+``GET /v1/sessions/{id}/spans``, ``GET /v1/sessions/{id}/spans/{span_id}``,
+``GET /v1/sessions/{id}/messages``, ``GET /v1/sessions/{id}/logs`` and ``GET /v1/threads/{id}/logs``
+(``rest_logs.py``), ``GET /v1/sessions/{id}/tail`` (server-sent events), ``GET /v1/threads/{id}``,
+``GET /v1/threads/{id}/messages``, ``GET /v1/users/{id}/sessions``, ``GET /v1/traces/{trace_id}``,
 ``GET /openapi.json``, ``GET /``.
 
 Answers are strict JSON (no bare ``NaN`` / ``Infinity``: a figure that is not finite is
@@ -26,6 +27,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import NotFound, StoreUnavailable, http_error
+from otel_sessions.exporter.lookup.conversation import Conversations, page_params
 from otel_sessions.exporter.lookup.params import LIST_PARAMS, MAX_LIMIT, QueryError, SessionQuery, parse_count
 from otel_sessions.exporter.lookup.queries import SessionQueries
 from otel_sessions.exporter.lookup.tail import SessionTail
@@ -33,9 +35,10 @@ from otel_sessions.exporter.otlp_json import message_to_json
 from otel_sessions.exporter.serve import rest_logs
 from otel_sessions.exporter.store.sessions import SessionStore
 
-__all__ = ["lookup_routes", "QUERIES", "STORE"]
+__all__ = ["lookup_routes", "QUERIES", "STORE", "CONVERSATIONS"]
 
 QUERIES: web.AppKey[SessionQueries] = web.AppKey("queries", SessionQueries)
+CONVERSATIONS: web.AppKey[Conversations] = web.AppKey("conversations", Conversations)
 STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
 #: The transports of the open tails: their connections are closed when the service stops, so
 #: clients learn it at once and shutdown does not wait for them.
@@ -107,6 +110,29 @@ async def get_spans(request: web.Request) -> web.Response:
     if fmt == "otlp-proto":
         return web.Response(body=data.SerializeToString(), content_type="application/x-protobuf")
     return web.Response(body=message_to_json(data), content_type="application/json")
+
+
+async def get_span(request: web.Request) -> web.Response:
+    for key in request.query:
+        if key != "trace_id":
+            raise QueryError(key, "unknown parameter")
+    details = await request.app[CONVERSATIONS].span(request.match_info["session_id"], request.match_info["span_id"],
+                                                    request.query.get("trace_id") or None)
+    return _json(details)
+
+
+async def session_messages(request: web.Request) -> web.Response:
+    session_id = request.match_info["session_id"]
+    limit, offset = page_params(request.query)
+    transcript = await request.app[CONVERSATIONS].session_messages(session_id, limit, offset)
+    return _json({"session_id": session_id, **transcript.to_json()})
+
+
+async def thread_messages(request: web.Request) -> web.Response:
+    thread_id = request.match_info["thread_id"]
+    limit, offset = page_params(request.query)
+    transcript = await request.app[CONVERSATIONS].thread_messages(thread_id, limit, offset)
+    return _json({"thread_id": thread_id, **transcript.to_json()})
 
 
 async def delete_session(request: web.Request) -> web.Response:
@@ -220,6 +246,7 @@ def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Appl
         app[QUERIES] = SessionQueries(store)
         app[TAILS] = set()
         app.on_shutdown.append(_end_tails)
+        app[CONVERSATIONS] = Conversations(store, app[QUERIES])
         r = app.router
         r.add_get("/v1/sessions", _guard(guard, list_sessions))
         r.add_get("/v1/sessions/{session_id}", _guard(guard, get_session))
@@ -227,8 +254,11 @@ def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Appl
         r.add_get("/v1/sessions/{session_id}/spans", _guard(guard, get_spans))
         r.add_get("/v1/sessions/{session_id}/logs", _guard(guard, rest_logs.session_logs))
         r.add_get("/v1/threads/{thread_id}/logs", _guard(guard, rest_logs.thread_logs))
+        r.add_get("/v1/sessions/{session_id}/spans/{span_id}", _guard(guard, get_span))
+        r.add_get("/v1/sessions/{session_id}/messages", _guard(guard, session_messages))
         r.add_get("/v1/sessions/{session_id}/tail", _guard(guard, tail))
         r.add_get("/v1/threads/{thread_id}", _guard(guard, get_thread))
+        r.add_get("/v1/threads/{thread_id}/messages", _guard(guard, thread_messages))
         r.add_get("/v1/users/{user_id}/sessions", _guard(guard, user_sessions))
         r.add_get("/v1/traces/{trace_id}", _guard(guard, get_trace))
         r.add_get("/openapi.json", openapi)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_sessions.exporter.forward.forwarding import ForwardSettings
+from otel_sessions.exporter.ingest.redaction import Redactor
 from otel_sessions.exporter.store.sessions import StoreSettings
 
 __all__ = ["Settings", "SettingsError", "parse_duration", "parse_listen", "default_data_dir", "OPTIONS"]
@@ -51,7 +52,8 @@ def default_data_dir() -> Path:
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: its attribute name, flag, env var, default and help text."""
+    """One setting: its attribute name, flag, env var, default and help text. A repeatable
+    option's flag is given once per value; its env var holds the values split by ``separator``."""
 
     name: str
     flag: str
@@ -59,6 +61,8 @@ class Option:
     default: Any
     help: str
     repeatable: bool = False
+    metavar: str = "URL"
+    separator: str = ","
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -130,6 +134,14 @@ OPTIONS: tuple[Option, ...] = (
            "Server processes sharing the ports (SO_REUSEPORT); one per core for top ingest speed."),
     Option("log_level", "--log-level", "OTEL_SESSIONS_LOG_LEVEL", "info",
            "debug, info, warning or error."),
+    Option("redact_attributes", "--redact-attributes", "OTEL_SESSIONS_REDACT_ATTRIBUTES", (),
+           "Attribute keys whose values are replaced by [redacted] before anything is stored or forwarded: "
+           "comma-separated glob patterns (e.g. gen_ai.input.messages,llm.input_messages.*); repeatable.",
+           repeatable=True, metavar="GLOBS"),
+    Option("redact_patterns", "--redact-patterns", "OTEL_SESSIONS_REDACT_PATTERNS", (),
+           "A regular expression whose matches inside string attribute values and log bodies are replaced "
+           "by [redacted] before anything is stored or forwarded (e.g. an e-mail address); repeatable, one "
+           "regex per flag, one per line in the env var.", repeatable=True, metavar="REGEX", separator="\n"),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -170,12 +182,20 @@ class Settings:
     prices: Path | None
     workers: int
     log_level: str
+    redact_attributes: tuple[str, ...] = ()
+    redact_patterns: tuple[str, ...] = ()
 
     def store_settings(self) -> StoreSettings:
         return StoreSettings(key_prefix=self.key_prefix, retention_s=self.retention, thread_idle_s=self.thread_idle,
                              idle_after_s=self.idle_after, abandon_after_s=self.abandon_after,
                              max_spans_per_session=self.max_spans_per_session,
                              max_logs_per_session=self.max_logs_per_session)
+
+    def redactor(self) -> Redactor | None:
+        """The ingest redactor, None when no redaction is configured (no cost then)."""
+        if not self.redact_attributes and not self.redact_patterns:
+            return None
+        return Redactor(self.redact_attributes, self.redact_patterns)
 
     def forward_settings(self) -> ForwardSettings:
         return ForwardSettings(urls=self.forward, max_queued_spans=self.forward_queue,
@@ -193,7 +213,8 @@ class Settings:
             if value in (None, [], ()):
                 env_value = env.get(option.env)
                 if env_value not in (None, ""):
-                    value = [v.strip() for v in env_value.split(",") if v.strip()] if option.repeatable else env_value
+                    value = ([v.strip() for v in env_value.split(option.separator) if v.strip()]
+                             if option.repeatable else env_value)
                 else:
                     value = option.default
             raw[option.name] = value
@@ -286,6 +307,20 @@ class Settings:
         values["prices"] = Path(raw["prices"]).expanduser() if raw["prices"] else None
         if values["prices"] is not None and not values["prices"].is_file():
             raise fail("prices", f"no such file: {values['prices']}")
+
+        globs = raw["redact_attributes"]
+        globs = (globs,) if isinstance(globs, str) else tuple(globs)
+        values["redact_attributes"] = tuple(g.strip() for item in globs for g in str(item).split(",") if g.strip())
+        patterns = raw["redact_patterns"]
+        patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+        values["redact_patterns"] = tuple(str(p) for p in patterns if str(p))
+        for pattern in values["redact_patterns"]:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise fail("redact_patterns", f"not a regular expression: {pattern!r} ({exc})") from None
+            if compiled.fullmatch(""):
+                raise fail("redact_patterns", f"{pattern!r} matches the empty string (it would redact everything)")
 
         level = str(raw["log_level"]).lower()
         if level not in ("debug", "info", "warning", "error"):

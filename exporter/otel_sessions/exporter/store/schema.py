@@ -52,10 +52,10 @@ class Field:
 
 SUMMARY_FIELDS: tuple[str, ...] = tuple(v for k, v in vars(Field).items() if k.isupper())
 
-#: Label kinds: a session's models, services, agents and tools are summary fields
+#: Label kinds: a session's models, services, agents, tools and deployment environments are summary fields
 #: ``<kind>:<value>`` = "1". Each label is passed to the script as its own argument, so no
 #: byte of a value can split it into another field.
-LABEL_KINDS: dict[str, str] = {"model": "m:", "service": "s:", "agent": "a:", "tool": "t:"}
+LABEL_KINDS: dict[str, str] = {"model": "m:", "service": "s:", "agent": "a:", "tool": "t:", "environment": "e:"}
 #: ``session.metadata.<key>`` values are summary fields ``x:<key>``.
 METADATA_PREFIX = "x:"
 

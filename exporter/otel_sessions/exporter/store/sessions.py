@@ -265,6 +265,25 @@ class SessionStore:
             return TracesData() if exists else None
         return dedupe_spans(TracesData.FromString(decode_chunks(chunks)))
 
+    async def get_spans_of(self, session_ids: list[str]) -> list[TracesData | None]:
+        """:meth:`get_spans` of several sessions in one round trip, in the order given."""
+        if not session_ids:
+            return []
+
+        def fill(pipe) -> None:
+            for session_id in session_ids:
+                pipe.lrange(self.keys.session(session_id)[1], 0, -1)
+                pipe.exists(self.keys.summary(session_id))
+
+        replies = await self.gateway.run(fill)
+        out: list[TracesData | None] = []
+        for chunks, exists in zip(replies[0::2], replies[1::2]):
+            if not chunks:
+                out.append(TracesData() if exists else None)
+            else:
+                out.append(dedupe_spans(TracesData.FromString(decode_chunks(chunks))))
+        return out
+
     async def chunk_count(self, session_id: str) -> int:
         """Length of the session's chunk list (what the tail starts from)."""
         return int(await self.gateway.call("llen", self.keys.session(session_id)[1]))

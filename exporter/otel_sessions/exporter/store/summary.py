@@ -106,6 +106,7 @@ class SessionSummary:
     services: list[str] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     spans_dropped: int = 0
     cache_read_tokens: int = 0
@@ -133,7 +134,7 @@ class SessionSummary:
     def from_redis(cls, raw: dict[bytes, bytes], now_ms: float, idle_after_s: float,
                    abandon_after_s: float) -> SessionSummary:
         fields = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
-        labels: dict[str, list[str]] = {"m": [], "s": [], "a": [], "t": []}
+        labels: dict[str, list[str]] = {"m": [], "s": [], "a": [], "t": [], "e": []}
         metadata = {}
         for key, value in fields.items():
             kind, sep, rest = key.partition(":")
@@ -164,6 +165,7 @@ class SessionSummary:
             services=sorted(labels["s"]),
             agents=sorted(labels["a"]),
             tools=sorted(labels["t"]),
+            environments=sorted(labels["e"]),
             metadata=metadata,
             spans_dropped=int(fields.get("dropped") or 0),
             cache_read_tokens=int(fields.get("cr") or 0),
@@ -203,6 +205,7 @@ class SessionSummary:
             "services": self.services,
             "agents": self.agents,
             "tools": self.tools,
+            "environments": self.environments,
             "metadata": self.metadata,
             "truncated": self.truncated,
             "spans_dropped": self.spans_dropped,
