@@ -22,6 +22,7 @@ from otel_sessions.exporter.lookup.transcript import (
     SessionContent,
     Transcript,
     TranscriptBuilder,
+    log_records,
 )
 from otel_sessions.exporter.store.sessions import SessionStore
 
@@ -64,8 +65,13 @@ class Conversations:
         if data is None:
             raise NotFound(f"no session {session_id!r}")
         builder = TranscriptBuilder(limit, offset)
-        builder.add_session(SessionContent(session_id, data))
+        builder.add_session(SessionContent(session_id, data, await self._logs(session_id)))
         return builder.result()
+
+    async def _logs(self, session_id: str) -> list:
+        """The session's stored log records (GenAI events sent through the Logs API)."""
+        stored = await self.store.logs.get_logs(session_id)
+        return list(log_records(stored)) if stored is not None else []
 
     async def thread_messages(self, thread_id: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> Transcript:
         """The messages of every session of the thread, in the thread's (start) order."""
@@ -78,7 +84,7 @@ class Conversations:
             batch = ids[first:first + _THREAD_BATCH]
             for session_id, data in zip(batch, await self.store.get_spans_of(batch)):
                 if data is not None and not builder.full:
-                    builder.add_session(SessionContent(session_id, data))
+                    builder.add_session(SessionContent(session_id, data, await self._logs(session_id)))
             if builder.full:
                 break
         return builder.result(more=listed.total > len(ids) or listed.partial)
