@@ -227,5 +227,6 @@ async def _routes(service):
 
 def test_web_page_is_served(loaded):
     html = get(loaded, "/")
-    assert b"<html" in html.lower() and b"/v1/sessions" in html
+    assert b"<html" in html.lower() and b'src="/web/app.js"' in html
+    assert b"/v1/sessions" in get(loaded, "/web/session.js")
 

@@ -37,6 +37,7 @@ from otel_sessions.exporter.jaeger.index import JaegerIndex
 from otel_sessions.exporter.jaeger.routes import jaeger_routes
 from otel_sessions.exporter.serve.app import create_app
 from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_session_service
+from otel_sessions.exporter.serve.page import page_routes
 from otel_sessions.exporter.serve.rest import lookup_routes
 from otel_sessions.exporter.serve.settings import Settings
 from otel_sessions.exporter.store.gateway import RedisGateway
@@ -179,6 +180,7 @@ class Service:
         app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_guard=self.ingest_guard,
                          inflight=self.inflight, body_timeout_s=s.body_timeout, log_ingest=self.log_ingest,
                          extra_routes=[lookup_routes(self.query_guard, self.store),
+                                       page_routes(self.query_guard, self.ingestor.builder),
                                        jaeger_routes(self.query_guard, self.store, service_index),
                                        *self.extra_http_routes])
         # keepalive_timeout runs from a connection's start (aiohttp 3.14.4 on) and from each answer

@@ -1,11 +1,11 @@
-"""Session lookups on the HTTP port: the REST API, its OpenAPI description and the web page.
+"""Session lookups on the HTTP port: the REST API and its OpenAPI description.
 
 Routes (``docs/interface.md``): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/{id}``,
 ``GET /v1/sessions/{id}/spans``, ``GET /v1/sessions/{id}/spans/{span_id}``,
 ``GET /v1/sessions/{id}/messages``, ``GET /v1/sessions/{id}/logs`` and ``GET /v1/threads/{id}/logs``
 (``rest_logs.py``), ``GET /v1/sessions/{id}/tail`` (server-sent events), ``GET /v1/threads/{id}``,
 ``GET /v1/threads/{id}/messages``, ``GET /v1/users/{id}/sessions``, ``GET /v1/traces/{trace_id}``,
-``GET /openapi.json``, ``GET /``.
+``GET /openapi.json``. The web page and the lookup only it needs are in ``page.py``.
 
 Answers are strict JSON (no bare ``NaN`` / ``Infinity``: a figure that is not finite is
 null). Every error is JSON: ``{"error": message}``, plus ``"parameter"`` naming the bad parameter
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from importlib import resources
 
 from aiohttp import web
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
@@ -233,11 +232,6 @@ async def openapi(_request: web.Request) -> web.Response:
     return web.json_response(OPENAPI, dumps=lambda obj: json.dumps(obj, indent=1))
 
 
-async def page(_request: web.Request) -> web.Response:
-    html = resources.files(__package__).joinpath("web", "index.html").read_bytes()
-    return web.Response(body=html, content_type="text/html", charset="utf-8")
-
-
 def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Application], None]:
     """A route adder for :func:`otel_sessions.exporter.serve.app.create_app` (``extra_routes``)."""
 
@@ -262,6 +256,5 @@ def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Appl
         r.add_get("/v1/users/{user_id}/sessions", _guard(guard, user_sessions))
         r.add_get("/v1/traces/{trace_id}", _guard(guard, get_trace))
         r.add_get("/openapi.json", openapi)
-        r.add_get("/", page)
 
     return add
