@@ -408,3 +408,25 @@ def test_logs_tab_is_hidden_without_the_route(loaded, watched):
     expect(page.locator("nav.tabs a")).to_have_text([re.compile("^Conversation"), re.compile("^Timeline"), re.compile("^Agents")])
     expect(page.locator("nav.tabs a.on")).to_have_text(re.compile("^Conversation"))
     watched.check()
+
+
+def test_live_list_polls(loaded, watched):
+    """Runs last: it adds a session."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from tests.support import provider_with
+
+    page = watched.page
+    page.goto(loaded.url + "/#/sessions?sort_by=last_activity")
+    rows = page.locator("table.sessions tbody tr")
+    rows.first.wait_for()
+    before = rows.count()
+    page.get_by_role("button", name="live: off").click()
+    expect(page.get_by_role("button", name="live", exact=True)).to_have_attribute("aria-pressed", "true")
+    provider = provider_with(OTLPSpanExporter(endpoint=loaded.url + "/v1/traces", timeout=10), "live-app")
+    provider.get_tracer("tests.web").start_span("hello", attributes={"session.id": "sess_web_polled",
+                                                                     "session.name": "Polled"}).end()
+    provider.shutdown()
+    expect(rows).to_have_count(before + 1, timeout=15_000)  # re-read every 5 s
+    expect(rows.first).to_contain_text("Polled")
+    watched.check()

@@ -180,10 +180,15 @@ export class Timeline {
     const span = spanId ? (traceId ? this.index.byKey.get(traceId + ":" + spanId) : this.index.spans.find((s) => s.spanId === spanId)) : null;
     if (this.selected) this.rows.get(this.selected.key)?.classList.remove("selected");
     this.selected = span || null;
+    this.missing?.remove();
+    this.missing = null;
     if (!span) {
       this.panel.classList.add("hidden");
       fill(this.panel);
-      if (spanId) this.list.prepend(h("p", { class: "notice", text: `No span ${spanId} in this session.` }));
+      if (spanId) {
+        this.missing = h("p", { class: "notice", text: `No span ${spanId} in this session.` });
+        this.list.prepend(this.missing);
+      }
       return;
     }
     if (this.groups.get(span.traceId)?.collapsed) this.setCollapsed(span.traceId, false);
