@@ -27,6 +27,7 @@ from otel_sessions.exporter.ingest.usage import span_usage
 from otel_sessions.exporter.lookup.params import QueryError
 from otel_sessions.exporter.serve.rest import STORE
 from otel_sessions.exporter.serve.rest import _guard as guarded
+from otel_sessions.exporter.serve.rest import _json as strict_json
 
 __all__ = ["page_routes", "CONTENT_SECURITY_POLICY"]
 
@@ -77,7 +78,7 @@ def page_routes(guard: BearerGuard, builder: BatchBuilder) -> Callable[[web.Appl
         data = await request.app[STORE].get_spans(session_id)
         if data is None:
             raise NotFound(f"no session {session_id!r}")
-        return web.json_response({"session_id": session_id, "data": span_usage(data, builder, session_id)})
+        return strict_json({"session_id": session_id, "data": span_usage(data, builder, session_id)})
 
     def add(app: web.Application) -> None:
         app.router.add_get("/", page)
