@@ -166,7 +166,10 @@ class Service:
              reflection.SERVICE_NAME),
             server)
         host, port = s.grpc_listen
-        bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        try:
+            bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        except RuntimeError:  # grpcio raises "Failed to bind" where older versions returned 0
+            bound = 0
         if bound == 0:
             raise RuntimeError(f"cannot listen on {host}:{port} for gRPC (--grpc-listen): address in use?")
         await server.start()

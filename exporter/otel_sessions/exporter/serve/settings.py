@@ -129,7 +129,8 @@ OPTIONS: tuple[Option, ...] = (
            "Longest session, thread or user id used for grouping."),
     Option("prices", "--prices", "OTEL_SESSIONS_PRICES", None,
            "Path of a JSON file of model prices, USD per million tokens "
-           "({\"model-prefix\": {\"input\": 3.0, \"output\": 12.0}}), extending the built-in table."),
+           "({\"my-model\": {\"input\": 3.0, \"output\": 12.0, \"cache_read\": 0.3}}), extending the built-in "
+           "table; a model is priced by its exact name or a dated snapshot of it, never by prefix."),
     Option("workers", "--workers", "OTEL_SESSIONS_WORKERS", 1,
            "Server processes sharing the ports (SO_REUSEPORT); one per core for top ingest speed."),
     Option("log_level", "--log-level", "OTEL_SESSIONS_LOG_LEVEL", "info",
