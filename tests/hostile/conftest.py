@@ -14,7 +14,7 @@ def private_service(tmp_path):
     busy cannot reach the tests after it."""
     server = EmbeddedRedis(tmp_path / "redis", port=None, persistent=False)
     server.start()
-    running = RunningService(server.url).start()
+    running = RunningService(server.url, redis_timeout="30s").start()  # a 70,000-trace write on a busy machine
     try:
         yield running
     finally:
