@@ -232,6 +232,12 @@ def test_layout_at_800_and_375_px(loaded, watched):
                 return {page: doc.scrollWidth - doc.clientWidth, main: main.scrollWidth - main.clientWidth};
             }""")
             assert overflow == {"page": 0, "main": 0}, (width, name, overflow)
+            if name == "list":  # on a phone the filters past search and status fold away
+                user = page.get_by_label("user", exact=True)
+                if width == 375:
+                    expect(user).to_be_hidden()
+                    page.get_by_role("button", name="more filters").click()
+                expect(user).to_be_visible()
             if width == 375:
                 watched.check(f"{name}-375")
     watched.check()

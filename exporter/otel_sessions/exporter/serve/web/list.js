@@ -157,23 +157,34 @@ export class ListView {
     const to = h("input", { type: "datetime-local", name: "to", value: localInput(p.get("end_time")), "aria-label": "started before" });
     const custom = h("div", { class: ["chips", since !== "custom" && "hidden"] }, from, h("span", { text: "–" }), to);
     const sortBy = p.get("sort_by") || "start";
+    // on a phone the filters past search and status fold away unless one is set
+    const moreSet = [...p.keys()].some((k) => k !== "status" && k !== "q" && k !== "offset" && k !== "limit");
+    const more = h("button", { type: "button", class: "secondary narrow-only", "aria-expanded": String(moreSet),
+                               text: moreSet ? "fewer filters" : "more filters" });
+    more.addEventListener("click", () => {
+      const open = form.querySelector(".more-filters").classList.toggle("open");
+      more.setAttribute("aria-expanded", String(open));
+      more.textContent = open ? "fewer filters" : "more filters";
+    });
     const form = h("form", { class: "filters", role: "search" },
       supported.has("q") ? h("div", { class: "wide search" },
         h("input", { type: "search", name: "q", value: p.get("q") || "", placeholder: "search names, ids, users, models, agents, tools…",
                      "aria-label": "search" })) : null,
       h("div", { class: "wide" }, statusChips),
-      TEXT_FILTERS.filter(([name]) => supported.has(name)).map(([name, label]) =>
-        field(name, label, h("input", { name, value: p.get(name) || "", "aria-label": label }))),
-      field("since", "started", sinceSelect),
-      field("sort_by", "sort by", h("select", { name: "sort_by" },
-        SORTS.map(([value, label]) => h("option", { value, selected: value === sortBy, text: label })))),
-      field("sort_order", "order", h("select", { name: "sort_order" },
-        [["desc", "newest / largest first"], ["asc", "oldest / smallest first"]].map(([value, label]) =>
-          h("option", { value, selected: value === (p.get("sort_order") || "desc"), text: label })))),
-      h("div", { class: "wide" }, metaChips),
-      h("div", { class: "wide" }, custom),
+      h("div", { class: ["more-filters", moreSet && "open"] },
+        TEXT_FILTERS.filter(([name]) => supported.has(name)).map(([name, label]) =>
+          field(name, label, h("input", { name, value: p.get(name) || "", "aria-label": label }))),
+        field("since", "started", sinceSelect),
+        field("sort_by", "sort by", h("select", { name: "sort_by" },
+          SORTS.map(([value, label]) => h("option", { value, selected: value === sortBy, text: label })))),
+        field("sort_order", "order", h("select", { name: "sort_order" },
+          [["desc", "newest / largest first"], ["asc", "oldest / smallest first"]].map(([value, label]) =>
+            h("option", { value, selected: value === (p.get("sort_order") || "desc"), text: label })))),
+        h("div", { class: "wide" }, metaChips),
+        h("div", { class: "wide" }, custom)),
       h("div", { class: "wide toolbar" },
         h("button", { type: "submit", text: "Search" }),
+        more,
         h("a", { href: "#/sessions", text: "clear filters" }),
         h("span", { class: "problem-slot" })));
     const submit = () => {
