@@ -1,14 +1,19 @@
 """Grouping, without a server: which session a span belongs to (aliases and their precedence),
-what it contributes (labels, metadata, flags, usage), and how bad values are handled."""
+what it contributes (labels, metadata, flags, usage), and how bad values are handled.
+
+Requests go through the builder the service selects (the native scanner unless
+``OTEL_SESSIONS_NATIVE=0``; CI runs these tests both ways)."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
-from otel_sessions.exporter.ingest.grouping import MAX_TIME_US, BatchBuilder
+from otel_sessions.exporter.ingest.grouping import MAX_TIME_US
+from otel_sessions.exporter.ingest.native import batch_builder
 from otel_sessions.exporter.ingest.pricing import PriceTable
 from otel_sessions.exporter.store.schema import SpanFlags
 
@@ -47,7 +52,8 @@ def resource_spans(*spans: dict, service: str = "svc") -> list[ResourceSpans]:
 
 
 def build(*spans: dict, service: str = "svc"):
-    return BatchBuilder(PriceTable()).build(resource_spans(*spans, service=service))
+    body = ExportTraceServiceRequest(resource_spans=resource_spans(*spans, service=service)).SerializeToString()
+    return batch_builder(PriceTable()).build_bytes(body)
 
 
 @pytest.mark.parametrize(("attrs", "session"), [

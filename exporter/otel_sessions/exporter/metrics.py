@@ -36,6 +36,13 @@ class _Metrics:
         self.redacted_values = Counter(
             "otel_sessions_redacted_values_total",
             "Attribute values (and log bodies) changed by --redact-attributes or --redact-patterns on ingest")
+        self.ingest_native = Gauge(
+            "otel_sessions_ingest_native",
+            "1 when OTLP span requests are read by the native span scanner, 0 on the pure-Python path",
+            multiprocess_mode="min")
+        self.native_fallbacks = Counter(
+            "otel_sessions_ingest_native_fallbacks_total",
+            "Requests the native scanner left to the pure-Python path (not in canonical protobuf encoding)")
         self.redis_errors = Counter("otel_sessions_redis_errors_total", "Store operations that failed on Redis")
         # OTLP logs: the same figures, counted in log records
         self.log_requests = Counter(

@@ -250,6 +250,14 @@ class BatchBuilder:
             labels += (_ENVIRONMENT + _clean(environment[:256]),)
         return labels, batch.operations.setdefault(service or "", set())
 
+    @classmethod
+    def _resource_from_slots(cls, batch: Batch, values) -> tuple[tuple[str, ...], set]:
+        """:meth:`_resource` from the typed values of :data:`RESOURCE_SLOTS` (None where absent)."""
+        service = values[0]
+        if service is not None and type(service) is not str:
+            service = ""  # the walk reads string_value
+        return cls._resource(batch, service, _environment(values[1:]))
+
     def _add_span(self, batch: Batch, span, key: tuple, resource_labels: tuple[str, ...],
                   force_session: str | None) -> None:
         found: list = [None] * _N_SLOTS
