@@ -19,11 +19,11 @@ from tests.support import open_store
 SERVE = [sys.executable, "-m", "otel_sessions.exporter.cli", "serve"]
 
 
-def _start(data_dir, *extra: str) -> tuple[subprocess.Popen, dict[str, str]]:
+def _start(data_dir, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict[str, str]]:
     process = subprocess.Popen(
         [*SERVE, "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "OTEL_SESSIONS_REDIS_URL": ""},
+        env={**os.environ, "OTEL_SESSIONS_REDIS_URL": "", **(env or {})},
     )
     seen: dict[str, str] = {}
     deadline = time.monotonic() + 30
@@ -39,6 +39,8 @@ def _start(data_dir, *extra: str) -> tuple[subprocess.Popen, dict[str, str]]:
             seen["http"] = m.group(1)
         if m := re.search(r"at (unix://\S+),", line):
             seen["redis"] = m.group(1)
+        if m := re.search(r"spans read by the (.+)$", line):
+            seen["reader"] = m.group(1)
         if "ready" in line and line.strip().endswith("ready"):
             return process, seen
     process.kill()
@@ -63,18 +65,31 @@ def _summary(redis_url: str, session_id: str):
     return asyncio.run(read())
 
 
+def _native_gauge(http_url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(http_url + "/metrics") as response:
+        return re.search(r"^otel_sessions_ingest_native (\S+)$", response.read().decode(), re.M).group(1)
+
+
 def test_embedded_redis_keeps_sessions_across_restarts(tmp_path):
-    process, seen = _start(tmp_path)
+    from otel_sessions.exporter.ingest.native import scanner_problem
+
+    process, seen = _start(tmp_path, env={"OTEL_SESSIONS_NATIVE": ""})
     try:
         assert seen["redis"].startswith("unix://" + str(tmp_path))
         GrpcExporter(endpoint=seen["grpc"], insecure=True).export(InMemoryOne("sess-durable").spans)
+        if scanner_problem() is None:  # built: the default reader, said at start and in /metrics
+            assert seen["reader"] == "native scanner" and _native_gauge(seen["http"]) == "1.0"
     finally:
         out = _stop(process)
     assert "embedded redis stopped" in out
     assert (tmp_path / "redis").exists()
 
-    process, seen = _start(tmp_path)
+    process, seen = _start(tmp_path, env={"OTEL_SESSIONS_NATIVE": "0"})  # the other reader, same store
     try:
+        assert seen["reader"] == "pure-Python path (OTEL_SESSIONS_NATIVE=0)"
+        assert _native_gauge(seen["http"]) == "0.0"
         summary = _summary(seen["redis"], "sess-durable")
         assert summary is not None and summary.span_count == 1
         GrpcExporter(endpoint=seen["grpc"], insecure=True).export(InMemoryOne("sess-durable").spans)

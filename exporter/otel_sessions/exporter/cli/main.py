@@ -146,6 +146,7 @@ def _worker(settings: Settings, redis_url: str, index: int, parent_pid: int | No
             _say(f"OTLP/gRPC on {listening.grpc[0]}:{listening.grpc[1]} "
                  "(TraceService and LogsService; also otel_sessions.v1.SessionService, grpc.health.v1.Health, server reflection)")
             _say(f"OTLP/HTTP on {http}/v1/traces and {http}/v1/logs")
+            _say(f"spans read by the {listening.span_reader}")
             _say(f"lookups on {http}/v1/sessions (OpenAPI: {http}/openapi.json), web page {http}/")
             _say(f"health {http}/healthz and {http}/readyz, metrics {http}/metrics")
             _say(f"Jaeger-compatible query API on {http}/api (Grafana's Jaeger data source, Jaeger UI)")

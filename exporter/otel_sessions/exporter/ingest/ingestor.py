@@ -1,8 +1,10 @@
 """What every OTLP transport shares: group, store, answer.
 
-:meth:`Ingestor.export` is called by the gRPC and the HTTP receivers with a parsed request
-(and its bytes). It groups the spans (:class:`~.batch.BatchBuilder`), has the store write the
-groups, regroups what the store hands back (spans parked earlier whose trace is now claimed,
+:meth:`Ingestor.group` groups a serialized request for the receivers (with the native span
+scanner's ``native.NativeBatchBuilder`` where it is built, else parsed and walked by the
+pure-Python :class:`~.grouping.BatchBuilder`) and :meth:`Ingestor.export_grouped` stores it;
+:meth:`Ingestor.export` takes a parsed request (OTLP/JSON, tests). Storing has the store write
+the groups, regroups what the store hands back (spans parked earlier whose trace is now claimed,
 orphans whose trace turned out to have a session, session writes refused because some of
 their spans were stored before), writes those, then has the store update the indexes. It
 acknowledges (returns a response) only after all of that succeeded; a Redis failure
@@ -25,13 +27,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import cached_property
+from typing import NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from otel_sessions.exporter.errors import StoreUnavailable
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
@@ -50,7 +52,7 @@ from otel_sessions.exporter.store.records import (
 )
 from otel_sessions.exporter.store.sessions import SessionStore
 
-__all__ = ["Ingestor", "StoredBatch", "AfterStore"]
+__all__ = ["Ingestor", "Grouped", "StoredBatch", "AfterStore"]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,14 @@ class StoredBatch:
 AfterStore = Callable[[StoredBatch], Awaitable[None] | None]
 
 
+class Grouped(NamedTuple):
+    """A request's spans grouped by :meth:`Ingestor.group`, and the request as redacted when
+    the redactor changed it (the hooks get it instead of the bytes received)."""
+
+    batch: Batch
+    redacted: ExportTraceServiceRequest | None
+
+
 class Ingestor:
     """Groups requests and writes them through one :class:`SessionStore`.
 
@@ -140,6 +150,30 @@ class Ingestor:
         self.redactor = redactor if redactor else None
         self.after_store: list[AfterStore] = []
 
+    @property
+    def reads_bytes(self) -> bool:
+        """True when :meth:`group` reads requests with the native span scanner (its builder
+        has it, and no redaction rule needs the parsed messages)."""
+        return self.builder.native and self.redactor is None
+
+    def group(self, body: bytes) -> Grouped:
+        """The spans of a serialized ``ExportTraceServiceRequest``, grouped: read by the native
+        span scanner when :attr:`reads_bytes`, else parsed, redacted and walked. Raises
+        ``google.protobuf.message.DecodeError`` when ``body`` does not parse."""
+        if self.reads_bytes:
+            return Grouped(self.builder.build_bytes(body), None)
+        request = ExportTraceServiceRequest.FromString(body)
+        redacted = self._redact(request)
+        return Grouped(self.builder.build(request.resource_spans), request if redacted else None)
+
+    async def export_grouped(self, grouped: Grouped, body: bytes) -> ExportTraceServiceResponse:
+        """Store a request grouped by :meth:`group` from ``body`` (the hooks get ``body``, or
+        the redacted request serialized again). Raises :class:`StoreUnavailable` when Redis
+        fails."""
+        if grouped.redacted is not None:
+            return await self._store(grouped.batch, None, grouped.redacted)
+        return await self._store(grouped.batch, body, None)
+
     async def export(self, request: ExportTraceServiceRequest, body: bytes | None = None) -> ExportTraceServiceResponse:
         """Store every span of ``request`` (``body``: its serialized form, when at hand).
 
@@ -148,14 +182,25 @@ class Ingestor:
         it across the await either. A request the redactor changed is kept instead, and the
         hooks get it serialized again (on first use). Raises :class:`StoreUnavailable` when
         Redis fails."""
-        if self.redactor is not None:
-            redacted = self.redactor.redact_traces(request)
-            if redacted:
-                METRICS.redacted_values.inc(redacted)
-                body = None  # the hooks get the redacted request
+        if self._redact(request):
+            body = None  # the hooks get the redacted request
         batch = self.builder.build(request.resource_spans)
         if body is not None:
             request = None
+        return await self._store(batch, body, request)
+
+    def _redact(self, request: ExportTraceServiceRequest) -> int:
+        """Redact ``request`` in place (when a redactor is set); returns the values changed."""
+        if self.redactor is None:
+            return 0
+        redacted = self.redactor.redact_traces(request)
+        if redacted:
+            METRICS.redacted_values.inc(redacted)
+        return redacted
+
+    async def _store(self, batch: Batch, body: bytes | None,
+                     request: ExportTraceServiceRequest | None) -> ExportTraceServiceResponse:
+        """Write ``batch``, run the hooks (with ``body``, else ``request`` serialized), answer."""
         METRICS.spans_received.inc(batch.span_count + batch.rejected)
         if batch.invalid_ids:
             METRICS.invalid_ids.inc(batch.invalid_ids)
@@ -231,8 +276,7 @@ class Ingestor:
                 _adopt(adopted_logs, owner, log_orphan, result)
             batch.trace_sessions.setdefault(trace_id, owner)
         for owner, chunks in joined.adopt:
-            parked = self.builder.build(TracesData.FromString(decode_chunks(chunks)).resource_spans,
-                                        force_session=owner)
+            parked = self.builder.build_bytes(decode_chunks(chunks), force_session=owner)  # a TracesData
             for session_id, group in parked.sessions.items():
                 _adopt(adopted, session_id, group, result)
         for owner, chunks in joined.adopt_logs:

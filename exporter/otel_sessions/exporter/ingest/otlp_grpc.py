@@ -5,8 +5,9 @@ Status codes come from the error table (``errors.py``), as the OTLP specificatio
 ``INVALID_ARGUMENT`` for a request that does not parse (not retryable), ``UNAVAILABLE`` when
 Redis fails (retryable), ``UNAUTHENTICATED`` without the ingest token, ``RESOURCE_EXHAUSTED``
 above the message size limit (gRPC itself), ``INTERNAL`` for a bug. The request is taken as
-bytes and parsed here, so a malformed message gets INVALID_ARGUMENT instead of gRPC's generic
-INTERNAL, and the bytes go on to the after-store hooks as they are.
+bytes and parsed here (spans: grouped by ``Ingestor.group``, which builds no message where the
+native span scanner reads them), so a malformed message gets INVALID_ARGUMENT instead of
+gRPC's generic INTERNAL, and the bytes go on to the after-store hooks as they are.
 
 Each message is held in a lease on the process's in-flight bytes (``inflight.py``) from the
 moment the handler gets it until it is answered; when the bound is reached the call ends
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, classify, grpc_abort
@@ -37,11 +38,12 @@ TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
-def _export_handler(service: str, request_type: type[Message], ingest: Callable[[Message, bytes], Awaitable[Message]],
-                    guard: BearerGuard, inflight: InflightBytes, requests, seconds) -> grpc.GenericRpcHandler:
-    """A generic handler of ``<service>/Export``: bytes in, ``request_type`` parsed here, bytes
-    out; each message held in a lease on ``inflight``."""
-    name = request_type.DESCRIPTOR.name
+def _export_handler(service: str, name: str, parse: Callable[[bytes], Any],
+                    ingest: Callable[[Any, bytes], Awaitable[Message]], guard: BearerGuard, inflight: InflightBytes,
+                    requests, seconds) -> grpc.GenericRpcHandler:
+    """A generic handler of ``<service>/Export``: bytes in, read by ``parse`` here (which
+    raises ``DecodeError`` for bytes that are no ``name``), handed to ``ingest``, bytes out;
+    each message held in a lease on ``inflight``."""
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
@@ -51,10 +53,10 @@ def _export_handler(service: str, request_type: type[Message], ingest: Callable[
             guard.check_grpc(context.invocation_metadata())
             lease.resize(len(body))
             try:
-                request = request_type.FromString(body)
+                request = parse(body)
             except DecodeError as exc:
                 raise BadRequest(f"cannot parse {name}: {exc}") from None
-            # only the ingestor holds the parsed request from here (it lets it go once grouped)
+            # only the ingestor holds the parsed request (or grouped spans) from here
             exporting, request = ingest(request, body), None
             response = await exporting
             return response.SerializeToString()
@@ -74,12 +76,12 @@ def _export_handler(service: str, request_type: type[Message], ingest: Callable[
 def trace_service_handler(ingestor: Ingestor, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
     """A generic handler serving OTLP ``TraceService/Export`` with ``ingestor``, each message
     held in a lease on ``inflight``."""
-    return _export_handler(TRACE_SERVICE, ExportTraceServiceRequest, ingestor.export, guard, inflight,
-                           METRICS.requests, METRICS.request_seconds)
+    return _export_handler(TRACE_SERVICE, "ExportTraceServiceRequest", ingestor.group, ingestor.export_grouped, guard,
+                           inflight, METRICS.requests, METRICS.request_seconds)
 
 
 def logs_service_handler(logs: LogIngest, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
     """A generic handler serving OTLP ``LogsService/Export`` with ``logs`` (the same in-flight
     bound as the traces)."""
-    return _export_handler(LOGS_SERVICE, ExportLogsServiceRequest, logs.export, guard, inflight,
-                           METRICS.log_requests, METRICS.log_request_seconds)
+    return _export_handler(LOGS_SERVICE, ExportLogsServiceRequest.DESCRIPTOR.name, ExportLogsServiceRequest.FromString,
+                           logs.export, guard, inflight, METRICS.log_requests, METRICS.log_request_seconds)

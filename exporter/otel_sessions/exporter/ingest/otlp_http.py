@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -140,8 +141,11 @@ def _decode(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
 
 def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes | None], Awaitable[Message]], *,
                   max_bytes: int, guard: BearerGuard, inflight: InflightBytes, body_timeout_s: float,
-                  requests, seconds) -> Callable:
-    """The aiohttp handler of an OTLP/HTTP export path taking ``request_type``."""
+                  requests, seconds, parse: Callable[[bytes], Any] | None = None,
+                  ingest_parsed: Callable[[Any, bytes], Awaitable[Message]] | None = None) -> Callable:
+    """The aiohttp handler of an OTLP/HTTP export path taking ``request_type``: a JSON body is
+    parsed into one and handed to ``ingest``; a protobuf body is read by ``parse`` and handed
+    to ``ingest_parsed`` when they are given (spans: ``Ingestor.group``), else parsed too."""
     name = request_type.DESCRIPTOR.name
 
     async def post(request: web.Request) -> web.StreamResponse:
@@ -170,12 +174,17 @@ def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes 
                 if media == JSON:
                     export_request = parse_otlp_json(body, request_type())
                     body = None  # the hooks get the protobuf encoding, made only if one needs it
+                elif parse is not None:
+                    export_request = parse(body)
                 else:
                     export_request = request_type.FromString(body)
             except (DecodeError, OtlpJsonError) as exc:
                 raise BadRequest(f"cannot parse {name}: {exc}") from None
-            # only the ingestor holds the parsed request from here (it lets it go once grouped)
-            exporting, export_request = ingest(export_request, body), None
+            # only the ingestor holds the parsed request (or grouped spans) from here
+            if media != JSON and parse is not None:
+                exporting, export_request = ingest_parsed(export_request, body), None
+            else:
+                exporting, export_request = ingest(export_request, body), None
             response = await exporting
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
@@ -198,7 +207,7 @@ def traces_route(ingestor: Ingestor, *, max_bytes: int, guard: BearerGuard, infl
     ``body_timeout_s``, held in a lease on ``inflight`` until answered."""
     return _export_route(ExportTraceServiceRequest, ingestor.export, max_bytes=max_bytes, guard=guard,
                          inflight=inflight, body_timeout_s=body_timeout_s, requests=METRICS.requests,
-                         seconds=METRICS.request_seconds)
+                         seconds=METRICS.request_seconds, parse=ingestor.group, ingest_parsed=ingestor.export_grouped)
 
 
 def logs_route(logs: LogIngest, *, max_bytes: int, guard: BearerGuard, inflight: InflightBytes,

@@ -22,10 +22,11 @@ from grpc_reflection.v1alpha import reflection
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.forward.forwarding import Forwarding
 from otel_sessions.exporter.forward.logs import LogForwarding
-from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.ingest.log_ingest import LogIngest
+from otel_sessions.exporter.ingest.native import batch_builder
+from otel_sessions.exporter.ingest.native import status as scanner_status
 from otel_sessions.exporter.ingest.otlp_grpc import (
     LOGS_SERVICE,
     TRACE_SERVICE,
@@ -35,6 +36,7 @@ from otel_sessions.exporter.ingest.otlp_grpc import (
 from otel_sessions.exporter.ingest.pricing import PriceTable
 from otel_sessions.exporter.jaeger.index import JaegerIndex
 from otel_sessions.exporter.jaeger.routes import jaeger_routes
+from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.serve.app import create_app
 from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_session_service
 from otel_sessions.exporter.serve.page import page_routes
@@ -93,6 +95,7 @@ def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
 class Listening:
     grpc: tuple[str, int]
     http: tuple[str, int]
+    span_reader: str = ""  # what reads OTLP span requests: "native scanner", "pure-Python path (why)"
 
 
 class Service:
@@ -141,8 +144,12 @@ class Service:
     async def start(self) -> Listening:
         s = self.settings
         self.store = await self._connect()
-        self.ingestor = Ingestor(self.store, BatchBuilder(PriceTable.load(s.prices), max_id_length=s.max_id_length),
-                                 redactor=s.redactor())
+        builder = batch_builder(PriceTable.load(s.prices), max_id_length=s.max_id_length)
+        self.ingestor = Ingestor(self.store, builder, redactor=s.redactor())
+        self.span_reader = (scanner_status()[1] if self.ingestor.reads_bytes or not builder.native
+                            else "pure-Python path (redaction needs parsed messages)")
+        METRICS.ingest_native.set(1 if self.ingestor.reads_bytes else 0)
+        log.info("OTLP spans are read by the %s", self.span_reader)
         self.log_ingest = LogIngest(self.ingestor)
         service_index = ServiceIndex(self.store.gateway, self.store.keys, self.store.retention_ms)
         self._jaeger_index = JaegerIndex(service_index)
@@ -202,7 +209,7 @@ class Service:
             raise RuntimeError(f"cannot listen on {http_host}:{http_port} for HTTP (--http-listen): {exc}") from exc
         self._http = runner
         actual_http = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
-        self.listening = Listening(grpc=(host, bound), http=(http_host, actual_http[1]))
+        self.listening = Listening(grpc=(host, bound), http=(http_host, actual_http[1]), span_reader=self.span_reader)
         return self.listening
 
     async def stop(self, grace: float = 10.0) -> None:
