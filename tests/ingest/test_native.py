@@ -22,7 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from otel_sessions.exporter.ingest import grouping, native
-from otel_sessions.exporter.ingest.groups import Batch
+from otel_sessions.exporter.ingest.groups import Batch, span_digest
 from otel_sessions.processor import attributes as attr
 
 pytestmark = [
@@ -324,9 +324,17 @@ def test_deep_nesting_is_bounded_and_left_to_upb(depth):
     assert_same(body)
 
 
+@SETTINGS
+@given(st.binary(min_size=16, max_size=16), st.binary(min_size=8, max_size=8))
+def test_span_digests_are_those_of_groups(trace_id, span_id):
+    assert _scan.span_digest(trace_id, span_id) == span_digest(trace_id, span_id)
+
+
 def test_buffers_and_bad_arguments():
     body = workload(1)[0]
     assert _scan.scan(memoryview(body)) == _scan.scan(bytearray(body)) == _scan.scan(body)
     with pytest.raises(TypeError):
         _scan.scan("not bytes")
+    with pytest.raises(ValueError):
+        _scan.span_digest(bytes(15), bytes(8))
     assert _scan.scan(b"") == []

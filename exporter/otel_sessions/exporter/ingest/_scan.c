@@ -124,21 +124,29 @@ static int n_event_names;
 static PyObject *other_value; /* the value of an attribute that is not a str, int, float or bool */
 static int configured;
 
-static uint64_t fnv1a(const uint8_t *s, Py_ssize_t n)
+/* A hash of a key from its length and its first and last 8 bytes (collisions only cost a
+ * comparison more). */
+static uint64_t key_hash(const uint8_t *s, Py_ssize_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ULL;
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        h ^= a * 0xFF51AFD7ED558CCDULL;
+        h = (h ^ (h >> 29) ^ b) * 0xC4CEB9FE1A85EC53ULL;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++)
+            h = (h ^ s[i]) * 0x100000001B3ULL;
     }
-    return h;
+    return h ^ (h >> 32);
 }
 
 static const Entry *table_find(const KeyTable *t, const uint8_t *key, Py_ssize_t len)
 {
     if (len < 64 ? !(t->lengths & ((uint64_t)1 << len)) : !t->long_keys)
         return NULL;
-    uint64_t h = fnv1a(key, len);
+    uint64_t h = key_hash(key, len);
     for (unsigned i = (unsigned)h & (BUCKETS - 1);; i = (i + 1) & (BUCKETS - 1)) {
         int at = t->buckets[i];
         if (at < 0)
@@ -213,7 +221,7 @@ static int table_fill(KeyTable *t, PyObject *keys, int nslots, PyObject *last_wi
         if ((e->key = utf8_copy(key, &e->len)) == NULL)
             goto fail;
         t->n = (int)i + 1;
-        e->hash = fnv1a((const uint8_t *)e->key, e->len);
+        e->hash = key_hash((const uint8_t *)e->key, e->len);
         e->slot = slot;
         e->rank = rank;
         e->next = -1;
@@ -267,6 +275,8 @@ fail:
 
 typedef struct {
     const char *why; /* why the request goes to the reference path; NULL with a Python error */
+    uint8_t trace_id[16], selector[2]; /* the last span digest's trace id and its first bytes */
+    int has_selector;
 } Ctx;
 
 static int give_up(Ctx *c, const char *why)
@@ -279,6 +289,11 @@ static int give_up(Ctx *c, const char *why)
 static inline int read_varint(Ctx *c, const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
+    if (p < end && *p < 0x80) { /* one byte: tags, lengths and small values */
+        *out = *p;
+        *pp = p + 1;
+        return 0;
+    }
     uint64_t v = 0;
     for (int i = 0; i < 10; i++) {
         if (p >= end)
@@ -578,6 +593,108 @@ static PyObject *slot_tuple(const Slots *s, int n)
     return t;
 }
 
+/* ---- span digests: groups.span_digest, in C ---------------------------------------------- */
+
+/* BLAKE2b (RFC 7693) of at most 128 bytes, ``outlen`` bytes out, no key, a 16-byte
+ * personalization (zero-padded, as hashlib's ``person``) or none. */
+static const uint64_t B2_IV[8] = {
+    0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL, 0xA54FF53A5F1D36F1ULL,
+    0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL, 0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL};
+static const uint8_t B2_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3}};
+
+#define ROTR64(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
+#define B2_G(a, b, c, d, x, y)                                                                               \
+    do {                                                                                                     \
+        a = a + b + (x);                                                                                     \
+        d = ROTR64(d ^ a, 32);                                                                               \
+        c = c + d;                                                                                           \
+        b = ROTR64(b ^ c, 24);                                                                               \
+        a = a + b + (y);                                                                                     \
+        d = ROTR64(d ^ a, 16);                                                                               \
+        c = c + d;                                                                                           \
+        b = ROTR64(b ^ c, 63);                                                                               \
+    } while (0)
+
+static void blake2b_short(const uint8_t *in, size_t len, const char *person, size_t outlen, uint8_t *out)
+{
+    uint8_t block[128] = {0}, param[16] = {0};
+    uint64_t h[8], v[16], m[16];
+    memcpy(block, in, len); /* len <= 128 */
+    for (int i = 0; i < 8; i++)
+        h[i] = B2_IV[i];
+    h[0] ^= 0x01010000ULL ^ (uint64_t)outlen;
+    if (person != NULL) {
+        memcpy(param, person, strlen(person)); /* at most 16 */
+        h[6] ^= load64(param);
+        h[7] ^= load64(param + 8);
+    }
+    for (int i = 0; i < 16; i++)
+        m[i] = load64(block + 8 * i);
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = B2_IV[i];
+    }
+    v[12] ^= (uint64_t)len; /* bytes compressed, one final block */
+    v[14] = ~v[14];
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = B2_SIGMA[r];
+        B2_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
+        B2_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
+        B2_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);
+        B2_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);
+        B2_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);
+        B2_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);
+        B2_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);
+        B2_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);
+    }
+    for (size_t i = 0; i < outlen; i++)
+        out[i] = (uint8_t)((h[i / 8] ^ v[i / 8] ^ v[i / 8 + 8]) >> (8 * (i % 8)));
+}
+
+/* groups.span_digest(trace_id, span_id) of a 16-byte trace id and an 8-byte span id: 2
+ * bytes of BLAKE2b(trace id, person "bucket"), then 6 bytes of BLAKE2b(trace id + span id).
+ * ``c`` (or NULL) keeps the last trace's first two bytes: a trace's spans mostly come together. */
+static PyObject *span_digest(Ctx *c, const uint8_t *trace_id, const uint8_t *span_id)
+{
+    uint8_t ids[24], digest[8];
+    memcpy(ids, trace_id, 16);
+    memcpy(ids + 16, span_id, 8);
+    if (c != NULL && c->has_selector && memcmp(c->trace_id, trace_id, 16) == 0) {
+        memcpy(digest, c->selector, 2);
+    } else {
+        blake2b_short(trace_id, 16, "bucket", 2, digest);
+        if (c != NULL) {
+            memcpy(c->trace_id, trace_id, 16);
+            memcpy(c->selector, digest, 2);
+            c->has_selector = 1;
+        }
+    }
+    blake2b_short(ids, 24, NULL, 6, digest + 2);
+    return PyBytes_FromStringAndSize((const char *)digest, 8);
+}
+
+static PyObject *digest_py(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer trace_id, span_id;
+    if (!PyArg_ParseTuple(args, "y*y*", &trace_id, &span_id))
+        return NULL;
+    PyObject *out = NULL;
+    if (trace_id.len != 16 || span_id.len != 8)
+        PyErr_SetString(PyExc_ValueError, "a 16-byte trace id and an 8-byte span id");
+    else
+        out = span_digest(NULL, trace_id.buf, span_id.buf);
+    PyBuffer_Release(&trace_id);
+    PyBuffer_Release(&span_id);
+    return out;
+}
+
 /* ---- spans ------------------------------------------------------------------------------- */
 
 static int walk_event(Ctx *c, const uint8_t *p, const uint8_t *end, int depth, long *events)
@@ -614,7 +731,7 @@ static int walk_status(Ctx *c, const uint8_t *p, const uint8_t *end, long *code)
 }
 
 /* A Span as the tuple (body, trace_id, span_id, name, root, start_ns, end_ns, status code,
- * event bits, slots, metadata dict or None, kind), or NULL. */
+ * event bits, slots, metadata dict or None, kind, digest or None), or NULL. */
 static PyObject *walk_span(Ctx *c, const uint8_t *start, const uint8_t *end, int depth)
 {
     if (depth > MAX_DEPTH) {
@@ -666,7 +783,7 @@ static PyObject *walk_span(Ctx *c, const uint8_t *start, const uint8_t *end, int
         for (int i = 0; i < 8; i++)
             root &= parent[i] == 0;
     }
-    PyObject *t = PyTuple_New(12);
+    PyObject *t = PyTuple_New(13);
     if (t == NULL)
         goto error;
     PyTuple_SET_ITEM(t, 0, PyBytes_FromStringAndSize((const char *)start, end - start));
@@ -682,7 +799,8 @@ static PyObject *walk_span(Ctx *c, const uint8_t *start, const uint8_t *end, int
     PyTuple_SET_ITEM(t, 10, metadata ? metadata : Py_NewRef(Py_None));
     metadata = NULL;
     PyTuple_SET_ITEM(t, 11, PyLong_FromLong(kind));
-    for (int i = 0; i < 12; i++) {
+    PyTuple_SET_ITEM(t, 12, trace_len == 16 && span_len == 8 ? span_digest(c, trace_id, span_id) : Py_NewRef(Py_None));
+    for (int i = 0; i < 13; i++) {
         if (PyTuple_GET_ITEM(t, i) == NULL) {
             Py_DECREF(t);
             goto error;
@@ -822,7 +940,8 @@ PyDoc_STRVAR(scan_doc,
 "Read a serialized ExportTraceServiceRequest (or TracesData). Returns a list of\n"
 "(resource bytes, schema_url, resource slot values, [(scope bytes, schema_url, [span])]),\n"
 "each span being (body, trace_id, span_id, name, root, start_ns, end_ns, status code,\n"
-"event bits, slot values, metadata dict or None, kind); or a short reason (str) when the\n"
+"event bits, slot values, metadata dict or None, kind, digest: groups.span_digest or None\n"
+"unless the ids are 16 and 8 bytes); or a short reason (str) when the\n"
 "request is not in canonical encoding or not well formed: then parse it with upb.");
 
 static PyObject *scan(PyObject *self, PyObject *arg)
@@ -836,7 +955,9 @@ static PyObject *scan(PyObject *self, PyObject *arg)
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     const uint8_t *p = view.buf, *end = p + view.len;
-    Ctx c = {NULL};
+    Ctx c;
+    c.why = NULL;
+    c.has_selector = 0;
     Order o = {0, 0};
     Item it;
     PyObject *out = PyList_New(0);
@@ -970,6 +1091,7 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_O, scan_doc},
     {"configure", configure, METH_VARARGS, configure_doc},
     {"schema", schema, METH_NOARGS, schema_doc},
+    {"span_digest", digest_py, METH_VARARGS, "span_digest(trace_id, span_id) -> bytes: groups.span_digest."},
     {NULL, NULL, 0, NULL},
 };
 

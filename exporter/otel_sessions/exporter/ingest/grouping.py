@@ -296,10 +296,11 @@ class BatchBuilder:
 
     def _place(self, batch: Batch, key: tuple, resource_labels: tuple[str, ...], force_session: str | None,
                body: bytes, trace_id: bytes, span_id: bytes, name: str, root: bool, start_ns: int, end_ns: int,
-               status: int, events: int, found, metadata: dict | None) -> None:
+               status: int, events: int, found, metadata: dict | None, digest: bytes | None = None) -> None:
         """Add one span to ``batch``: ``found`` holds the typed value of each attribute slot
         (None when no attribute named it), ``metadata`` the ``session.metadata.*`` values by
-        key suffix, ``events`` the event bits (:data:`EVENT_NAMES`)."""
+        key suffix, ``events`` the event bits (:data:`EVENT_NAMES`); ``digest``: its
+        ``span_digest``, when at hand."""
         if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             batch.rejected += 1
             if len(batch.errors) < 5:
@@ -394,7 +395,9 @@ class BatchBuilder:
         if start > MAX_TIME_US or end > MAX_TIME_US:
             self._invalid(batch, name, "time after the year 2255 (clamped)")
             start, end = min(start, MAX_TIME_US), min(end, MAX_TIME_US)
-        group.spans.append(SpanRecord(key, body, span_digest(trace_id, span_id), trace_id, span_id, flags, start,
+        if digest is None:
+            digest = span_digest(trace_id, span_id)
+        group.spans.append(SpanRecord(key, body, digest, trace_id, span_id, flags, start,
                                       end if end > start else start, tin, tout, cost, cread, cwrite, reasoning,
                                       root_name))
 

@@ -2,8 +2,8 @@
 
 The C extension ``_scan`` (``_scan.c``, built by ``pip install`` when a C compiler is at hand)
 reads a serialized ``ExportTraceServiceRequest`` without building protobuf messages: per span
-its bytes as received, ids, name, kind, times, status code, event bits and the winning value
-of each attribute slot of ``grouping.py``; :class:`NativeBatchBuilder` places them with the
+its bytes as received, ids, digest (``groups.span_digest``), name, kind, times, status code,
+event bits and the winning value of each attribute slot of ``grouping.py``; :class:`NativeBatchBuilder` places them with the
 same code as the pure-Python :class:`~.grouping.BatchBuilder`, so both give the same
 :class:`~.groups.Batch` (``tests/ingest/test_native.py`` compares them).
 
@@ -128,10 +128,10 @@ class NativeBatchBuilder(BatchBuilder):
             labels, operations = self._resource_from_slots(batch, resource_values)
             for scope_bytes, scope_schema_url, spans in scopes:
                 key = (resource_bytes, schema_url, scope_bytes, scope_schema_url)
-                for (span, trace_id, span_id, name, root, start, end, code, events, found, metadata,
-                     kind) in spans:
+                for (span, trace_id, span_id, name, root, start, end, code, events, found, metadata, kind,
+                     digest) in spans:
                     place(batch, key, labels, force_session, span, trace_id, span_id, name, root, start, end,
-                          code, events, found, metadata)
+                          code, events, found, metadata, digest)
                     operations.add((kind, name))
         return batch
 
