@@ -32,6 +32,21 @@ __all__ = ["Item", "SessionInfo"]
 log = logging.getLogger(__name__)
 
 
+
+def stamp_session(attributes, session_id: str, thread_id: str | None, user_id: str | None) -> bool:
+    """Add ``session.id``, ``gen_ai.conversation.id`` and ``user.id`` to an OTLP attribute list
+    (a span's or a log record's) where it lacks them; True when any was added. The first value
+    wins: an attribute already there is never overwritten."""
+    present = {kv.key for kv in attributes}
+    added = False
+    for key, value in ((attr.SESSION_ID, session_id), (attr.THREAD_ID, thread_id), (attr.USER_ID, user_id)):
+        if value and key not in present:
+            kv = attributes.add()
+            kv.key = key
+            kv.value.string_value = value
+            added = True
+    return added
+
 class Item:
     """Spans waiting to be forwarded (a stored request, or part of one); enriched lazily, once,
     off the ingest path.
@@ -103,17 +118,7 @@ class Item:
                     session_id = by_span.get(span.trace_id + span.span_id) or by_trace.get(span.trace_id)
                     if session_id is None:
                         continue
-                    thread_id, user_id = infos.get(session_id, (None, None))
-                    present = {kv.key for kv in span.attributes}
-                    added = False
-                    for key, value in ((attr.SESSION_ID, session_id), (attr.THREAD_ID, thread_id),
-                                       (attr.USER_ID, user_id)):
-                        if value and key not in present:
-                            kv = span.attributes.add()
-                            kv.key = key
-                            kv.value.string_value = value
-                            added = True
-                    enriched += added
+                    enriched += stamp_session(span.attributes, session_id, *infos.get(session_id, (None, None)))
         if enriched:
             FORWARD_METRICS.enriched.inc(enriched)
         elif only is None and leave_out is None:

@@ -22,11 +22,10 @@ import asyncio
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otel_sessions.exporter.forward.destinations import Destination, GrpcDestination, HttpDestination
-from otel_sessions.exporter.forward.enrichment import SessionInfo
+from otel_sessions.exporter.forward.enrichment import SessionInfo, stamp_session
 from otel_sessions.exporter.forward.forwarding import ForwardSettings
 from otel_sessions.exporter.forward.metrics import FORWARD_METRICS
 from otel_sessions.exporter.ingest.log_ingest import StoredLogs
-from otel_sessions.processor import attributes as attr
 
 __all__ = ["LogForwarding", "LogItem", "LOGS_EXPORT_METHOD"]
 
@@ -66,17 +65,7 @@ class LogItem:
                     session_id = next(owners, None)
                     if session_id is None:
                         continue
-                    thread_id, user_id = infos.get(session_id, (None, None))
-                    present = {kv.key for kv in record.attributes}
-                    added = False
-                    for key, value in ((attr.SESSION_ID, session_id), (attr.THREAD_ID, thread_id),
-                                       (attr.USER_ID, user_id)):
-                        if value and key not in present:
-                            kv = record.attributes.add()
-                            kv.key = key
-                            kv.value.string_value = value
-                            added = True
-                    enriched += added
+                    enriched += stamp_session(record.attributes, session_id, *infos.get(session_id, (None, None)))
         if not enriched:
             return self.body
         FORWARD_METRICS.logs_enriched.inc(enriched)
