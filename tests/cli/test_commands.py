@@ -98,13 +98,23 @@ def test_sessions_list_since_is_a_start_time_in_milliseconds(fake, capsys):
     assert capsys.readouterr().out.splitlines()[-1].rstrip() == "0-0 of 0"
 
 
+FIGURES = {"message_count": 4, "user_messages": 2, "assistant_messages": 2, "first_user_message": "Refund please",
+           "last_assistant_message": "Refunded [42] USD", "model_calls": 3, "response_latency_ms": 1250.0,
+           "time_to_first_token_ms": 300.0, "tool_calls": 2, "tool_errors": 1, "tool_latency_ms": 400.0}
+
+
 def test_sessions_get_table(fake, capsys):
-    fake.routes[("GET", "/v1/sessions/s-1")] = (200, {**SESSION, "models": ["gpt-4o"]})
+    fake.routes[("GET", "/v1/sessions/s-1")] = (200, {**SESSION, "models": ["gpt-4o"], "conversation": FIGURES})
     assert main(["sessions", "get", "s-1", "--server", fake.url]) == 0
     out = capsys.readouterr().out
     assert "models: gpt-4o" in out
+    assert "messages: 4 (2 user, 2 assistant)" in out and "first user message: Refund please" in out
+    assert "last assistant message: Refunded [42] USD" in out  # not read as markup
+    assert "model calls: 3, mean 1.25s, first token 300ms" in out
+    assert "tool calls: 2 (1 failed), mean 400ms" in out
     assert table_rows(out, "session") == [
-        ["s-1", "refund", "completed", "u-1", "t-1", "2024-05-01 12:34:56", "1.50s", "1", "3", "0", "150", "$0.0123"]]
+        ["s-1", "refund", "completed", "u-1", "t-1", "2024-05-01 12:34:56", "4", "1.50s", "1", "3", "0", "150",
+         "$0.0123"]]
     assert table_rows(out, "traces") == [
         ["ab" * 16, "router", "2024-05-01 12:34:56", "1.50s", "3", "0", "150", "$0.0123"]]
 

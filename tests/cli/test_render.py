@@ -265,16 +265,17 @@ SESSION = {"id": "sess-1", "name": "refund", "status": "failed", "user_id": "u-1
 
 
 def test_sessions_table_rows():
-    lines = printed(sessions_table("sessions", [SESSION, {"id": "sess-2"}])).splitlines()
+    with_figures = {**SESSION, "conversation": {"message_count": 6}}
+    lines = printed(sessions_table("sessions", [with_figures, {"id": "sess-2"}])).splitlines()
     assert lines[0].strip() == "sessions"
     header = [c.strip() for c in lines[2].split("┃")[1:-1]]
-    assert header == ["session", "name", "status", "user", "thread", "started", "duration", "traces", "spans",
-                      "errors", "tokens", "cost"]
+    assert header == ["session", "name", "status", "user", "thread", "started", "messages", "duration", "traces",
+                      "spans", "errors", "tokens", "cost"]
     row = [c.strip() for c in lines[4].split("│")[1:-1]]
-    assert row == ["sess-1", "refund", "failed", "u-1", "t-1", "2024-05-01 12:34:56", "1.50s", "2", "7", "1",
+    assert row == ["sess-1", "refund", "failed", "u-1", "t-1", "2024-05-01 12:34:56", "6", "1.50s", "2", "7", "1",
                    "420", "$0.0123*"]
     bare = [c.strip() for c in lines[5].split("│")[1:-1]]
-    assert bare == ["sess-2", "", "", "", "", "", "", "0", "0", "0", "0", "$0.0000"]
+    assert bare == ["sess-2", "", "", "", "", "", "", "", "0", "0", "0", "0", "$0.0000"]
     no_thread = printed(sessions_table("thread t-1", [SESSION], show_thread=False)).splitlines()
     assert "thread" not in no_thread[2] and "t-1" not in no_thread[4]
 

@@ -43,6 +43,10 @@ def test_list_filters_are_kept_in_the_address(loaded, watched):
     rows = page.locator("table.sessions tbody tr")
     expect(rows).to_have_count(5)
     expect(page.locator(".legend")).to_contain_text("estimated")
+    # each row: the first user message under the name, the transcript's message count
+    refund = rows.filter(has_text="Refund request")
+    expect(refund.locator(".excerpt")).to_have_text("“The blender arrived broken, I want a refund.”")
+    expect(refund.locator("td[data-label=messages]")).to_have_text("2")
     for button in (page.get_by_role("button", name="‹ previous"), page.get_by_role("button", name="next ›")):
         expect(button).to_be_disabled()
         assert button.evaluate("b => getComputedStyle(b).cursor") == "not-allowed"
@@ -99,6 +103,11 @@ def test_session_page_header_and_the_failed_tool_call(loaded, watched):
     expect(cards.locator(".card[data-card=cost]")).to_contain_text("* estimated")
     expect(cards.locator(".card[data-card=agents]")).to_contain_text("billing_agent")
     expect(cards.locator(".card[data-card=thread]")).to_contain_text(loaded.demo.thread_id)
+    # the conversation figures: one user message, its streamed answer; four model calls, three tool calls
+    expect(cards.locator(".card[data-card=messages] b")).to_have_text("2")
+    expect(cards.locator(".card[data-card='model latency']")).to_contain_text("first token")
+    expect(cards.locator(".card[data-card='tool calls']")).to_contain_text("1 failed")
+    expect(cards.locator(".card[data-card='tool calls'] b")).to_have_text("3")
     # the session's synthetic trace in the Jaeger-compatible API, and a link to it
     trace_id = hashlib.sha256(session_id.encode()).hexdigest()[:32]
     expect(page.locator(".trace-id")).to_have_text(trace_id)
@@ -116,6 +125,7 @@ def test_session_page_header_and_the_failed_tool_call(loaded, watched):
     assert failed.locator(".errmsg").evaluate("e => getComputedStyle(e).color") == "rgb(220, 38, 38)"  # red
     expect(conversation.locator(".divider.handoff")).to_contain_text("router → billing_agent")
     expect(conversation.locator(".msg[data-role=user]").first).to_contain_text("The blender arrived broken")
+    expect(conversation.locator(".msg[data-role=assistant]").last).to_contain_text("I refunded $42.50")
     watched.check("session-conversation")
     # a tool call opens to its arguments
     failed.locator("summary").click()

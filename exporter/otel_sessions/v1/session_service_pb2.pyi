@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Session(_message.Message):
-    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "log_count", "error_log_count", "first_error_log_message", "logs_dropped", "environments")
+    __slots__ = ("id", "name", "user_id", "thread_id", "previous_id", "status", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "last_activity_unix_nano", "trace_count", "span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_estimated", "models", "services", "agents", "tools", "metadata", "truncated", "spans_dropped", "traces", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "log_count", "error_log_count", "first_error_log_message", "logs_dropped", "environments", "conversation")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class Session(_message.Message):
     FIRST_ERROR_LOG_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LOGS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     user_id: str
@@ -85,7 +86,34 @@ class Session(_message.Message):
     first_error_log_message: str
     logs_dropped: int
     environments: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., log_count: _Optional[int] = ..., error_log_count: _Optional[int] = ..., first_error_log_message: _Optional[str] = ..., logs_dropped: _Optional[int] = ..., environments: _Optional[_Iterable[str]] = ...) -> None: ...
+    conversation: ConversationFigures
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., status: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., last_activity_unix_nano: _Optional[int] = ..., trace_count: _Optional[int] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_estimated: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., truncated: _Optional[bool] = ..., spans_dropped: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., log_count: _Optional[int] = ..., error_log_count: _Optional[int] = ..., first_error_log_message: _Optional[str] = ..., logs_dropped: _Optional[int] = ..., environments: _Optional[_Iterable[str]] = ..., conversation: _Optional[_Union[ConversationFigures, _Mapping]] = ...) -> None: ...
+
+class ConversationFigures(_message.Message):
+    __slots__ = ("message_count", "user_messages", "assistant_messages", "first_user_message", "last_assistant_message", "model_calls", "response_latency_ms", "time_to_first_token_ms", "tool_calls", "tool_errors", "tool_latency_ms")
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    USER_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_USER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ASSISTANT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    message_count: int
+    user_messages: int
+    assistant_messages: int
+    first_user_message: str
+    last_assistant_message: str
+    model_calls: int
+    response_latency_ms: float
+    time_to_first_token_ms: float
+    tool_calls: int
+    tool_errors: int
+    tool_latency_ms: float
+    def __init__(self, message_count: _Optional[int] = ..., user_messages: _Optional[int] = ..., assistant_messages: _Optional[int] = ..., first_user_message: _Optional[str] = ..., last_assistant_message: _Optional[str] = ..., model_calls: _Optional[int] = ..., response_latency_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., tool_calls: _Optional[int] = ..., tool_errors: _Optional[int] = ..., tool_latency_ms: _Optional[float] = ...) -> None: ...
 
 class TraceSummary(_message.Message):
     __slots__ = ("trace_id", "root_name", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "span_count", "error_count", "error", "input_tokens", "output_tokens", "total_tokens", "cost_usd")

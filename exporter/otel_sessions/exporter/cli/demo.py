@@ -3,8 +3,9 @@
 One thread of three sessions for one user, each session a few turns (one trace per turn): a
 router agent classifies the request with a small model and hands off to ``support_agent`` or
 ``billing_agent``; those call bigger models and tools. There is one guardrail check, one
-tool call that fails (and is retried), token usage on every LLM call, and the first and last
-sessions end explicitly (``session.end``). Spans go through the real OpenTelemetry SDK and
+tool call that fails (and is retried), token usage on every LLM call, the user's messages and
+the agents' streamed answers (``gen_ai.input.messages`` / ``gen_ai.output.messages``, GenAI
+semantic conventions), and the first and last sessions end explicitly (``session.end``). Spans go through the real OpenTelemetry SDK and
 the stock OTLP/HTTP exporter, with the in-app ``SessionSpanProcessor`` stamping the session,
 thread and user on every span from ``session(...)``, as an app would. The conversation is
 dated in the last few minutes.
@@ -18,6 +19,7 @@ log lines are kept out of the terminal.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -123,6 +125,8 @@ class _Session:
         self.ids = ids
         self.rng = rng
         self.spans = 0
+        self.said: str | None = None  # the user's message of the current turn
+        self.reply: str | None = None  # the assistant's answer to it
 
     @contextmanager
     def span(self, name: str, parent=None, **attributes) -> Iterator:
@@ -137,12 +141,20 @@ class _Session:
             span.end(end_time=self.clock.advance(1, 5))
             self.spans += 1
 
-    def llm(self, parent, model: str, tokens_in: int, tokens_out: int, finish: str = "stop") -> None:
+    def llm(self, parent, model: str, tokens_in: int, tokens_out: int, finish: str = "stop",
+            answer: bool = False) -> None:
+        """A model call; it sends the user's message (``gen_ai.input.messages``) and, with
+        ``answer``, streams the turn's reply (``gen_ai.output.messages``, time to first chunk)."""
+        content = {"gen_ai.input.messages": json.dumps([_message("user", self.said)])} if self.said else {}
+        if answer and self.reply:
+            content["gen_ai.output.messages"] = json.dumps([{**_message("assistant", self.reply),
+                                                             "finish_reason": finish}])
+            content["gen_ai.response.time_to_first_chunk"] = round(self.rng.uniform(0.25, 0.9), 3)
         with self.span(f"chat {model}", parent, **{
             attr.OPERATION_NAME: "chat", "gen_ai.system": "openai" if model.startswith("gpt") else "anthropic",
             "gen_ai.request.model": model, "gen_ai.response.model": model,
             attr.INPUT_TOKENS[0]: tokens_in, attr.OUTPUT_TOKENS[0]: tokens_out,
-            "gen_ai.response.finish_reasons": (finish,),
+            "gen_ai.response.finish_reasons": (finish,), **content,
         }):
             self.clock.advance(400, 2500)
 
@@ -168,8 +180,10 @@ class _Session:
         return self.span(f"invoke_agent {agent}", parent, **{attr.OPERATION_NAME: "invoke_agent",
                                                              attr.AGENT_NAME: agent})
 
-    def turn(self, text: str, route_to: str, body, end_session: bool = False) -> None:
-        """One user message: router (guardrail, classify, handoff), then the chosen agent's work."""
+    def turn(self, text: str, route_to: str, body, reply: str, end_session: bool = False) -> None:
+        """One user message: router (guardrail, classify, handoff), then the chosen agent's work,
+        whose last model call answers ``reply``."""
+        self.said, self.reply = text, reply
         with self.agent(None, "router") as root:
             root.set_attribute("input.value", text)
             body(self, root, route_to)
@@ -178,19 +192,24 @@ class _Session:
         self.clock.advance(8_000, 30_000)  # the user reads and types
 
 
+def _message(role: str, text: str) -> dict:
+    """A message of ``gen_ai.input.messages`` / ``gen_ai.output.messages`` (GenAI JSON shape)."""
+    return {"role": role, "parts": [{"type": "text", "content": text}]}
+
+
 def _order_status(s: _Session, root, agent: str) -> None:
     s.guardrail(root, "input_moderation")
     s.llm(root, "gpt-4o-mini", 412, 18)
     with s.agent(root, agent) as handoff:
         s.llm(handoff, "gpt-4o", 1310, 64, "tool_calls")
         s.tool(handoff, "get_order_status", '{"order_id": "A-10045"}')
-        s.llm(handoff, "gpt-4o", 1502, 151)
+        s.llm(handoff, "gpt-4o", 1502, 151, answer=True)
 
 
 def _thanks(s: _Session, root, agent: str) -> None:
     s.llm(root, "gpt-4o-mini", 388, 12)
     with s.agent(root, agent) as handoff:
-        s.llm(handoff, "gpt-4o", 1720, 42)
+        s.llm(handoff, "gpt-4o", 1720, 42, answer=True)
 
 
 def _refund(s: _Session, root, agent: str) -> None:
@@ -203,7 +222,7 @@ def _refund(s: _Session, root, agent: str) -> None:
                fail="payment gateway timed out after 10s")
         s.llm(handoff, "claude-3-5-sonnet-20241022", 2890, 70, "tool_calls")
         s.tool(handoff, "refund_payment", '{"invoice": "INV-7781", "amount": 42.5}')
-        s.llm(handoff, "claude-3-5-sonnet-20241022", 3010, 160)
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 3010, 160, answer=True)
 
 
 def _follow_up(s: _Session, root, agent: str) -> None:
@@ -211,7 +230,7 @@ def _follow_up(s: _Session, root, agent: str) -> None:
     with s.agent(root, agent) as handoff:
         s.llm(handoff, "claude-3-5-sonnet-20241022", 1980, 120, "tool_calls")
         s.tool(handoff, "get_refund_status", '{"invoice": "INV-7781"}')
-        s.llm(handoff, "claude-3-5-sonnet-20241022", 2105, 98)
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2105, 98, answer=True)
 
 
 def _check_reachable(endpoint: str) -> None:
@@ -272,11 +291,18 @@ def run_demo(endpoint: str, *, seed: int | None = None, token: str | None = None
     clock = _Clock(time.time_ns() - 6 * 60 * 1_000_000_000, rng)
     metadata = {"channel": "web", "plan": "pro"}
     plan = [
-        ("Order status", [("Where is my order A-10045?", "support_agent", _order_status, False),
-                          ("Great, thanks!", "support_agent", _thanks, True)]),
-        ("Refund request", [("The blender arrived broken, I want a refund.", "billing_agent", _refund, False)]),
-        ("Refund follow-up", [("Has my refund gone through?", "billing_agent", _follow_up, False),
-                              ("Perfect, that's all.", "support_agent", _thanks, True)]),
+        ("Order status", [
+            ("Where is my order A-10045?", "support_agent", _order_status,
+             "Order A-10045 left our warehouse yesterday and should arrive on Thursday.", False),
+            ("Great, thanks!", "support_agent", _thanks, "You're welcome! Anything else I can help with?", True)]),
+        ("Refund request", [
+            ("The blender arrived broken, I want a refund.", "billing_agent", _refund,
+             "Sorry about the blender. I refunded $42.50 to your card (invoice INV-7781); it takes 3-5 days.",
+             False)]),
+        ("Refund follow-up", [
+            ("Has my refund gone through?", "billing_agent", _follow_up,
+             "Yes: the refund for INV-7781 was paid out this morning.", False),
+            ("Perfect, that's all.", "support_agent", _thanks, "Glad I could help. Have a nice day!", True)]),
     ]
     previous = None
     try:
@@ -286,8 +312,8 @@ def run_demo(endpoint: str, *, seed: int | None = None, token: str | None = None
             session = _Session(tracer, clock, ids, rng)
             with session_context(session_id, thread_id=conversation.thread_id, user_id=conversation.user_id,
                                  name=name, metadata=metadata):
-                for text, agent, body, end in turns:
-                    session.turn(text, agent, body, end_session=end)
+                for text, agent, body, reply, end in turns:
+                    session.turn(text, agent, body, reply, end_session=end)
             conversation.sessions.append({"id": session_id, "name": name, "spans": session.spans})
             previous = session_id
             clock.advance(30_000, 60_000)

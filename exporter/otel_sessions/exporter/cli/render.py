@@ -96,7 +96,7 @@ def sessions_table(title: str, sessions: list[dict], show_thread: bool = True):
     if show_thread:
         table.add_column("thread")
     table.add_column("started")
-    for label in ("duration", "traces", "spans", "errors", "tokens", "cost"):
+    for label in ("messages", "duration", "traces", "spans", "errors", "tokens", "cost"):
         table.add_column(label, justify="right")
     for s in sessions:
         status = s.get("status", "")
@@ -104,7 +104,9 @@ def sessions_table(title: str, sessions: list[dict], show_thread: bool = True):
                s.get("user_id") or ""]
         if show_thread:
             row.append(s.get("thread_id") or "")
-        row += [format_time(s.get("start_time")), format_duration(s.get("duration_ms")),
+        figures = s.get("conversation")
+        row += [format_time(s.get("start_time")), str(figures["message_count"]) if figures else "",
+                format_duration(s.get("duration_ms")),
                 str(s.get("trace_count", 0)), str(s.get("span_count", 0)), str(s.get("error_count", 0)),
                 str(s.get("total_tokens", 0)), format_cost(s)]
         table.add_row(*row)
@@ -131,6 +133,31 @@ def session_facts(session: dict) -> list[str]:
             lines.append(f"[bold]{label}:[/] {', '.join(values)}")
     if session.get("metadata"):
         lines.append("[bold]metadata:[/] " + ", ".join(f"{k}={v}" for k, v in session["metadata"].items()))
+    lines += conversation_lines(session.get("conversation"))
+    return lines
+
+
+def conversation_lines(figures: dict | None) -> list[str]:
+    """The conversation figures of a session (``ConversationFigures`` JSON), when it has messages or calls."""
+    from rich.markup import escape
+
+    if not figures or not (figures["message_count"] or figures["model_calls"] or figures["tool_calls"]):
+        return []
+    lines = [f"[bold]messages:[/] {figures['message_count']} ({figures['user_messages']} user, "
+             f"{figures['assistant_messages']} assistant)"]
+    if figures.get("first_user_message"):
+        lines.append(f"[bold]first user message:[/] {escape(figures['first_user_message'])}")
+    if figures.get("last_assistant_message"):
+        lines.append(f"[bold]last assistant message:[/] {escape(figures['last_assistant_message'])}")
+    calls = f"[bold]model calls:[/] {figures['model_calls']}"
+    if figures.get("response_latency_ms") is not None:
+        calls += f", mean {format_duration(figures['response_latency_ms'])}"
+    if figures.get("time_to_first_token_ms") is not None:
+        calls += f", first token {format_duration(figures['time_to_first_token_ms'])}"
+    lines.append(calls)
+    if figures["tool_calls"]:
+        lines.append(f"[bold]tool calls:[/] {figures['tool_calls']} ({figures['tool_errors']} failed), "
+                     f"mean {format_duration(figures['tool_latency_ms'])}")
     return lines
 
 

@@ -149,8 +149,9 @@ class SessionQuery:
         return bool(self.name or self.statuses or self.service or self.model or self.metadata or self.agent
                     or self.tool or self.environment or self.q)
 
-    def matches(self, s: SessionSummary) -> bool:
-        """Every filter on ``s`` (ids and times included: candidates may come from any index)."""
+    def matches(self, s: SessionSummary, text: bool = True) -> bool:
+        """Every filter on ``s`` (ids and times included: candidates may come from any index);
+        with ``text`` False, every filter but ``q``."""
         if self.user_id is not None and s.user_id != self.user_id:
             return False
         if self.thread_id is not None and s.thread_id != self.thread_id:
@@ -173,13 +174,15 @@ class SessionQuery:
             return False
         if self.environment is not None and self.environment not in s.environments:
             return False
-        if self.q is not None and not _mentions(s, self.q):
+        if text and self.q is not None and not mentions(s, self.q):
             return False
         return all(s.metadata.get(key) == value for key, value in self.metadata)
 
 
-def _mentions(s: SessionSummary, text: str) -> bool:
+def mentions(s: SessionSummary, text: str) -> bool:
     """``text`` (lower case) is in the session's name, id, user or one of its labels (models,
-    services, agents, tools, environments), case-insensitively."""
+    services, agents, tools, environments), case-insensitively; or in its first user or last
+    assistant message when its conversation figures are filled (``lookup/figures.py``)."""
     fields = (s.name, s.id, s.user_id, *s.models, *s.services, *s.agents, *s.tools, *s.environments)
-    return any(text in value.lower() for value in fields if value)
+    return (any(text in value.lower() for value in fields if value)
+            or (s.conversation is not None and s.conversation.mentions(text)))

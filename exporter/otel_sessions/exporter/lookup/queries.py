@@ -14,6 +14,13 @@ shards:
   ``environment``, ``metadata.*``, ``name`` substring, ``q`` text) are applied to a bounded candidate set: at most ``max_candidates`` sessions of
   the source above, in sort order. When that set does not cover the whole source the result
   says ``partial``: ``total`` counts the matches among the candidates examined.
+* ``q`` also matches the first user and last assistant message (``figures.py``) of candidates
+  whose summary does not mention it: cached figures are read, and at most
+  ``FigureCache.COMPUTE_BUDGET`` missing ones computed per lookup; candidates left unexamined
+  make the result ``partial``.
+
+Each session of the page carries its conversation figures (``conversation``), cached or
+computed (``figures.py``).
 
 Expired sessions never appear: index entries whose last write is older than the retention
 are removed from the shard's indexes on read (the write path does the same on write), and
@@ -27,6 +34,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 
+from otel_sessions.exporter.lookup.figures import FigureCache
 from otel_sessions.exporter.lookup.params import MAX_CANDIDATES, MAX_LIMIT, SessionQuery
 from otel_sessions.exporter.store.keys import INDEX_SHARDS, session_shard
 from otel_sessions.exporter.store.sessions import SessionStore
@@ -70,6 +78,7 @@ class SessionQueries:
         self.store = store
         self.keys = store.keys
         self.max_candidates = max_candidates
+        self.figures = FigureCache(store)
 
     # --- plumbing ---------------------------------------------------------------------------
     def _index(self, shard: int, sort_by: str) -> str:
@@ -114,15 +123,37 @@ class SessionQueries:
         return await self.store.get_summaries(ids) if ids else []
 
     # --- list -------------------------------------------------------------------------------
-    async def list_sessions(self, query: SessionQuery) -> ListResult:
+    async def list_sessions(self, query: SessionQuery, conversation: bool = True) -> ListResult:
+        """The page of ``query``; with ``conversation``, each session's conversation figures."""
         result = None
         for _attempt in range(4):
             stale = _Stale()
             result = await self._list_once(query, stale)
             if not stale:
-                return result
+                break
             await self._forget(stale)
+        if conversation:
+            await self.figures.fill([s for s in result.sessions if s.conversation is None])  # type: ignore[union-attr]
         return result  # type: ignore[return-value]
+
+    async def _filtered(self, q: SessionQuery, ids: list[str], on_stale) -> tuple[list[SessionSummary], bool]:
+        """The summaries of ``ids`` that pass every filter of ``q``, in order, and whether some
+        could not be examined (``q`` over conversations beyond the compute budget);
+        ``on_stale(id)`` for each id whose summary is gone."""
+        verdicts: list[tuple[SessionSummary, bool | None]] = []
+        for sid, summary in zip(ids, await self._summaries(ids)):
+            if summary is None:
+                on_stale(sid)
+            elif q.matches(summary):
+                verdicts.append((summary, True))
+            elif q.q is not None and q.matches(summary, text=False):
+                verdicts.append((summary, None))  # the text may be in its messages
+        unsure = [summary for summary, verdict in verdicts if verdict is None]
+        unexamined = await self.figures.fill(unsure) if unsure else 0
+        matched = [summary for summary, verdict in verdicts
+                   if verdict or (verdict is None and summary.conversation is not None
+                                  and summary.conversation.mentions(q.q))]
+        return matched, unexamined > 0
 
     async def _list_once(self, q: SessionQuery, stale: _Stale) -> ListResult:
         if q.thread_id is not None:
@@ -223,15 +254,9 @@ class SessionQueries:
         if await self._remove_expired(head):
             stale.add("")  # run the lookup again
             return ListResult([], 0, q.limit, q.offset)
-        ids = [sid for _score, sid in entries]
-        matched = []
-        for sid, summary in zip(ids, await self._summaries(ids)):
-            if summary is None:
-                stale.add(sid)
-            elif q.matches(summary):
-                matched.append(summary)
+        matched, unexamined = await self._filtered(q, [sid for _score, sid in entries], stale.add)
         return ListResult(matched[q.offset:q.offset + q.limit], len(matched), q.limit, q.offset,
-                          partial=not complete)
+                          partial=not complete or unexamined)
 
     async def _from_set(self, q: SessionQuery, stale: _Stale, key_of, lo="-inf", hi="+inf") -> ListResult:
         """Candidates from a per-shard set index (thread, user, start range), sorted by the sort index."""
@@ -288,21 +313,18 @@ class SessionQueries:
                     sessions.append(summary)
             return ListResult(sessions, len(live), q.limit, q.offset, partial=partial)
 
-        ids = [sid for _score, sid in live]
-        matched = []
-        for sid, summary in zip(ids, await self._summaries(ids)):
-            if summary is None:
-                stale.add(sid, source_key[sid])
-            elif q.matches(summary):
-                matched.append(summary)
+        matched, unexamined = await self._filtered(q, [sid for _score, sid in live],
+                                                   lambda sid: stale.add(sid, source_key[sid]))
         return ListResult(matched[q.offset:q.offset + q.limit], len(matched), q.limit, q.offset,
-                          partial=partial)
+                          partial=partial or unexamined)
 
     # --- threads and users ------------------------------------------------------------------
-    async def thread(self, thread_id: str, limit: int = MAX_LIMIT, offset: int = 0) -> ListResult | None:
-        """The sessions of a thread in start order; None when the thread has none."""
+    async def thread(self, thread_id: str, limit: int = MAX_LIMIT, offset: int = 0,
+                     conversation: bool = False) -> ListResult | None:
+        """The sessions of a thread in start order (with their conversation figures when
+        ``conversation``); None when the thread has none."""
         query = SessionQuery(thread_id=thread_id, limit=limit, offset=offset, sort_by="start", descending=False)
-        result = await self.list_sessions(query)
+        result = await self.list_sessions(query, conversation=conversation)
         if result.total == 0:
             return None
         return result

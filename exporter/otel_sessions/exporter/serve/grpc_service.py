@@ -68,6 +68,21 @@ def session_to_proto(s: SessionSummary) -> pb.Session:
     )
     if s.traces is not None:
         message.traces.extend(_trace_to_proto(t) for t in s.traces)
+    if s.conversation is not None:
+        message.conversation.CopyFrom(_figures_to_proto(s.conversation))
+    return message
+
+
+def _figures_to_proto(f) -> pb.ConversationFigures:
+    """``lookup/figures.py`` ConversationFigures as the proto message (absent durations unset)."""
+    message = pb.ConversationFigures(
+        message_count=_u64(f.message_count), user_messages=_u64(f.user_messages),
+        assistant_messages=_u64(f.assistant_messages), first_user_message=f.first_user_message or "",
+        last_assistant_message=f.last_assistant_message or "", model_calls=_u64(f.model_calls),
+        tool_calls=_u64(f.tool_calls), tool_errors=_u64(f.tool_errors))
+    for name in ("response_latency_ms", "time_to_first_token_ms", "tool_latency_ms"):
+        if getattr(f, name) is not None:
+            setattr(message, name, getattr(f, name))
     return message
 
 
@@ -121,6 +136,7 @@ class SessionService(pb_grpc.SessionServiceServicer):
             summary = await self.store.get_session(session_id, with_traces=True)
             if summary is None:
                 raise NotFound(f"no session {session_id!r}")
+            await self.queries.figures.fill([summary])
             return session_to_proto(summary)
 
         return await self._answer(context, "GetSession", call)
@@ -175,7 +191,7 @@ class SessionService(pb_grpc.SessionServiceServicer):
         async def call():
             thread_id = self._required(request.thread_id, "thread_id")
             limit = parse_count("limit", request.limit if request.HasField("limit") else None, MAX_LIMIT, MAX_LIMIT)
-            result = await self.queries.thread(thread_id, limit=limit, offset=request.offset)
+            result = await self.queries.thread(thread_id, limit=limit, offset=request.offset, conversation=True)
             if result is None:
                 raise NotFound(f"no thread {thread_id!r}")
             return pb.Thread(id=thread_id, sessions=[session_to_proto(s) for s in result.sessions],

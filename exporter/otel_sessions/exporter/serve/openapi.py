@@ -148,6 +148,22 @@ _SESSION_PROPS = {
     "logs_dropped": {"type": "integer", "description": "Log records dropped by --max-logs-per-session"},
     "traces": {"type": "array", "items": {"$ref": "#/components/schemas/TraceSummary"},
                "description": "Only in GET /v1/sessions/{id}, in start order"},
+    "conversation": {"oneOf": [{"$ref": "#/components/schemas/ConversationFigures"}, {"type": "null"}],
+                     "description": "What the conversation amounts to; null when the lookup left it out "
+                                    "(beyond the figures one request computes)"},
+}
+_DURATION = {"type": ["number", "null"]}
+_FIGURES_PROPS = {
+    "message_count": {"type": "integer", "description": "User and assistant messages of the transcript, each once"},
+    "user_messages": {"type": "integer"}, "assistant_messages": {"type": "integer"},
+    "first_user_message": {"type": ["string", "null"], "description": "Its text, at most 200 characters"},
+    "last_assistant_message": {"type": ["string", "null"], "description": "Its text, at most 200 characters"},
+    "model_calls": {"type": "integer"},
+    "response_latency_ms": {**_DURATION, "description": "Mean model call duration"},
+    "time_to_first_token_ms": {**_DURATION, "description": "Mean over the streamed calls that record it"},
+    "tool_calls": {"type": "integer", "description": "Tool executions"},
+    "tool_errors": {"type": "integer", "description": "Tool executions that ended in ERROR"},
+    "tool_latency_ms": {**_DURATION, "description": "Mean tool execution duration"},
 }
 _MESSAGE_PAGE = [
     _param("limit", f"Messages per page (default {transcript.DEFAULT_LIMIT}, at most {transcript.MAX_LIMIT})",
@@ -240,6 +256,7 @@ OPENAPI: dict = {
                 "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
                 "total_tokens": {"type": "integer"}, "cost_usd": {"type": "number"}}},
             "Session": {"type": "object", "properties": _SESSION_PROPS},
+            "ConversationFigures": {"type": "object", "properties": _FIGURES_PROPS},
             "LogRecord": {"type": "object", "properties": {
                 "time": {"type": ["string", "null"], "format": "date-time",
                          "description": "time_unix_nano, else observed_time_unix_nano (nanoseconds shown)"},

@@ -95,6 +95,7 @@ async def get_session(request: web.Request) -> web.Response:
     summary = await request.app[STORE].get_session(session_id, with_traces=True)
     if summary is None:
         raise NotFound(f"no session {session_id!r}")
+    await request.app[QUERIES].figures.fill([summary])
     return _json(summary.to_json())
 
 
@@ -188,7 +189,7 @@ async def get_thread(request: web.Request) -> web.Response:
             raise QueryError(key, "unknown parameter")
     limit = parse_count("limit", request.query.get("limit"), MAX_LIMIT, MAX_LIMIT)
     offset = parse_count("offset", request.query.get("offset"), 0, None)
-    result = await request.app[QUERIES].thread(thread_id, limit=limit, offset=offset)
+    result = await request.app[QUERIES].thread(thread_id, limit=limit, offset=offset, conversation=True)
     if result is None:
         raise NotFound(f"no thread {thread_id!r}")
     return _json({"id": thread_id, **result.to_json()})

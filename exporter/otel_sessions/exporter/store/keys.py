@@ -10,6 +10,8 @@ Layout (``P`` is the key prefix, default ``ots``)::
     P:{S}:logs           list   compressed log chunks, oldest first (log_codec.py)
     P:{S}:logids         string 8-byte digests of stored log records; for a large session 64
                                 strings P:{S}:logids:0..63
+    P:{S}:conv           string the session's conversation figures (JSON, lookup/figures.py), a
+                                cache written on read, expiring with the retention
     P:{ix:N}:seen        zset   session -> last write (ms); also what prunes expired sessions
     P:{ix:N}:start|end|duration|spans|traces|tokens|cost   zsets for sorting
     P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
@@ -108,6 +110,10 @@ class Keys:
         derives the 64 ``logids:N`` bucket keys of a large session from ``logids``)."""
         base = f"{self.prefix}:{{{session_tag(session_id)}}}:"
         return base + "sum", base + "logs", base + "logids"
+
+    def conversation(self, session_id: str) -> str:
+        """The cached conversation figures of a session (``lookup/figures.py``)."""
+        return f"{self.prefix}:{{{session_tag(session_id)}}}:conv"
 
     def log_tail_channel(self, session_id: str) -> str:
         """Pub/sub channel announcing new log chunks of a session (beside :meth:`tail_channel`)."""

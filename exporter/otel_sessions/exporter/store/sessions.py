@@ -334,7 +334,8 @@ class SessionStore:
         shard = session_shard(session_id)
 
         def fill(pipe) -> None:
-            keys = [*self.keys.session(session_id), *self.keys.session_logs(session_id)[1:]]
+            keys = [*self.keys.session(session_id), *self.keys.session_logs(session_id)[1:],
+                    self.keys.conversation(session_id)]
             self._delete_session.queue(pipe, keys, [])
 
         reply = (await self.gateway.run(fill))[0]

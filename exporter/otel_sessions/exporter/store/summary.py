@@ -117,6 +117,8 @@ class SessionSummary:
     first_error_log_message: str | None = None
     logs_dropped: int = 0
     traces: list[TraceSummary] | None = None
+    #: ``lookup/figures.py`` ConversationFigures, when the lookup filled them (list and detail)
+    conversation: Any = None
 
     @property
     def total_tokens(self) -> int:
@@ -214,6 +216,7 @@ class SessionSummary:
             "first_error_log_message": self.first_error_log_message,
             "logs_dropped": self.logs_dropped,
         }
+        out["conversation"] = self.conversation.to_json() if self.conversation is not None else None
         if self.traces is not None:
             out["traces"] = [t.to_json() for t in self.traces]
         return out

@@ -60,10 +60,20 @@ export function costText(session) {
 
 export const COST_LEGEND = "* cost estimated from the model price table (the spans carried no cost)";
 
+/** The conversation figures as a tooltip: model calls, time to first token, tools. */
+function figuresTitle(f) {
+  if (!f) return "not computed in this answer";
+  const parts = [`${f.user_messages} user, ${f.assistant_messages} assistant`, `${f.model_calls} model calls`];
+  if (f.response_latency_ms != null) parts.push("mean call " + fmtMs(f.response_latency_ms));
+  if (f.time_to_first_token_ms != null) parts.push("first token " + fmtMs(f.time_to_first_token_ms));
+  if (f.tool_calls) parts.push(`${f.tool_calls} tool calls (${f.tool_errors} failed), mean ` + fmtMs(f.tool_latency_ms));
+  return parts.join(" · ");
+}
+
 /** A table of sessions; ``sort`` ({by, order, onSort}) makes the headers sort buttons. */
 export function sessionsTable(sessions, sort) {
   const columns = [
-    ["session"], ["status"], ["user"], ["started", "start"], ["duration", "duration", true],
+    ["session"], ["status"], ["user"], ["started", "start"], ["messages", null, true], ["duration", "duration", true],
     ["traces", "traces", true], ["spans", "spans", true], ["tokens", "tokens", true], ["cost", "cost", true],
   ];
   const head = h("tr", null, columns.map(([label, key, num]) => {
@@ -79,11 +89,14 @@ export function sessionsTable(sessions, sort) {
     const href = "#/session/" + encodeURIComponent(s.id);
     const start = isoToUs(s.start_time);
     const row = h("tr", { dataset: { session: s.id } },
-      h("td", { class: "name" }, h("a", { href, text: s.name || s.id }), s.name ? h("span", { class: "id", text: s.id }) : null),
+      h("td", { class: "name" }, h("a", { href, text: s.name || s.id }), s.name ? h("span", { class: "id", text: s.id }) : null,
+        s.conversation?.first_user_message ? h("span", { class: "excerpt", title: "first user message", text: "“" + s.conversation.first_user_message + "”" }) : null),
       h("td", { "data-label": "status" }, h("span", { class: ["status", s.status], text: s.status }),
         s.error_count ? h("span", { class: "errbadge", text: " " + s.error_count + " err" }) : null),
       h("td", { "data-label": "user", class: "wrap", text: s.user_id || "–" }),
       h("td", { "data-label": "started", class: "nowrap", title: fmtTime(start), text: fmtAgo(start, now) }),
+      h("td", { "data-label": "messages", class: "num", title: figuresTitle(s.conversation),
+                text: s.conversation ? fmtInt(s.conversation.message_count) : "–" }),
       h("td", { "data-label": "duration", class: "num", text: fmtMs(s.duration_ms) }),
       h("td", { "data-label": "traces", class: "num", text: fmtInt(s.trace_count) }),
       h("td", { "data-label": "spans", class: "num", text: fmtInt(s.span_count) }),

@@ -18,6 +18,21 @@ const LIVE_KEY = "otel-sessions.live-session";
 const MESSAGE_PAGE = 500;
 const LOG_PAGE = 1000;
 
+/** Cards of the conversation figures: messages, response latency and first token, tool calls. */
+function conversationCards(f) {
+  if (!f) return [];
+  const cards = [card("messages", fmtInt(f.message_count), `${f.user_messages} user · ${f.assistant_messages} assistant`)];
+  if (f.response_latency_ms != null) {
+    cards.push(card("model latency", fmtMs(f.response_latency_ms),
+      `mean of ${f.model_calls} calls` + (f.time_to_first_token_ms != null ? " · first token " + fmtMs(f.time_to_first_token_ms) : "")));
+  }
+  if (f.tool_calls) {
+    cards.push(card("tool calls", fmtInt(f.tool_calls), `mean ${fmtMs(f.tool_latency_ms)}` + (f.tool_errors ? ` · ${f.tool_errors} failed` : ""),
+                    f.tool_errors ? "bad" : null));
+  }
+  return cards;
+}
+
 function card(label, value, sub, extra) {
   return h("div", { class: ["card", ...[extra].flat()], dataset: { card: label } }, h("span", { class: "label", text: label }), h("b", { text: value }),
     sub ? h("span", { class: "sub", text: sub }) : null);
@@ -125,6 +140,7 @@ export class SessionView {
         card("status", s.status, s.last_activity ? "last span " + fmtAgo(isoToUs(s.last_activity)) : null),
         card("duration", fmtMs(s.duration_ms)),
         card("spans", fmtInt(s.span_count)),
+        ...conversationCards(s.conversation),
         card("traces", fmtInt(s.trace_count)),
         card("errors", fmtInt(s.error_count), null, s.error_count ? "bad" : null),
         card("tokens", fmtInt(s.total_tokens), tokenSub, "wide"),

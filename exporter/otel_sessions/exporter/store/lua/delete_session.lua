@@ -6,6 +6,7 @@
 -- KEYS[5..6]  P:{S}:logs, P:{S}:logids (optional); and the 2^k log digest buckets
 --             P:{S}:logids:k:b (k = summary field lidb), named from KEYS[6] as
 --             write_logs.lua names them
+-- KEYS[7]     P:{S}:conv, the cached conversation figures (optional)
 -- Returns the summary fields needed to clean the indexes: {user, thread, name}, or {} when
 -- the session did not exist.
 
