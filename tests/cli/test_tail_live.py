@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -71,3 +72,38 @@ def test_sessions_tail_ends_with_one_line_when_the_service_stops(redis_url):
         assert err.startswith(f"otel-sessions: error: the service at {running.http_url} ended the tail of sess-stop")
     finally:
         process.kill()
+
+
+def test_sessions_logs_follow_ends_with_one_line_when_the_service_stops(redis_url):
+    from tests.support import RunningService
+
+    running = RunningService(redis_url).start()
+    try:
+        provider = provider_with(OTLPSpanExporter(endpoint=running.http_url + "/v1/traces"))
+        provider.get_tracer("tail").start_span("first", attributes={"session.id": "sess-logs-stop"}).end()
+        provider.shutdown()
+        process = subprocess.Popen([sys.executable, "-m", "otel_sessions.exporter.cli", "sessions", "logs",
+                                    "sess-logs-stop", "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env={**os.environ, "OTEL_SESSIONS_SERVER": running.http_url})
+        # subscribed: the service holds the stream open (its keep-alive comes every 5 s)
+        deadline = time.monotonic() + 20
+        while running.call(_tail_subscribers(running)) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        running.stop()
+    try:
+        assert process.wait(30) == 1
+        err = process.stderr.read()
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"otel-sessions: error: the service at {running.http_url} ended the tail of "
+                              "sess-logs-stop")
+    finally:
+        process.kill()
+
+
+async def _tail_subscribers(running) -> int:
+    """Clients subscribed to the session's tail channels (Redis PUBSUB NUMSUB)."""
+    keys = running.store.keys
+    client = running.store.gateway.client
+    replies = await client.pubsub_numsub(keys.tail_channel("sess-logs-stop"), keys.log_tail_channel("sess-logs-stop"))
+    return sum(count for _channel, count in replies)

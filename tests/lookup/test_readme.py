@@ -43,6 +43,6 @@ def test_readme_lookup_examples_run(service):
     users = json.loads(curl_outputs[0])
     assert users["total"] == 2 and [s["cost_usd"] for s in users["data"]] == sorted(
         (s["cost_usd"] for s in users["data"]), reverse=True)
-    assert curl_outputs[-1].strip() == "204"
     grpc_list = json.loads(next(out for line, out in outputs if "grpc ListSessions" in line))
-    assert [s["id"] for s in grpc_list["sessions"]] == ["sess_demo_f2a752e6b438_2"]  # 1 deleted by curl, 3 by CLI
+    # 3 deleted by the CLI; the first two stay for the README's later examples (Jaeger API)
+    assert {s["id"] for s in grpc_list["sessions"]} == {"sess_demo_f2a752e6b438_1", "sess_demo_f2a752e6b438_2"}

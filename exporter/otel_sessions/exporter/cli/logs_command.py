@@ -5,12 +5,15 @@ the first 8 hex digits of the span id, the message. ``--min-severity`` keeps rec
 severity up (``WARN``, ``error``, or 1..24); ``--json`` prints the service's JSON (with
 ``--follow``, one record per line). ``sessions logs --follow`` goes on printing the records
 that arrive (the session's live tail, ``event: logs``) until Ctrl-C: it subscribes first and
-reads the stored records then, so none is missed, and none is printed twice.
+reads the stored records then, so none is missed, and none is printed twice. Like ``sessions
+tail``, the service going away, or no line for 30 s (it sends a keep-alive every 5 s), is one
+line on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import sys
 import time
@@ -19,6 +22,9 @@ from typing import Any
 
 from otel_sessions.exporter.cli import render
 from otel_sessions.exporter.cli.client import Client, ServiceError
+
+#: Seconds ``--follow`` waits for a line (a record or the service's keep-alive, every 5 s).
+TAIL_SILENCE_S = 30.0
 
 __all__ = ["add_session_logs_command", "add_thread_logs_command", "log_line", "otlp_records"]
 
@@ -143,11 +149,11 @@ def cmd_session_logs(args: argparse.Namespace) -> int:
             _print_page(console, args, body["data"], False)
         return 0
     floor = _severity_floor(args.min_severity)  # a bad value fails here, before anything is opened
-    response = client.open("GET", base + "/tail", timeout=3600 * 24)
+    response = client.open("GET", base + "/tail", timeout=TAIL_SILENCE_S)
     try:
         printed: set[tuple] = set()
         event = None
-        for raw in response:
+        for raw in _lines(response, client, args.id):
             line = raw.decode().rstrip("\n")
             if line.startswith(": tailing"):  # subscribed: what is stored now, then what arrives
                 records = _fetch(client, base + "/logs", args)["data"]
@@ -164,11 +170,24 @@ def cmd_session_logs(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
             elif not line:
                 event = None
+        raise ServiceError(f"the service at {client.server} ended the tail of {args.id}: it stopped or restarted")
     except KeyboardInterrupt:
         return 0
     finally:
         response.close()
-    return 0
+
+
+def _lines(response, client: Client, session_id: str):
+    """The stream's lines; a silence of :data:`TAIL_SILENCE_S` or a broken connection is a
+    :class:`ServiceError` (exit status 1)."""
+    try:
+        yield from response
+    except TimeoutError:
+        raise ServiceError(f"nothing from the service at {client.server} for {TAIL_SILENCE_S:g} s (not even "
+                           f"a keep-alive): the tail of {session_id} is lost") from None
+    except (http.client.HTTPException, OSError) as exc:
+        raise ServiceError(f"the service at {client.server} ended the tail of {session_id} "
+                           f"({type(exc).__name__}): it stopped or restarted") from None
 
 
 def _level_number(record: dict) -> int:
