@@ -37,6 +37,7 @@ from otel_sessions.exporter.ingest.pricing import PriceTable
 from otel_sessions.exporter.jaeger.index import JaegerIndex
 from otel_sessions.exporter.jaeger.routes import jaeger_routes
 from otel_sessions.exporter.metrics import METRICS
+from otel_sessions.exporter.serve import bad_http_log
 from otel_sessions.exporter.serve.app import create_app
 from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_session_service
 from otel_sessions.exporter.serve.page import page_routes
@@ -187,6 +188,7 @@ class Service:
         await self._health.set(SESSION_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
         # the REST lookups, the web page and the Jaeger-compatible API (/api) are always served
+        bad_http_log.install()
         app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_guard=self.ingest_guard,
                          inflight=self.inflight, body_timeout_s=s.body_timeout, log_ingest=self.log_ingest,
                          extra_routes=[lookup_routes(self.query_guard, self.store),
