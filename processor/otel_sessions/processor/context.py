@@ -36,6 +36,7 @@ from .attributes import (
 )
 from .ids import new_session_id, new_thread_id
 from .propagation import baggage_enabled, context_with_session_baggage, ids_from_baggage
+from .stepping import async_generator_in_context, generator_in_context
 
 __all__ = ["SessionContext", "current_session", "session", "wrap"]
 
@@ -370,84 +371,13 @@ def _session_context(spec: _Spec) -> contextvars.Context:
     return context
 
 
-def _steps_in(context: contextvars.Context, steps: Any) -> Any:
-    """Drive the generator (or awaitable iterator) ``steps``, each of its steps run in ``context``.
-
-    What a step sets in ``context`` (a span made current, a nested session, baggage) is there
-    at the next step, and nothing of it reaches the context of whoever drives this generator.
-    Values, exceptions and ``close()`` are handed through unchanged; returns what ``steps``
-    returns.
-    """
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    while True:
-        try:
-            if to_throw is not None:
-                item = context.run(steps.throw, to_throw)
-            else:
-                item = context.run(steps.send, to_send)
-        except StopIteration as stop:
-            return stop.value
-        to_send, to_throw = None, None
-        try:
-            to_send = yield item
-        except GeneratorExit:
-            context.run(steps.close)
-            raise
-        except BaseException as exc:  # thrown in by the caller: hand it to the body
-            to_throw = exc
-
-
-class _AwaitIn:
-    """``await _AwaitIn(context, awaitable)``: ``awaitable`` with each step run in ``context``.
-
-    Stepping the awaitable ourselves (instead of a task created with ``context=``, 3.11+)
-    works on every supported Python, with any event loop, and keeps the body in the
-    consumer's task, so cancelling the consumer cancels the body.
-    """
-
-    __slots__ = ("_context", "_awaitable")
-
-    def __init__(self, context: contextvars.Context, awaitable: Any) -> None:
-        self._context = context
-        self._awaitable = awaitable
-
-    def __await__(self) -> Any:
-        return _steps_in(self._context, self._awaitable.__await__())
-
-
 def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        context = _session_context(spec)  # at the first step, from the caller's context then
-        return (yield from _steps_in(context, fn(*args, **kwargs)))
-
-    return run
+    # the session's context is made at the first step, from the caller's context then
+    return generator_in_context(fn, lambda: _session_context(spec))
 
 
 def _wrap_async_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        context = _session_context(spec)
-        agen = fn(*args, **kwargs)
-        to_send: Any = None
-        to_throw: BaseException | None = None
-        while True:
-            try:
-                step = agen.athrow(to_throw) if to_throw is not None else agen.asend(to_send)
-                item = await _AwaitIn(context, step)
-            except StopAsyncIteration:
-                return
-            to_send, to_throw = None, None
-            try:
-                to_send = yield item
-            except GeneratorExit:  # aclose(), from whichever task: the body cleans up in its context
-                await _AwaitIn(context, agen.aclose())
-                raise
-            except BaseException as exc:
-                to_throw = exc
-
-    return run
+    return async_generator_in_context(fn, lambda: _session_context(spec))
 
 
 def wrap(fn: F) -> F:
