@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from otel_sessions.exporter.store.codec import TraceFigures
+from otel_sessions.exporter.store.schema import LABEL_KINDS, METADATA_PREFIX
+from otel_sessions.exporter.store.schema import Field as F
 
 __all__ = ["SessionSummary", "TraceSummary", "STATUSES", "session_status"]
 
@@ -24,13 +26,13 @@ STATUSES = ("active", "idle", "completed", "failed", "abandoned", "escalated")
 
 
 def session_status(fields: dict[str, str], now_ms: float, idle_after_s: float, abandon_after_s: float) -> str:
-    if fields.get("failed") == "1":
+    if fields.get(F.FAILED) == "1":
         return "failed"
-    if fields.get("escalated") == "1":
+    if fields.get(F.ESCALATED) == "1":
         return "escalated"
-    if fields.get("ended") == "1":
+    if fields.get(F.ENDED) == "1":
         return "completed"
-    quiet_ms = now_ms - float(fields.get("seen") or 0)
+    quiet_ms = now_ms - float(fields.get(F.SEEN) or 0)
     if quiet_ms < idle_after_s * 1000:
         return "active"
     if quiet_ms < abandon_after_s * 1000:
@@ -136,47 +138,47 @@ class SessionSummary:
     def from_redis(cls, raw: dict[bytes, bytes], now_ms: float, idle_after_s: float,
                    abandon_after_s: float) -> SessionSummary:
         fields = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
-        labels: dict[str, list[str]] = {"m": [], "s": [], "a": [], "t": [], "e": []}
+        labels: dict[str, list[str]] = {prefix: [] for prefix in LABEL_KINDS.values()}
         metadata = {}
         for key, value in fields.items():
             kind, sep, rest = key.partition(":")
             if not sep:
                 continue
-            if kind == "x":
+            if kind + sep == METADATA_PREFIX:
                 metadata[rest] = value
-            elif kind in labels:
-                labels[kind].append(rest)
+            elif kind + sep in labels:
+                labels[kind + sep].append(rest)
         return cls(
-            id=fields.get("id", ""),
-            name=fields.get("name"),
-            user_id=fields.get("user"),
-            thread_id=fields.get("thread"),
-            previous_id=fields.get("prev"),
+            id=fields.get(F.ID, ""),
+            name=fields.get(F.NAME),
+            user_id=fields.get(F.USER),
+            thread_id=fields.get(F.THREAD),
+            previous_id=fields.get(F.PREVIOUS),
             status=session_status(fields, now_ms, idle_after_s, abandon_after_s),
-            start_us=float(fields.get("start") or 0),
-            end_us=float(fields.get("end") or 0),
-            last_seen_ms=float(fields.get("seen") or 0),
-            trace_count=int(fields.get("traces") or 0),
-            span_count=int(fields.get("spans") or 0),
-            error_count=int(fields.get("errors") or 0),
-            input_tokens=int(fields.get("in") or 0),
-            output_tokens=int(fields.get("out") or 0),
-            cost_usd=float(fields.get("cost") or 0),
-            cost_estimated=fields.get("est") == "1",
-            models=sorted(labels["m"]),
-            services=sorted(labels["s"]),
-            agents=sorted(labels["a"]),
-            tools=sorted(labels["t"]),
-            environments=sorted(labels["e"]),
+            start_us=float(fields.get(F.START) or 0),
+            end_us=float(fields.get(F.END) or 0),
+            last_seen_ms=float(fields.get(F.SEEN) or 0),
+            trace_count=int(fields.get(F.TRACES) or 0),
+            span_count=int(fields.get(F.SPANS) or 0),
+            error_count=int(fields.get(F.ERRORS) or 0),
+            input_tokens=int(fields.get(F.INPUT) or 0),
+            output_tokens=int(fields.get(F.OUTPUT) or 0),
+            cost_usd=float(fields.get(F.COST) or 0),
+            cost_estimated=fields.get(F.COST_ESTIMATED) == "1",
+            models=sorted(labels[LABEL_KINDS["model"]]),
+            services=sorted(labels[LABEL_KINDS["service"]]),
+            agents=sorted(labels[LABEL_KINDS["agent"]]),
+            tools=sorted(labels[LABEL_KINDS["tool"]]),
+            environments=sorted(labels[LABEL_KINDS["environment"]]),
             metadata=metadata,
-            spans_dropped=int(fields.get("dropped") or 0),
-            cache_read_tokens=int(fields.get("cr") or 0),
-            cache_write_tokens=int(fields.get("cw") or 0),
-            reasoning_tokens=int(fields.get("rs") or 0),
-            log_count=int(fields.get("logs") or 0),
-            error_log_count=int(fields.get("lerr") or 0),
-            first_error_log_message=fields.get("lmsg"),
-            logs_dropped=int(fields.get("ldropped") or 0),
+            spans_dropped=int(fields.get(F.DROPPED) or 0),
+            cache_read_tokens=int(fields.get(F.CACHE_READ) or 0),
+            cache_write_tokens=int(fields.get(F.CACHE_WRITE) or 0),
+            reasoning_tokens=int(fields.get(F.REASONING) or 0),
+            log_count=int(fields.get(F.LOGS) or 0),
+            error_log_count=int(fields.get(F.LOG_ERRORS) or 0),
+            first_error_log_message=fields.get(F.LOG_ERROR_MESSAGE),
+            logs_dropped=int(fields.get(F.LOGS_DROPPED) or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
