@@ -5,6 +5,8 @@ their session (by their trace, joined in the request or through Redis)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -58,3 +60,63 @@ def test_log_records_are_forwarded_enriched_with_their_session(redis_url, downst
         assert http_down.content_types and set(http_down.content_types) == {"application/x-protobuf"}
         wait_until(lambda: metric("otel_sessions_forward_log_records_sent_total", destination=grpc_down.url) >= 6)
         assert metric("otel_sessions_forward_log_records_enriched_total") >= 3
+
+
+LOG_JOIN = "otel_sessions_forward_log_join_records_total"
+LOG_HELD = "otel_sessions_forward_log_join_held_records"
+
+
+def _log_join_counts() -> dict[str, float]:
+    return {result: metric(LOG_JOIN, result=result) for result in ("joined", "timeout", "overflow", "shutdown")}
+
+
+def _moved(before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before[k] for k, v in _log_join_counts().items() if v - before[k]}
+
+
+def test_records_that_come_before_their_session_are_held_until_it_is_named(redis_url, downstreams):
+    """The join wait: records of a trace that names no session yet are held, and forwarded with
+    the session once a span of the trace names it (here long before the 30 s wait ends)."""
+    grpc_down, _http_down = downstreams
+    before = _log_join_counts()
+    with RunningService(redis_url, forward=[grpc_down.url], forward_join_wait="30s") as service:
+        two = TwoServices("sess-logjoin")
+        from tests.logs.helpers import grpc_log_exporter
+
+        grpc_log_exporter(service).export(two.logs)  # the records first: their trace names no session
+        assert wait_until(lambda: metric(LOG_HELD) == len(two.logs), message="records held")
+        assert grpc_down.records() == []
+        OTLPSpanExporter(endpoint=service.grpc_endpoint, insecure=True).export(two.a_spans.get_finished_spans())
+        records = grpc_down.wait_for_records(len(two.logs), timeout=10)
+        assert all(_attributes(r)["session.id"] == "sess-logjoin" for r in records)
+        assert all(_attributes(r)["user.id"] == "u-join" for r in records)
+        assert metric(LOG_HELD) == 0
+    assert _moved(before) == {"joined": len(two.logs)}
+
+
+def test_records_whose_trace_never_names_a_session_go_on_after_the_wait(redis_url, downstreams):
+    grpc_down, _http_down = downstreams
+    before = _log_join_counts()
+    with RunningService(redis_url, forward=[grpc_down.url], forward_join_wait="1s",
+                        forward_join_max_spans=2) as service:
+        grpc_export(service, request([record("alone", trace_id=random_id(16)),
+                                      record("alone too", trace_id=random_id(16))]).SerializeToString())
+        # beyond the bound (2 held records): forwarded at once, as it is
+        grpc_export(service, request([record("overflow", trace_id=random_id(16))]).SerializeToString())
+        assert [r.body.string_value for r in grpc_down.wait_for_records(1, timeout=5)] == ["overflow"]
+        started = time.monotonic()
+        records = grpc_down.wait_for_records(3, timeout=10)
+        assert time.monotonic() - started > 0.5  # held for the wait
+        assert {r.body.string_value for r in records} == {"overflow", "alone", "alone too"}
+        assert all("session.id" not in _attributes(r) for r in records)
+    assert _moved(before) == {"timeout": 2, "overflow": 1}
+
+
+def test_held_records_go_on_as_they_are_at_shutdown(redis_url, downstreams):
+    grpc_down, _http_down = downstreams
+    before = _log_join_counts()
+    with RunningService(redis_url, forward=[grpc_down.url], forward_join_wait="60s") as service:
+        grpc_export(service, request([record("held at stop", trace_id=random_id(16))]).SerializeToString())
+        assert wait_until(lambda: metric(LOG_HELD) == 1, message="record held")
+    assert [r.body.string_value for r in grpc_down.wait_for_records(1, timeout=5)] == ["held at stop"]
+    assert _moved(before) == {"shutdown": 1}

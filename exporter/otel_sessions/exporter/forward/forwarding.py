@@ -30,6 +30,7 @@ The parts, one concern each:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from otel_sessions.exporter.forward.destinations import Destination
@@ -71,6 +72,8 @@ class Forwarding:
             for url in settings.urls
         ]
         self.join = JoinWait(settings.join_wait_s, settings.join_max_spans, store) if settings.join_wait_s > 0 else None
+        #: called with each stored request's trace owners (trace id -> session): the log join wait
+        self.trace_learners: list[Callable[[Mapping[bytes, str]], None]] = []
 
     async def start(self) -> None:
         for destination in self.destinations:
@@ -83,6 +86,8 @@ class Forwarding:
         wait when it is on and they fit). Never blocks, never raises into ingest."""
         if not stored.span_count:
             return
+        for learn in self.trace_learners:
+            learn(stored.trace_owners)
         join = self.join
         if join is None or not join.running:
             self._offer(Item(stored))

@@ -11,8 +11,9 @@ other. What is sent is the request as received, in the stock OTLP wire format (g
 ``LogsService/Export``, or HTTP ``POST /v1/logs`` with ``application/x-protobuf``), with
 ``session.id``, ``gen_ai.conversation.id`` and ``user.id`` added to the records that lack
 them where the store knows the record's session: it named one, its trace named one in the
-request, or the store named its trace's owner while the request was written. Records whose
-trace named no session yet are forwarded as they are (there is no join wait for records).
+request, or the store named its trace's owner while the request was written. A request with
+records whose trace named no session yet is held by the join wait (``--forward-join-wait``,
+:mod:`.logjoin`) until their traces name one, then forwarded with it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otel_sessions.exporter.forward.destinations import Destination, GrpcDestination, HttpDestination
 from otel_sessions.exporter.forward.enrichment import SessionInfo, stamp_session
 from otel_sessions.exporter.forward.forwarding import ForwardSettings
+from otel_sessions.exporter.forward.logjoin import LogJoinWait
 from otel_sessions.exporter.forward.metrics import FORWARD_METRICS
 from otel_sessions.exporter.ingest.log_ingest import StoredLogs
+from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["LogForwarding", "LogItem", "LOGS_EXPORT_METHOD"]
 
@@ -117,26 +120,50 @@ class LogForwarding:
     ``await start()`` before ingest begins, ``await stop(grace)`` after the receivers stopped
     and before the store closes (as :class:`~.forwarding.Forwarding`)."""
 
-    def __init__(self, settings: ForwardSettings, sessions: SessionInfo, **backoff) -> None:
+    def __init__(self, settings: ForwardSettings, sessions: SessionInfo, store: SessionStore | None = None,
+                 **backoff) -> None:
         options = dict(max_queued_spans=settings.max_queued_spans, retry_max_s=settings.retry_max_s,
                        timeout_s=settings.timeout_s, sessions=sessions, **backoff)
         self.destinations: list[Destination] = [
             GrpcLogDestination(url, **options) if url.startswith("grpc://") else HttpLogDestination(url, **options)
             for url in settings.urls
         ]
+        self.join = (LogJoinWait(settings.join_wait_s, settings.join_max_spans, store, self._send)
+                     if settings.join_wait_s > 0 else None)
 
     async def start(self) -> None:
         for destination in self.destinations:
             await destination.start()
+        if self.join is not None:
+            await self.join.start()
+
+    def learn(self, owners) -> None:
+        """Trace owners (trace id -> session) learnt elsewhere (the span requests): held records
+        of those traces are joined."""
+        if self.join is not None and self.join.held_records:
+            self.join.learn(owners)
 
     def __call__(self, stored: StoredLogs) -> None:
-        """Queue the stored request for every destination. Never blocks, never raises into ingest."""
+        """Queue the stored request for every destination (held by the join wait while some
+        of its records' traces name no session). Never blocks, never raises into ingest."""
         if not stored.record_count:
             return
+        held = self.join is not None and bool(stored.unjoined) and self.join.hold(stored, self.destinations)
+        if not held:
+            item = LogItem(stored)
+            for destination in self.destinations:
+                destination.offer(item)
+        self.learn(stored.trace_owners)
+
+    def _send(self, stored: StoredLogs, destinations: list[Destination]) -> None:
+        """A request the join wait released, to the destinations that reserved room for it."""
         item = LogItem(stored)
-        for destination in self.destinations:
-            destination.offer(item)
+        for destination in destinations:
+            destination.offer(item, reserved=True)
 
     async def stop(self, grace: float = 10.0) -> None:
+        """Release the held requests, then drain every destination within ``grace`` seconds."""
         deadline = asyncio.get_running_loop().time() + grace
+        if self.join is not None:
+            await self.join.stop()
         await asyncio.gather(*(d.stop(deadline) for d in self.destinations), return_exceptions=True)

@@ -11,7 +11,9 @@ ended: sent as they are), ``overflow`` (not held: ``--forward-join-max-spans`` r
 as they are at once) or ``shutdown`` (released as they are by ``stop()``). Log records
 (``logs.py``) have their own: ``otel_sessions_forward_log_records_sent_total``,
 ``otel_sessions_forward_log_records_dropped_total`` (``reason``),
-``otel_sessions_forward_queue_log_records`` and ``otel_sessions_forward_log_records_enriched_total``.
+``otel_sessions_forward_queue_log_records``, ``otel_sessions_forward_log_records_enriched_total``
+and the log join wait's (:mod:`.logjoin`) ``otel_sessions_forward_log_join_held_records`` and
+``otel_sessions_forward_log_join_records_total`` (``result`` as for spans).
 """
 
 from __future__ import annotations
@@ -54,6 +56,13 @@ class _ForwardMetrics:
         self.logs_queued = Gauge("otel_sessions_forward_queue_log_records",
                                  "Log records waiting for a forward destination (the batch being sent included)",
                                  ["destination"], multiprocess_mode="livesum")
+        self.log_join_held = Gauge("otel_sessions_forward_log_join_held_records",
+                                   "Log records held for --forward-join-wait until their trace names a session",
+                                   multiprocess_mode="livesum")
+        log_join = Counter("otel_sessions_forward_log_join_records_total",
+                           "Log records whose trace had named no session when forwarded, by what came of the "
+                           "join wait: joined, timeout, overflow or shutdown", ["result"])
+        self.log_join = {result: log_join.labels(result) for result in JOIN_RESULTS}
         self.logs_enriched = Counter("otel_sessions_forward_log_records_enriched_total",
                                      "Forwarded log records given session.id, gen_ai.conversation.id or user.id")
 

@@ -38,17 +38,24 @@ class StoredLogs:
     ``body``: the request as serialized OTLP protobuf; ``record_count``: its records (refused
     ones included); ``sessions``: session id -> (thread id, user id) named in the request;
     ``record_sessions``: per record of the request, in request order, its session when known
-    after the write, else None."""
+    after the write, else None; ``unjoined``: trace id -> the indexes (in ``record_sessions``)
+    of its records whose session is not known yet (the store parked them for joining);
+    ``trace_owners``: trace id -> session, of the traces the request or the write named."""
 
     def __init__(self, body: bytes, batch: LogBatch, trace_owners: dict[bytes, str]) -> None:
         self.body = body
         self.record_count = batch.record_count + batch.rejected
         self.sessions = {sid: (g.thread_id, g.user_id) for sid, g in batch.sessions.items()}
-        self.record_sessions = [
-            owner if isinstance(owner, str) or owner is None else batch.trace_sessions.get(owner)
-            or trace_owners.get(owner)
-            for owner in batch.record_sessions
-        ]
+        self.trace_owners = {**trace_owners, **batch.trace_sessions}
+        self.record_sessions: list[str | None] = []
+        self.unjoined: dict[bytes, list[int]] = {}
+        for index, owner in enumerate(batch.record_sessions):
+            if isinstance(owner, bytes):  # a trace id: the record named no session
+                session_id = self.trace_owners.get(owner)
+                if session_id is None:
+                    self.unjoined.setdefault(owner, []).append(index)
+                owner = session_id
+            self.record_sessions.append(owner)
 
 
 #: Called after a log request was stored; must not block and never raises.

@@ -159,7 +159,8 @@ class Service:
             self.forwarding = Forwarding(s.forward_settings(), self.store)
             await self.forwarding.start()
             self.ingestor.after_store.append(self.forwarding)
-            self.log_forwarding = LogForwarding(s.forward_settings(), self.forwarding.sessions)
+            self.log_forwarding = LogForwarding(s.forward_settings(), self.forwarding.sessions, self.store)
+            self.forwarding.trace_learners.append(self.log_forwarding.learn)
             await self.log_forwarding.start()
             self.log_ingest.after_store.append(self.log_forwarding)
 

@@ -91,10 +91,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("forward_timeout", "--forward-timeout", "OTEL_SESSIONS_FORWARD_TIMEOUT", "10s",
            "Timeout of one export request to a --forward destination."),
     Option("forward_join_wait", "--forward-join-wait", "OTEL_SESSIONS_FORWARD_JOIN_WAIT", "5s",
-           "Longest time forwarding holds spans whose trace has named no session yet, so they go on "
-           "with their session.id once it does; 0 turns holding off."),
+           "Longest time forwarding holds spans (and log requests) whose trace has named no session yet, "
+           "so they go on with their session.id once it does; 0 turns holding off."),
     Option("forward_join_max_spans", "--forward-join-max-spans", "OTEL_SESSIONS_FORWARD_JOIN_MAX_SPANS", 20_000,
-           "Most spans held for --forward-join-wait at once; beyond it spans are forwarded as they are."),
+           "Most spans (and, apart, log records) held for --forward-join-wait at once; beyond it they are "
+           "forwarded as they are."),
     Option("retention", "--retention", "OTEL_SESSIONS_RETENTION", "24h",
            "Sliding TTL of every key of a session; receivers sharing a Redis use the same value."),
     Option("thread_idle", "--thread-idle", "OTEL_SESSIONS_THREAD_IDLE", "1h",
