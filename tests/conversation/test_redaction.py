@@ -139,7 +139,7 @@ def test_redacted_values_never_reach_redis_or_a_forward_destination(redis_url, g
         post(service, orphan.data)
         messages = get(service, "/v1/sessions/sess-private/messages")["data"]
         assert [m["content"][0]["text"] for m in messages] == [REDACTED, f"Mail {REDACTED} to confirm"]
-        assert messages[0]["raw"] is True  # the redacted value is no longer JSON: shown as it is
+        assert messages[0]["redacted"] is True and messages[0]["raw"] is False  # replaced whole: not an error
         for downstream in (grpc_downstream, http_downstream):
             spans = downstream.wait_for_spans(2)
             forwarded = b"".join(r.SerializeToString() for r in downstream.requests)
@@ -176,3 +176,20 @@ def test_without_redaction_the_request_is_forwarded_as_received(redis_url, grpc_
         post(service, _as_traces(_request()))
         grpc_downstream.wait_for_spans(1)
         assert EMAIL.encode() in b"".join(r.SerializeToString() for r in grpc_downstream.requests)
+
+
+def test_a_redacted_answer_is_still_one_message_per_call(redis_url):
+    """Each call's answer redacted whole reads as '[redacted]': still one message per model call
+    (not taken for the answer before it), flagged ``redacted``, not ``raw``; a redacted input
+    (the re-sent history) is one message."""
+    from tests.conversation import conversation as c
+    from tests.conversation.live import get, post, stamp
+
+    with RunningService(redis_url, redact_attributes=["gen_ai.input.messages", "gen_ai.output.messages"]) as service:
+        post(service, stamp(c.genai_json().data, session__id="sess-redacted-answers"))
+        messages = get(service, "/v1/sessions/sess-redacted-answers/messages")["data"]
+        assert [(m["role"], m["redacted"]) for m in messages] == [
+            ("system", False), ("user", True), ("assistant", True), ("assistant", True), ("assistant", True)]
+        assert all(not m["raw"] and m["content"] == [{"type": "text", "text": REDACTED}] for m in messages[1:])
+        figures = get(service, "/v1/sessions/sess-redacted-answers")["conversation"]
+        assert (figures["user_messages"], figures["assistant_messages"]) == (1, 3)

@@ -326,6 +326,8 @@ def message_lines(message: dict) -> list[str]:
         facts.append(f"[dim]({escape(message['name'])})[/]")
     if message.get("raw"):
         facts.append("[red](raw)[/]")
+    if message.get("redacted"):
+        facts.append("[dim](redacted)[/]")
     text = "\n".join(_part_text(p) for p in message.get("content") or [])
     body = escape(text).replace("\n", "\n" + " " * 10)
     lines = [" ".join(x for x in (head, *facts, body) if x)]

@@ -44,10 +44,12 @@ from typing import Any
 from otel_sessions.exporter.lookup.flat_messages import OI_IN, OI_OUT, TL_IN, TL_OUT, openinference, traceloop
 from otel_sessions.exporter.lookup.history import History, HistoryCache
 from otel_sessions.exporter.lookup.messages import (
+    REDACTED,
     Message,
     load_json,
     messages_from_value,
     parts_from_value,
+    redacted_message,
     text_message,
 )
 from otel_sessions.processor import attributes as attr
@@ -165,6 +167,8 @@ def _parse(value: Any, default_role: str, *, text_ok: bool = False, history: str
     is a raw message, unless ``text_ok`` and it does not look like JSON (plain text is allowed).
     ``history``: the attribute holds a re-sent history (an array of messages), parsed through
     the current :class:`HistoryCache`."""
+    if value == REDACTED:
+        return [redacted_message(default_role)]
     cache = _HISTORY.get() if history is not None and isinstance(value, str) else None
     if cache is not None:
         found = cache.parse(history, value, default_role)  # type: ignore[arg-type]

@@ -67,6 +67,7 @@ class Message:
     name: str | None = None
     finish_reason: str | None = None
     raw: bool = False
+    redacted: bool = False  # the whole recorded value was replaced by [redacted] (--redact-attributes)
     _key: tuple | None = field(default=None, repr=False, compare=False)
 
     def text(self) -> str:
@@ -85,7 +86,10 @@ class Message:
         tool result with an id is known by its id alone (sources format results differently).
         Computed once: a message is complete when it is first compared."""
         if self._key is None:
-            if self.role == "tool" and self.tool_call_id:
+            if self.redacted and self.role == "assistant":
+                # a redacted answer: its content is gone, so two calls' answers would look the same
+                self._key = ("redacted", id(self))
+            elif self.role == "tool" and self.tool_call_id:
                 self._key = ("tool", self.tool_call_id)
             else:
                 calls = tuple(c.get("id") or c.get("name") or "" for c in self.tool_calls)
@@ -102,6 +106,16 @@ def load_json(value: Any) -> tuple[Any, bool]:
         return json.loads(value), True
     except (ValueError, RecursionError):
         return value, False
+
+
+#: What ``--redact-attributes`` puts in place of a whole attribute value (ingest/redaction.py).
+REDACTED = "[redacted]"
+
+
+def redacted_message(role: str) -> Message:
+    """A message whose recorded value was redacted whole: one message of ``role``, text
+    ``[redacted]``. An assistant's (a call's answer) is never taken for another call's answer."""
+    return Message(role=role, content=[{"type": "text", "text": REDACTED}], redacted=True)
 
 
 def text_message(role: str, text: str, raw: bool = False) -> Message:

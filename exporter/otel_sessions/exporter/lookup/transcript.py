@@ -163,6 +163,7 @@ class TranscriptBuilder:
             "time": _iso(time),
             "source": source,
             "raw": message.raw,
+            "redacted": message.redacted,
         })
 
 

@@ -201,6 +201,8 @@ _MESSAGE_PROPS = {
     "source": {"type": "string", "description": "Convention it was read from: gen_ai, gen_ai.events, openinference, "
                                                  "traceloop, vercel.ai, mlflow, langfuse, tool, io"},
     "raw": {"type": "boolean", "description": "Content could not be read (malformed or truncated): shown as text"},
+    "redacted": {"type": "boolean",
+                 "description": "The recorded value was replaced whole by [redacted] (--redact-attributes)"},
 }
 _TRANSCRIPT_PROPS = {
     "data": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},

@@ -74,6 +74,7 @@ function messageEl(m, ctx, key, toolSpans, callNames) {
     m.model ? h("span", { text: m.model }) : null,
     m.time ? h("span", { title: m.time, text: fmtClock(isoToUs(m.time)) }) : null,
     m.raw ? h("span", { class: "error", title: "the recorded content did not parse; shown as recorded", text: "unparsed" }) : null,
+    m.redacted ? h("span", { class: "muted", title: "the service redacted this content on ingest (--redact-attributes)", text: "redacted" }) : null,
     spanLink(sessionId, m.trace_id, m.span_id));
   const body = [];
   if (role === "system") {
