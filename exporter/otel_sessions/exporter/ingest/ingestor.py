@@ -152,6 +152,7 @@ class Ingestor:
         self.tenant = tenant
         #: the tenant's quota, checked before anything of a request is written (None: no quota)
         self.quota = quota
+        self._spans_received = METRICS.tenant_spans_received.labels(tenant)
         self.builder = builder
         self.log_builder = log_builder or LogBatchBuilder(max_id_length=builder.max_id_length)
         self.redactor = redactor if redactor else None
@@ -209,7 +210,7 @@ class Ingestor:
                      request: ExportTraceServiceRequest | None) -> ExportTraceServiceResponse:
         """Write ``batch``, run the hooks (with ``body``, else ``request`` serialized), answer."""
         METRICS.spans_received.inc(batch.span_count + batch.rejected)
-        METRICS.tenant_spans_received.labels(self.tenant).inc(batch.span_count + batch.rejected)
+        self._spans_received.inc(batch.span_count + batch.rejected)
         if batch.invalid_ids:
             METRICS.invalid_ids.inc(batch.invalid_ids)
         if batch.invalid_values:
