@@ -5,11 +5,11 @@ per-tenant counters."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import grpc
