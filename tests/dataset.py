@@ -64,9 +64,11 @@ def base_ns() -> int:
     return (int(time.time()) - 7200) * 1_000_000_000
 
 
-def emit(http_url: str, base: int, plans: tuple[Planned, ...] = PLAN) -> None:
-    """Send every planned session through the stock OTLP/HTTP exporter (two services)."""
-    providers = {name: provider_with(OTLPSpanExporter(endpoint=http_url + "/v1/traces"), service_name=name)
+def emit(http_url: str, base: int, plans: tuple[Planned, ...] = PLAN, headers: dict | None = None) -> None:
+    """Send every planned session through the stock OTLP/HTTP exporter (two services), with
+    ``headers`` (e.g. ``Authorization``) when given."""
+    providers = {name: provider_with(OTLPSpanExporter(endpoint=http_url + "/v1/traces", headers=headers),
+                                     service_name=name)
                  for name in ("web-app", "worker")}
     for p in plans:
         tracer = providers[p.service].get_tracer("dataset")

@@ -11,11 +11,12 @@ import pytest
 from tests.support import RunningService, cli, cli_json
 
 TOKEN = "s3cret-ingest"
+QUERY_TOKEN = "s3cret-query"  # with a token configured, lookups need one too
 
 
 @pytest.fixture()
 def guarded(redis_url):
-    with RunningService(redis_url, ingest_token=TOKEN) as running:
+    with RunningService(redis_url, ingest_token=TOKEN, query_token=QUERY_TOKEN) as running:
         yield running
 
 
@@ -25,7 +26,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _stored(service) -> int:
-    return cli_json("sessions", "list", server=service.http_url)["total"]
+    return cli_json("sessions", "list", "--token", QUERY_TOKEN, server=service.http_url)["total"]
 
 
 def test_demo_without_the_ingest_token_is_one_line_and_exit_1(guarded):

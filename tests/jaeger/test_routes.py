@@ -10,9 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.errors import StoreUnavailable
 from otel_sessions.exporter.jaeger.routes import jaeger_routes
+from otel_sessions.exporter.jaeger.search import JaegerQuery
+from otel_sessions.exporter.tenants import single_token_tenant
 
 
 class FakeIndex:
@@ -38,7 +40,12 @@ def call(path: str, index: FakeIndex | None = None, token: str | None = None,
          headers: dict | None = None) -> tuple[web.Response, dict]:
     async def run() -> web.Response:
         app = web.Application()
-        jaeger_routes(BearerGuard(token, "--query-token"), object(), index or FakeIndex())(app)
+        tenant = single_token_tenant(None, token)
+
+        async def query_for(_tenant: str) -> JaegerQuery:
+            return JaegerQuery(object(), index or FakeIndex())
+
+        jaeger_routes(Access([tenant] if tenant else []), query_for)(app)
         match = await app.router.resolve(make_mocked_request("GET", path, app=app))
         request = make_mocked_request("GET", path, headers=headers, app=app, match_info=dict(match))
         return await match.handler(request)
@@ -78,7 +85,7 @@ def test_missing_token_is_401_in_jaeger_error_shape():
     response, body = call("/api/services", token="secret")
     assert response.status == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert body["errors"][0]["code"] == 401 and "--query-token" in body["errors"][0]["msg"]
+    assert body["errors"][0]["code"] == 401 and "bearer token" in body["errors"][0]["msg"]
     ok, body = call("/api/services", token="secret", headers={"Authorization": "Bearer secret"})
     assert ok.status == 200 and body == envelope(["billing", "checkout", "otel-sessions"])
 

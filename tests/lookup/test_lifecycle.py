@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from otel_sessions.exporter.lookup.params import SORT_KEYS
-from otel_sessions.exporter.serve.rest import QUERIES
 from otel_sessions.exporter.store.keys import INDEX_SHARDS, Keys, session_shard
+from otel_sessions.exporter.tenants import DEFAULT_TENANT
 from tests import dataset
 from tests.support import RunningService, get, http
 
@@ -100,7 +100,7 @@ def test_expired_sessions_are_never_listed(redis_url):
 
 def test_unindexed_filters_over_a_bounded_candidate_set_say_partial(loaded_fresh):
     svc = loaded_fresh
-    queries = svc.service._http.app[QUERIES]
+    queries = svc.call(svc.service.tenancy.get(DEFAULT_TENANT)).queries
     queries.max_candidates = 3
     try:
         body = get(svc, "/v1/sessions?service=worker")  # newest 3 by start: sess-5, sess-4, sess-3
@@ -115,8 +115,8 @@ def test_unindexed_filters_over_a_bounded_candidate_set_say_partial(loaded_fresh
 
 
 def test_query_token_guards_the_lookups(redis_url):
-    with RunningService(redis_url, query_token="s3cret") as svc:
-        dataset.emit(svc.http_url, dataset.base_ns())
+    with RunningService(redis_url, query_token="s3cret", ingest_token="in") as svc:
+        dataset.emit(svc.http_url, dataset.base_ns(), headers={"Authorization": "Bearer in"})
         for path in ("/v1/sessions", "/v1/sessions/sess-0", "/v1/threads/t-1", "/v1/users/u-1/sessions",
                      "/v1/sessions/sess-0/spans"):
             status, body, headers = http("GET", svc.http_url + path)
@@ -124,6 +124,8 @@ def test_query_token_guards_the_lookups(redis_url):
         status, body, _ = http("GET", svc.http_url + "/v1/sessions", headers={"Authorization": "Bearer s3cret"})
         assert status == 200 and body["total"] == len(dataset.PLAN)
         assert http("GET", svc.http_url + "/v1/sessions", headers={"Authorization": "Bearer wrong"})[0] == 401
+        # the ingest token reads nothing: 403
+        assert http("GET", svc.http_url + "/v1/sessions", headers={"Authorization": "Bearer in"})[0] == 403
         assert http("GET", svc.http_url + "/openapi.json")[0] == 200  # the description is public
 
 

@@ -1,43 +1,111 @@
-"""The bearer guard every route and RPC passes through (constant-time token comparison).
+"""Access: every route and RPC resolves its caller to a :class:`Principal` here.
 
-A :class:`BearerGuard` holds the token of one kind of access (ingest, query) or none. With
-no token configured it lets everything through; with one, a request needs
-``Authorization: Bearer <token>`` (RFC 6750), else :class:`~.errors.Unauthenticated`.
+An :class:`Access` knows the SHA-256 digest of every configured token (the ``--tenants`` file,
+or ``--ingest-token`` / ``--query-token``), each with its tenant and scopes (``tenants.py``).
+
+* No token configured: every request is the default tenant with every scope (an open service).
+* Otherwise a request needs ``Authorization: Bearer <token>`` (RFC 6750; gRPC: the
+  ``authorization`` metadata): none, or a token not known, is :class:`~.errors.Unauthenticated`
+  (401 / ``UNAUTHENTICATED``); a known token without the route's scope is
+  :class:`~.errors.PermissionDenied` (403 / ``PERMISSION_DENIED``).
+
+The presented token is hashed (SHA-256) and its digest looked up, then compared with
+``hmac.compare_digest``: the time taken does not depend on how much of a secret was guessed.
+Tokens are never logged. Every refusal and every deletion goes through :func:`audit`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from otel_sessions.exporter.errors import Unauthenticated
+from otel_sessions.exporter.errors import PermissionDenied, Unauthenticated
+from otel_sessions.exporter.tenants import DEFAULT_TENANT, SCOPES, Tenant
 
-__all__ = ["BearerGuard", "bearer_ok"]
+__all__ = ["Access", "Principal", "audit", "bearer_token"]
+
+log = logging.getLogger(__name__)
+
+_NO_MATCH = bytes(32)
 
 
-def bearer_ok(header: str | None, token: str) -> bool:
-    """True when ``header`` is ``Bearer <token>`` (scheme case-insensitive)."""
+@dataclass(frozen=True)
+class Principal:
+    """Who a request comes from: its tenant's name and the scopes of its token."""
+
+    tenant: str
+    scopes: frozenset[str]
+
+
+#: The caller of a service with no token configured.
+OPEN = Principal(DEFAULT_TENANT, frozenset(SCOPES))
+
+
+def audit(event: str, *, where: str, tenant: str | None = None, detail: str = "") -> None:
+    """The one place refused requests and deletions are reported.
+
+    ``event``: ``"unauthenticated"`` (no or an unknown token), ``"forbidden"`` (a token without
+    the scope), ``"deleted"`` (a session deleted); ``where``: the route or RPC; ``tenant``: the
+    caller's tenant when known; ``detail``: the scope missing, the session deleted. Never a
+    token. Logged at debug level here; an audit log takes its records from this function."""
+    log.debug("audit %s at %s (tenant %s) %s", event, where, tenant, detail)
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (scheme case-insensitive), else None."""
     if not header:
-        return False
+        return None
     scheme, _, value = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
 
 
-class BearerGuard:
-    """Checks one kind of access. ``what`` names the flag that set the token, for the message."""
+class Access:
+    """The tokens of a service and what each may do. Immutable; shared by every route."""
 
-    def __init__(self, token: str | None, what: str) -> None:
-        self.token = token
-        self.what = what
+    def __init__(self, tenants: Iterable[Tenant] = ()) -> None:
+        self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
+        self.tenants: dict[str, Tenant] = {}
+        for tenant in tenants:
+            self.tenants[tenant.name] = tenant
+            for token in tenant.tokens:
+                self._by_digest[token.sha256] = (token.sha256, Principal(tenant.name, token.scopes))
 
-    def check(self, authorization: str | None) -> None:
-        """Pass, or raise :class:`Unauthenticated`; ``authorization`` is the header's value."""
-        if self.token is not None and not bearer_ok(authorization, self.token):
-            raise Unauthenticated(f"missing or wrong bearer token (the service was started with {self.what})")
+    @property
+    def open(self) -> bool:
+        """True when no token is configured: every request is the default tenant, every scope."""
+        return not self._by_digest
 
-    def check_grpc(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
-        """:meth:`check` on gRPC invocation metadata (the ``authorization`` key)."""
-        if self.token is None:
-            return
+    def identify(self, authorization: str | None, where: str) -> Principal:
+        """The principal of an ``Authorization`` header value, or :class:`Unauthenticated`."""
+        if self.open:
+            return OPEN
+        token = bearer_token(authorization)
+        if token is not None:
+            digest = hashlib.sha256(token.encode()).digest()
+            # the lookup is by the digest (what an attacker cannot steer), the check constant-time
+            known, principal = self._by_digest.get(digest, (_NO_MATCH, None))
+            if hmac.compare_digest(known, digest) and principal is not None:
+                return principal
+        audit("unauthenticated", where=where)
+        raise Unauthenticated("missing or unknown bearer token (Authorization: Bearer <token>)")
+
+    def require(self, authorization: str | None, scope: str, where: str) -> Principal:
+        """The principal of ``authorization`` when its token has ``scope``; else
+        :class:`Unauthenticated` (no or an unknown token) or :class:`PermissionDenied`."""
+        principal = self.identify(authorization, where)
+        if scope not in principal.scopes:
+            audit("forbidden", where=where, tenant=principal.tenant, detail=f"needs scope {scope}")
+            raise PermissionDenied(f"this token has no {scope!r} scope")
+        return principal
+
+    def require_grpc(self, metadata: Iterable[tuple[str, str | bytes]] | None, scope: str,
+                     where: str) -> Principal:
+        """:meth:`require` on gRPC invocation metadata (the ``authorization`` key)."""
+        if self.open:
+            return OPEN
         value = next((v for k, v in metadata or () if k == "authorization"), None)
-        self.check(value.decode() if isinstance(value, bytes) else value)
+        return self.require(value.decode() if isinstance(value, bytes) else value, scope, where)

@@ -17,6 +17,7 @@ exception                   gRPC code               HTTP  retryable  Retry-After
 :class:`TooLarge`           ``RESOURCE_EXHAUSTED``  413   no
 :class:`UnsupportedMedia`   ``INVALID_ARGUMENT``    415   no
 :class:`Throttled`          ``RESOURCE_EXHAUSTED``  429   yes        the delay
+:class:`QuotaExceeded`      ``RESOURCE_EXHAUSTED``  429   yes        the delay
 :class:`Overloaded`         ``UNAVAILABLE``         503   yes        2 s
 :class:`StoreUnavailable`   ``UNAVAILABLE``         503   yes        2 s
 anything else (a bug)       ``INTERNAL``            500   no
@@ -29,6 +30,7 @@ is logged with its traceback and answered with a fixed message.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,7 +39,7 @@ from aiohttp import web
 
 __all__ = [
     "ServiceError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound", "RequestTimeout", "TooLarge",
-    "UnsupportedMedia", "Throttled", "Overloaded", "StoreUnavailable", "ErrorKind", "classify",
+    "UnsupportedMedia", "Throttled", "QuotaExceeded", "Overloaded", "StoreUnavailable", "ErrorKind", "classify",
     "http_error", "grpc_abort", "RETRY_AFTER_S",
 ]
 
@@ -124,6 +126,16 @@ class Throttled(ServiceError):
         super().__init__(message)
 
 
+class QuotaExceeded(Throttled):
+    """A tenant's quota (``--tenants``) is used up for now; ``quota`` names it
+    (``spans_per_second``, ``log_records_per_second``, ``max_sessions``). The whole request is
+    refused; retry after ``retry_after_s`` (gRPC: ``google.rpc.RetryInfo``, HTTP: ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after_s: float, quota: str) -> None:
+        self.quota = quota
+        super().__init__(message, retry_after_s)
+
+
 class Overloaded(ServiceError):
     """Too many bytes in flight across all requests; retry shortly."""
 
@@ -175,7 +187,7 @@ def http_error(exc: BaseException, where: str, render: HttpRender = _json_render
     response = render(kind.http_status, kind.grpc_code, public_message(exc, where), exc)
     retry_after = getattr(exc, "retry_after_s", None) if kind.retryable else None
     if retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if isinstance(exc, Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
     return response

@@ -77,6 +77,34 @@ class _Metrics:
             "otel_sessions_log_export_request_duration_seconds", "Time to handle an OTLP log export request",
             ["transport"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
+        # per tenant (--tenants; "default" without a tenants file): the label's values are the
+        # tenants of the file, so its cardinality is bounded by the file
+        self.tenant_spans_received = Counter(
+            "otel_sessions_tenant_spans_received_total", "Spans received in valid requests, by tenant", ["tenant"])
+        self.tenant_spans_stored = Counter(
+            "otel_sessions_tenant_spans_stored_total", "Spans stored for the first time, by tenant", ["tenant"])
+        self.tenant_spans_refused = Counter(
+            "otel_sessions_tenant_spans_refused_total",
+            "Spans of requests refused by the tenant's quota (429 / RESOURCE_EXHAUSTED), by tenant and quota",
+            ["tenant", "quota"])
+        self.tenant_logs_received = Counter(
+            "otel_sessions_tenant_log_records_received_total", "Log records received in valid requests, by tenant",
+            ["tenant"])
+        self.tenant_logs_stored = Counter(
+            "otel_sessions_tenant_log_records_stored_total", "Log records stored for the first time, by tenant",
+            ["tenant"])
+        self.tenant_logs_refused = Counter(
+            "otel_sessions_tenant_log_records_refused_total",
+            "Log records of requests refused by the tenant's quota (429 / RESOURCE_EXHAUSTED), by tenant and quota",
+            ["tenant", "quota"])
+        self.tenant_sessions = Gauge(
+            "otel_sessions_tenant_sessions", "Sessions of the tenant within the retention (read from Redis, sampled)",
+            ["tenant"], multiprocess_mode="mostrecent")
+        self.tenant_redis_bytes = Gauge(
+            "otel_sessions_tenant_redis_bytes",
+            "Estimated Redis memory of the tenant's sessions: the MEMORY USAGE of a sample of its sessions' keys, "
+            "scaled to its session count (sampled)", ["tenant"], multiprocess_mode="mostrecent")
+
 
 METRICS = _Metrics()
 

@@ -3,7 +3,8 @@
 ``otel-sessions serve`` runs the service; every flag defaults from its ``OTEL_SESSIONS_*``
 env var (``otel-sessions serve --help`` lists them with their defaults). The lookup commands
 (``sessions``, ``threads``, ``users``) live in commands.py, with the REST client in client.py and
-the rendering in render.py; ``grpc`` in grpc_command.py, ``demo`` in demo.py.
+the rendering in render.py; ``grpc`` in grpc_command.py, ``demo`` in demo.py; ``tokens new``
+(a token for the tenants file, ``tenants.py``) here.
 """
 
 from __future__ import annotations
@@ -70,7 +71,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lookup_commands(sub)
     _add_demo(sub)
+    _add_tokens(sub)
     return parser
+
+
+def _add_tokens(sub: argparse._SubParsersAction) -> None:
+    from otel_sessions.exporter.tenants import SCOPES
+
+    tokens = sub.add_parser("tokens", help="make tokens for the tenants file (serve --tenants)",
+                            description="Tokens of the tenants file (serve --tenants).")
+    actions = tokens.add_subparsers(dest="tokens_command", metavar="ACTION")
+    actions.required = True
+    new = actions.add_parser(
+        "new", help="print a new random token and its line for the tenants file",
+        description="Print a new random token (32 random bytes, URL-safe base64) and the entry that goes under a "
+        "tenant's 'tokens:' in the tenants file: the token's SHA-256 and its scopes. The token itself is stored "
+        "nowhere: give it to the client (Authorization: Bearer <token>).")
+    new.add_argument("--scopes", default="ingest,read",
+                     help=f"comma-separated scopes of the token: {', '.join(SCOPES)} [default: %(default)s]")
+    new.add_argument("--json", action="store_true", help='print {"token", "sha256", "scopes"} as JSON')
+
+
+def tokens(args: argparse.Namespace) -> int:
+    import json
+
+    from otel_sessions.exporter.tenants import SCOPES, new_token, token_sha256
+
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in SCOPES]
+    if not scopes or unknown:
+        print(f"otel-sessions: error: --scopes: use one or more of {', '.join(SCOPES)}"
+              + (f" (not {unknown[0]!r})" if unknown else ""), file=sys.stderr)
+        return 2
+    token = new_token()
+    if args.json:
+        print(json.dumps({"token": token, "sha256": token_sha256(token), "scopes": scopes}))
+        return 0
+    print(f"token: {token}")
+    print("tenants file entry (under the tenant's tokens:):")
+    print(f"  - sha256: {token_sha256(token)}")
+    print(f"    scopes: [{', '.join(scopes)}]")
+    return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -241,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "demo":
         return demo(args)
+    if args.command == "tokens":
+        return tokens(args)
     if hasattr(args, "func"):
         from otel_sessions.exporter.cli.commands import run
 

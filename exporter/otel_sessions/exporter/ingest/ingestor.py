@@ -39,6 +39,7 @@ from otel_sessions.exporter.errors import StoreUnavailable
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.groups import Batch, Group
 from otel_sessions.exporter.ingest.log_grouping import LogBatch, LogBatchBuilder, LogGroup
+from otel_sessions.exporter.ingest.quota import TenantQuota
 from otel_sessions.exporter.ingest.redaction import Redactor
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.store.codec import decode_chunks
@@ -51,6 +52,7 @@ from otel_sessions.exporter.store.records import (
     WriteResult,
 )
 from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.tenants import DEFAULT_TENANT
 
 __all__ = ["Ingestor", "Grouped", "StoredBatch", "AfterStore"]
 
@@ -136,15 +138,21 @@ class Grouped(NamedTuple):
 
 
 class Ingestor:
-    """Groups requests and writes them through one :class:`SessionStore`.
+    """Groups requests and writes them through one :class:`SessionStore` (one tenant's namespace).
 
     With a ``redactor`` (``--redact-attributes``, ``--redact-patterns``), each request is
     redacted in place before it is grouped, and the after-store hooks (forwarding) get the
     redacted request, serialized again."""
 
     def __init__(self, store: SessionStore, builder: BatchBuilder, log_builder: LogBatchBuilder | None = None,
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, tenant: str = DEFAULT_TENANT,
+                 quota: TenantQuota | None = None) -> None:
         self.store = store
+        #: the tenant whose namespace ``store`` is (the ``tenant`` label of the per-tenant metrics)
+        self.tenant = tenant
+        #: the tenant's quota, checked before anything of a request is written (None: no quota)
+        self.quota = quota
+        self._spans_received = METRICS.tenant_spans_received.labels(tenant)
         self.builder = builder
         self.log_builder = log_builder or LogBatchBuilder(max_id_length=builder.max_id_length)
         self.redactor = redactor if redactor else None
@@ -202,16 +210,19 @@ class Ingestor:
                      request: ExportTraceServiceRequest | None) -> ExportTraceServiceResponse:
         """Write ``batch``, run the hooks (with ``body``, else ``request`` serialized), answer."""
         METRICS.spans_received.inc(batch.span_count + batch.rejected)
+        self._spans_received.inc(batch.span_count + batch.rejected)
         if batch.invalid_ids:
             METRICS.invalid_ids.inc(batch.invalid_ids)
         if batch.invalid_values:
             METRICS.invalid_values.inc(batch.invalid_values)
         try:
+            if self.quota is not None:  # refuses the whole request before anything is written
+                await self.quota.admit("spans", batch.span_count, batch.sessions.keys())
             result = await self.write(batch)
         except StoreUnavailable:
             METRICS.redis_errors.inc()
             raise
-        count_written(result)
+        count_written(result, self.tenant)
         if self.after_store:
             await self._run_hooks(request, body, batch)
         response = ExportTraceServiceResponse()
@@ -347,8 +358,13 @@ def _adopt(groups: dict, session_id: str, group: Group | LogGroup, result: Write
     target.merge(group)
 
 
-def count_written(result: WriteResult) -> None:
-    """Add what a write stored, found stored, joined and parked to the service metrics."""
+def count_written(result: WriteResult, tenant: str = DEFAULT_TENANT) -> None:
+    """Add what a write stored, found stored, joined and parked to the service metrics (and
+    what it stored to ``tenant``'s)."""
+    if result.spans_new:
+        METRICS.tenant_spans_stored.labels(tenant).inc(result.spans_new)
+    if result.logs_new:
+        METRICS.tenant_logs_stored.labels(tenant).inc(result.logs_new)
     for counter, amount in ((METRICS.spans_stored, result.spans_new), (METRICS.spans_duplicate, result.spans_duplicate),
                             (METRICS.spans_joined, result.spans_joined), (METRICS.spans_parked, result.spans_parked),
                             (METRICS.logs_stored, result.logs_new), (METRICS.logs_duplicate, result.logs_duplicate),

@@ -82,6 +82,7 @@ class LogIngest:
         if body is not None:
             request = None
         METRICS.logs_received.inc(logs.record_count + logs.rejected)
+        METRICS.tenant_logs_received.labels(self.ingestor.tenant).inc(logs.record_count + logs.rejected)
         if logs.invalid_ids:
             METRICS.invalid_ids.inc(logs.invalid_ids)
         if logs.invalid_values:
@@ -89,11 +90,13 @@ class LogIngest:
         record_sessions = list(logs.record_sessions)
         trace_sessions = dict(logs.trace_sessions)
         try:
+            if self.ingestor.quota is not None:  # refuses the whole request before anything is written
+                await self.ingestor.quota.admit("logs", logs.record_count, logs.sessions.keys())
             result = await self.ingestor.write(Batch(), logs)
         except StoreUnavailable:
             METRICS.redis_errors.inc()
             raise
-        count_written(result)
+        count_written(result, self.ingestor.tenant)
         if self.after_store:
             logs.record_sessions, logs.trace_sessions = record_sessions, trace_sessions
             await self._run_hooks(request, body, logs, result.trace_owners)

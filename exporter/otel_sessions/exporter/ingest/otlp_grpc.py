@@ -3,8 +3,10 @@
 
 Status codes come from the error table (``errors.py``), as the OTLP specification says:
 ``INVALID_ARGUMENT`` for a request that does not parse (not retryable), ``UNAVAILABLE`` when
-Redis fails (retryable), ``UNAUTHENTICATED`` without the ingest token, ``RESOURCE_EXHAUSTED``
-above the message size limit (gRPC itself), ``INTERNAL`` for a bug. The request is taken as
+Redis fails (retryable), ``UNAUTHENTICATED`` without a known token, ``PERMISSION_DENIED`` for a
+token without the ``ingest`` scope, ``RESOURCE_EXHAUSTED`` above the message size limit (gRPC
+itself) and, with ``google.rpc.RetryInfo`` (retryable), over the tenant's quota, ``INTERNAL``
+for a bug. Each call is stored in the namespace of its token's tenant. The request is taken as
 bytes and parsed here (spans: grouped by ``Ingestor.group``, which builds no message where the
 native span scanner reads them), so a malformed message gets INVALID_ARGUMENT instead of
 gRPC's generic INTERNAL, and the bytes go on to the after-store hooks as they are.
@@ -25,39 +27,47 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, classify, grpc_abort
 from otel_sessions.exporter.ingest.inflight import InflightBytes
-from otel_sessions.exporter.ingest.ingestor import Ingestor
-from otel_sessions.exporter.ingest.log_ingest import LogIngest
 from otel_sessions.exporter.metrics import METRICS
 
-__all__ = ["trace_service_handler", "logs_service_handler", "TRACE_SERVICE", "LOGS_SERVICE"]
+__all__ = ["trace_service_handler", "logs_service_handler", "TRACE_SERVICE", "LOGS_SERVICE", "Resolve"]
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
-def _export_handler(service: str, name: str, parse: Callable[[bytes], Any],
-                    ingest: Callable[[Any, bytes], Awaitable[Message]], guard: BearerGuard, inflight: InflightBytes,
+#: Resolves the ``authorization`` metadata value of a call (None when absent) to what ingests
+#: for its tenant (the tenant's Ingestor or LogIngest); raises Unauthenticated / PermissionDenied.
+Resolve = Callable[[str | None], Awaitable[Any]]
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    value = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), None)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _export_handler(service: str, name: str, resolve: Resolve, parse: Callable[[Any, bytes], Any],
+                    ingest: Callable[[Any, Any, bytes], Awaitable[Message]], inflight: InflightBytes,
                     requests, seconds) -> grpc.GenericRpcHandler:
-    """A generic handler of ``<service>/Export``: bytes in, read by ``parse`` here (which
-    raises ``DecodeError`` for bytes that are no ``name``), handed to ``ingest``, bytes out;
-    each message held in a lease on ``inflight``."""
+    """A generic handler of ``<service>/Export``: the caller resolved to its tenant's target by
+    ``resolve``, bytes in, read by ``parse(target, body)`` here (which raises ``DecodeError`` for
+    bytes that are no ``name``), handed to ``ingest(target, parsed, body)``, bytes out; each
+    message held in a lease on ``inflight``."""
 
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
         outcome = "ok"
         lease = inflight.lease()
         try:
-            guard.check_grpc(context.invocation_metadata())
+            target = await resolve(_authorization(context))
             lease.resize(len(body))
             try:
-                request = parse(body)
+                request = parse(target, body)
             except DecodeError as exc:
                 raise BadRequest(f"cannot parse {name}: {exc}") from None
             # only the ingestor holds the parsed request (or grouped spans) from here
-            exporting, request = ingest(request, body), None
+            exporting, request = ingest(target, request, body), None
             response = await exporting
             return response.SerializeToString()
         except Exception as exc:
@@ -73,15 +83,19 @@ def _export_handler(service: str, name: str, parse: Callable[[bytes], Any],
     return grpc.method_handlers_generic_handler(service, {"Export": method})
 
 
-def trace_service_handler(ingestor: Ingestor, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
-    """A generic handler serving OTLP ``TraceService/Export`` with ``ingestor``, each message
-    held in a lease on ``inflight``."""
-    return _export_handler(TRACE_SERVICE, "ExportTraceServiceRequest", ingestor.group, ingestor.export_grouped, guard,
+def trace_service_handler(ingestor_for: Resolve, inflight: InflightBytes) -> grpc.GenericRpcHandler:
+    """A generic handler serving OTLP ``TraceService/Export`` with the :class:`Ingestor` of the
+    caller's tenant (``ingestor_for``), each message held in a lease on ``inflight``."""
+    return _export_handler(TRACE_SERVICE, "ExportTraceServiceRequest", ingestor_for,
+                           lambda ingestor, body: ingestor.group(body),
+                           lambda ingestor, grouped, body: ingestor.export_grouped(grouped, body),
                            inflight, METRICS.requests, METRICS.request_seconds)
 
 
-def logs_service_handler(logs: LogIngest, guard: BearerGuard, inflight: InflightBytes) -> grpc.GenericRpcHandler:
-    """A generic handler serving OTLP ``LogsService/Export`` with ``logs`` (the same in-flight
-    bound as the traces)."""
-    return _export_handler(LOGS_SERVICE, ExportLogsServiceRequest.DESCRIPTOR.name, ExportLogsServiceRequest.FromString,
-                           logs.export, guard, inflight, METRICS.log_requests, METRICS.log_request_seconds)
+def logs_service_handler(log_ingest_for: Resolve, inflight: InflightBytes) -> grpc.GenericRpcHandler:
+    """A generic handler serving OTLP ``LogsService/Export`` with the :class:`LogIngest` of the
+    caller's tenant (the same in-flight bound as the traces)."""
+    return _export_handler(LOGS_SERVICE, ExportLogsServiceRequest.DESCRIPTOR.name, log_ingest_for,
+                           lambda _logs, body: ExportLogsServiceRequest.FromString(body),
+                           lambda logs, request, body: logs.export(request, body),
+                           inflight, METRICS.log_requests, METRICS.log_request_seconds)

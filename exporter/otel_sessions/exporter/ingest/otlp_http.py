@@ -7,7 +7,9 @@ OTLP/HTTP rules (opentelemetry-specification, protocol/otlp.md):
   responses use the request's content type;
 * 400 with a ``google.rpc.Status`` body for data that does not parse (not retryable),
   413 above the size limit (compressed or decompressed), 415 for other content types or
-  encodings, 405 for other methods, 401 without the ingest token;
+  encodings, 405 for other methods, 401 without a known token, 403 for a token without the
+  ``ingest`` scope (each request is stored in the namespace of its token's tenant);
+* 429 with ``Retry-After`` over the tenant's quota (``quota.py``; the request is refused whole);
 * 503 with ``Retry-After`` when Redis fails or the process holds ``--max-inflight-bytes``
   already (the exporter retries): the body is held in a lease on the process's in-flight
   bytes (``inflight.py``), its ``Content-Length`` before a byte is read, the decoded size
@@ -36,7 +38,6 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import (
     BadRequest,
     RequestTimeout,
@@ -54,8 +55,7 @@ from otel_sessions.exporter.ingest.content_encoding import (
     decode_body,
 )
 from otel_sessions.exporter.ingest.inflight import InflightBytes, Lease
-from otel_sessions.exporter.ingest.ingestor import Ingestor
-from otel_sessions.exporter.ingest.log_ingest import LogIngest
+from otel_sessions.exporter.ingest.otlp_grpc import Resolve
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.otlp_json import OtlpJsonError, message_to_json, parse_otlp_json
 
@@ -139,13 +139,16 @@ def _decode(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         raise BadRequest(f"invalid {encoding} body: {exc}") from None
 
 
-def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes | None], Awaitable[Message]], *,
-                  max_bytes: int, guard: BearerGuard, inflight: InflightBytes, body_timeout_s: float,
-                  requests, seconds, parse: Callable[[bytes], Any] | None = None,
-                  ingest_parsed: Callable[[Any, bytes], Awaitable[Message]] | None = None) -> Callable:
-    """The aiohttp handler of an OTLP/HTTP export path taking ``request_type``: a JSON body is
-    parsed into one and handed to ``ingest``; a protobuf body is read by ``parse`` and handed
-    to ``ingest_parsed`` when they are given (spans: ``Ingestor.group``), else parsed too."""
+def _export_route(request_type: type[Message], resolve: Resolve,
+                  ingest: Callable[[Any, Message, bytes | None], Awaitable[Message]], *,
+                  max_bytes: int, inflight: InflightBytes, body_timeout_s: float,
+                  requests, seconds, parse: Callable[[Any, bytes], Any] | None = None,
+                  ingest_parsed: Callable[[Any, Any, bytes], Awaitable[Message]] | None = None) -> Callable:
+    """The aiohttp handler of an OTLP/HTTP export path taking ``request_type``: the caller is
+    resolved to its tenant's target by ``resolve`` (before a byte of the body is read); a JSON
+    body is parsed into one and handed to ``ingest(target, message, body)``; a protobuf body is
+    read by ``parse(target, body)`` and handed to ``ingest_parsed`` when they are given (spans:
+    ``Ingestor.group``), else parsed too."""
     name = request_type.DESCRIPTOR.name
 
     async def post(request: web.Request) -> web.StreamResponse:
@@ -155,7 +158,7 @@ def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes 
         reply_type = _reply_type(media, request.headers.get("Accept", ""))
         lease = inflight.lease()
         try:
-            guard.check(request.headers.get("Authorization"))
+            target = await resolve(request.headers.get("Authorization"))
             if media not in (PROTOBUF, JSON):
                 raise UnsupportedMedia(f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}")
             encoding = request.headers.get("Content-Encoding")
@@ -175,16 +178,16 @@ def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes 
                     export_request = parse_otlp_json(body, request_type())
                     body = None  # the hooks get the protobuf encoding, made only if one needs it
                 elif parse is not None:
-                    export_request = parse(body)
+                    export_request = parse(target, body)
                 else:
                     export_request = request_type.FromString(body)
             except (DecodeError, OtlpJsonError) as exc:
                 raise BadRequest(f"cannot parse {name}: {exc}") from None
             # only the ingestor holds the parsed request (or grouped spans) from here
             if media != JSON and parse is not None:
-                exporting, export_request = ingest_parsed(export_request, body), None
+                exporting, export_request = ingest_parsed(target, export_request, body), None
             else:
-                exporting, export_request = ingest(export_request, body), None
+                exporting, export_request = ingest(target, export_request, body), None
             response = await exporting
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
@@ -201,18 +204,22 @@ def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes 
     return post
 
 
-def traces_route(ingestor: Ingestor, *, max_bytes: int, guard: BearerGuard, inflight: InflightBytes,
+def traces_route(ingestor_for: Resolve, *, max_bytes: int, inflight: InflightBytes,
                  body_timeout_s: float) -> Callable:
-    """The aiohttp handler of ``POST /v1/traces``: bodies up to ``max_bytes``, received within
-    ``body_timeout_s``, held in a lease on ``inflight`` until answered."""
-    return _export_route(ExportTraceServiceRequest, ingestor.export, max_bytes=max_bytes, guard=guard,
+    """The aiohttp handler of ``POST /v1/traces`` into the :class:`Ingestor` of the caller's tenant
+    (``ingestor_for``): bodies up to ``max_bytes``, received within ``body_timeout_s``, held in a
+    lease on ``inflight`` until answered."""
+    return _export_route(ExportTraceServiceRequest, ingestor_for,
+                         lambda ingestor, message, body: ingestor.export(message, body), max_bytes=max_bytes,
                          inflight=inflight, body_timeout_s=body_timeout_s, requests=METRICS.requests,
-                         seconds=METRICS.request_seconds, parse=ingestor.group, ingest_parsed=ingestor.export_grouped)
+                         seconds=METRICS.request_seconds, parse=lambda ingestor, body: ingestor.group(body),
+                         ingest_parsed=lambda ingestor, grouped, body: ingestor.export_grouped(grouped, body))
 
 
-def logs_route(logs: LogIngest, *, max_bytes: int, guard: BearerGuard, inflight: InflightBytes,
+def logs_route(log_ingest_for: Resolve, *, max_bytes: int, inflight: InflightBytes,
                body_timeout_s: float) -> Callable:
-    """The aiohttp handler of ``POST /v1/logs`` (the bounds of ``POST /v1/traces``)."""
-    return _export_route(ExportLogsServiceRequest, logs.export, max_bytes=max_bytes, guard=guard, inflight=inflight,
-                         body_timeout_s=body_timeout_s, requests=METRICS.log_requests,
-                         seconds=METRICS.log_request_seconds)
+    """The aiohttp handler of ``POST /v1/logs`` into the :class:`LogIngest` of the caller's
+    tenant (the bounds of ``POST /v1/traces``)."""
+    return _export_route(ExportLogsServiceRequest, log_ingest_for, lambda logs, message, body: logs.export(message, body),
+                         max_bytes=max_bytes, inflight=inflight, body_timeout_s=body_timeout_s,
+                         requests=METRICS.log_requests, seconds=METRICS.log_request_seconds)

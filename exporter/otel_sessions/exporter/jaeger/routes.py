@@ -17,17 +17,15 @@ Routes (all ``GET``, answers in Jaeger's JSON shape ``{"data", "total", "limit",
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.errors import http_error
 from otel_sessions.exporter.jaeger.params import BadQuery, TraceQuery, parse_trace_id
 from otel_sessions.exporter.jaeger.search import JaegerQuery
-from otel_sessions.exporter.store.service_index import ServiceIndex
-from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["jaeger_routes"]
 
@@ -46,9 +44,11 @@ def _error(status: int, message: str, trace_id: str | None = None) -> web.Respon
     return _response(None, status=status, errors=[error])
 
 
-def jaeger_routes(guard: BearerGuard, store: SessionStore, index: ServiceIndex) -> Callable[[web.Application], None]:
+def jaeger_routes(access: Access, query_for: Callable[[str], Awaitable[JaegerQuery]]) -> Callable[[web.Application], None]:
     """Add the ``/api`` routes to the HTTP application (``extra_routes`` of ``create_app``).
-    Errors come from the error table, in Jaeger's error shape."""
+    Every route needs the ``read`` scope and reads the caller's tenant only: ``query_for(tenant)``
+    gives the reader of that tenant's namespace. Errors come from the error table, in Jaeger's
+    error shape."""
 
     def render(status: int, _code, message: str, _exc: BaseException) -> web.Response:
         return _error(status, message)
@@ -56,8 +56,8 @@ def jaeger_routes(guard: BearerGuard, store: SessionStore, index: ServiceIndex) 
     def guarded(handler):
         async def wrapper(request: web.Request) -> web.StreamResponse:
             try:
-                guard.check(request.headers.get("Authorization"))
-                return await handler(request, JaegerQuery(store, index))
+                principal = access.require(request.headers.get("Authorization"), "read", f"GET {request.path}")
+                return await handler(request, await query_for(principal.tenant))
             except Exception as exc:
                 return http_error(exc, f"GET {request.path}", render)
 

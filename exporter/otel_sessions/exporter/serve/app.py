@@ -6,28 +6,31 @@ Unknown paths and wrong methods answer with a JSON message (404 / 405), not an H
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.auth import Access
+from otel_sessions.exporter.errors import http_error
 from otel_sessions.exporter.ingest.inflight import InflightBytes
-from otel_sessions.exporter.ingest.ingestor import Ingestor
-from otel_sessions.exporter.ingest.log_ingest import LogIngest
+from otel_sessions.exporter.ingest.otlp_grpc import Resolve
 from otel_sessions.exporter.ingest.otlp_http import logs_route, traces_route
 from otel_sessions.exporter.metrics import render
-from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.store.gateway import RedisGateway
 
 __all__ = ["create_app"]
 
+log = logging.getLogger(__name__)
 
-def _readyz(store: SessionStore) -> Callable:
+
+def _readyz(gateway: RedisGateway, probe_key: str) -> Callable:
     async def readyz(_request: web.Request) -> web.Response:
         """200 while Redis takes writes; 503 while it refuses them (an error reply: out of
         memory, read-only, loading, failed save...) or does not answer (down, timing out).
         ``condition`` names the reply's code (``OOM``, ``READONLY``, ``MISCONF``...) or the
         client-side condition (``timeout``, ``connection``)."""
-        refusal = await store.gateway.write_refusal(store.keys.ready_probe())
+        refusal = await gateway.write_refusal(probe_key)
         if refusal is None:
             return web.json_response({"status": "ready", "redis": "ok"})
         state = "refusing writes" if refusal.isupper() else "unreachable"
@@ -40,8 +43,24 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def metrics(_request: web.Request) -> web.Response:
-    return web.Response(body=render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+def _metrics(access: Access, public: bool, sample: Callable[[], Awaitable[None]] | None) -> Callable:
+    async def metrics(request: web.Request) -> web.Response:
+        """Prometheus text; needs a token with the ``metrics`` scope unless ``public``. The
+        per-tenant usage gauges are sampled from Redis first (``sample``; a failure leaves
+        them as they were)."""
+        if not public:
+            try:
+                access.require(request.headers.get("Authorization"), "metrics", "GET /metrics")
+            except Exception as exc:
+                return http_error(exc, "GET /metrics")
+        if sample is not None:
+            try:
+                await sample()
+            except Exception as exc:  # Redis down: the process's own figures are still worth reading
+                log.warning("per-tenant usage not sampled: %s", exc)
+        return web.Response(body=render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    return metrics
 
 
 @web.middleware
@@ -57,20 +76,23 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": f"no such path: {request.path}"}, status=404)
 
 
-def create_app(ingestor: Ingestor, *, max_request_bytes: int, ingest_guard: BearerGuard, inflight: InflightBytes,
-               body_timeout_s: float,
-               extra_routes: Iterable[Callable[[web.Application], None]] = (),
-               log_ingest: LogIngest | None = None) -> web.Application:
+def create_app(*, ingestor_for: Resolve, log_ingest_for: Resolve, gateway: RedisGateway, ready_probe_key: str,
+               access: Access, max_request_bytes: int, inflight: InflightBytes, body_timeout_s: float,
+               extra_routes: Iterable[Callable[[web.Application], None]] = (), metrics_public: bool = False,
+               sample_metrics: Callable[[], Awaitable[None]] | None = None) -> web.Application:
     """The aiohttp application of the HTTP port (OTLP bodies: ``max_request_bytes`` each,
-    received within ``body_timeout_s``, all of them together within ``inflight``)."""
+    received within ``body_timeout_s``, all of them together within ``inflight``), each OTLP
+    request stored through the ingestor of its caller's tenant (``ingestor_for``,
+    ``log_ingest_for``). ``/healthz`` and ``/readyz`` need no token; ``/metrics`` needs the
+    ``metrics`` scope unless ``metrics_public``."""
     app = web.Application(client_max_size=max_request_bytes, middlewares=[json_errors])
-    app.router.add_post("/v1/traces", traces_route(ingestor, max_bytes=max_request_bytes, guard=ingest_guard,
-                                                   inflight=inflight, body_timeout_s=body_timeout_s))
-    app.router.add_post("/v1/logs", logs_route(log_ingest or LogIngest(ingestor), max_bytes=max_request_bytes,
-                                               guard=ingest_guard, inflight=inflight, body_timeout_s=body_timeout_s))
+    app.router.add_post("/v1/traces", traces_route(ingestor_for, max_bytes=max_request_bytes, inflight=inflight,
+                                                   body_timeout_s=body_timeout_s))
+    app.router.add_post("/v1/logs", logs_route(log_ingest_for, max_bytes=max_request_bytes, inflight=inflight,
+                                               body_timeout_s=body_timeout_s))
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", _readyz(ingestor.store))
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/readyz", _readyz(gateway, ready_probe_key))
+    app.router.add_get("/metrics", _metrics(access, metrics_public, sample_metrics))
     for add_routes in extra_routes:
         add_routes(app)
     return app

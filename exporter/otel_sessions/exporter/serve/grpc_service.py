@@ -2,8 +2,10 @@
 
 The same lookups as the REST API (lookup/queries.py, lookup/tail.py), with the error table's gRPC codes:
 ``NOT_FOUND`` for unknown sessions and threads, ``INVALID_ARGUMENT`` for bad requests (the
-message names the field), ``UNAVAILABLE`` when Redis fails, ``UNAUTHENTICATED`` without the
-query token, ``INTERNAL`` for a bug.
+message names the field), ``UNAVAILABLE`` when Redis fails, ``UNAUTHENTICATED`` without a known
+token, ``PERMISSION_DENIED`` for a token without the ``read`` scope (``DeleteSession``: ``admin``),
+``INTERNAL`` for a bug. Each call sees its token's tenant only: another tenant's ids are
+``NOT_FOUND``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from collections.abc import Awaitable, Callable
 import grpc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.auth import Access, audit
 from otel_sessions.exporter.errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
 from otel_sessions.exporter.lookup.logs import LogQuery, session_page, to_logs_data
 from otel_sessions.exporter.lookup.params import MAX_LIMIT, SessionQuery, parse_count
-from otel_sessions.exporter.lookup.queries import SessionQueries
 from otel_sessions.exporter.lookup.tail import SessionTail
-from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.serve.tenancy import Tenancy, TenantServices
 from otel_sessions.exporter.store.summary import SessionSummary, TraceSummary
 from otel_sessions.v1 import session_service_pb2 as pb
 from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
@@ -99,19 +100,24 @@ def _query_from_request(request: pb.ListSessionsRequest) -> SessionQuery:
 
 
 class SessionService(pb_grpc.SessionServiceServicer):
-    """The servicer; one per server, over the process's store. Every failure is answered from
-    the error table (``errors.py``)."""
+    """The servicer; one per server. Each call is checked against ``access`` (``read`` scope;
+    ``DeleteSession``: ``admin``) and answered from its token's tenant's components
+    (``tenancy``); every failure is answered from the error table (``errors.py``)."""
 
-    def __init__(self, store: SessionStore, guard: BearerGuard) -> None:
-        self.store = store
-        self.queries = SessionQueries(store)
-        self.guard = guard
+    def __init__(self, access: Access, tenancy: Tenancy) -> None:
+        self.access = access
+        self.tenancy = tenancy
 
-    async def _answer(self, context: grpc.aio.ServicerContext, method: str, call: Callable[[], Awaitable]):
-        """Check the token, run ``call``, and abort with the table's code on any failure."""
+    async def _tenant(self, context: grpc.aio.ServicerContext, method: str, scope: str) -> TenantServices:
+        principal = self.access.require_grpc(context.invocation_metadata(), scope, f"SessionService/{method}")
+        return await self.tenancy.get(principal.tenant)
+
+    async def _answer(self, context: grpc.aio.ServicerContext, method: str,
+                      call: Callable[[TenantServices], Awaitable], scope: str = "read"):
+        """Check the token, run ``call`` with the caller's tenant, and abort with the table's
+        code on any failure."""
         try:
-            self.guard.check_grpc(context.invocation_metadata())
-            return await call()
+            return await call(await self._tenant(context, method, scope))
         except Exception as exc:
             await grpc_abort(context, exc, f"SessionService/{method}")
 
@@ -122,8 +128,8 @@ class SessionService(pb_grpc.SessionServiceServicer):
         return value
 
     async def ListSessions(self, request, context):
-        async def call():
-            result = await self.queries.list_sessions(_query_from_request(request))
+        async def call(tenant: TenantServices):
+            result = await tenant.queries.list_sessions(_query_from_request(request))
             return pb.ListSessionsResponse(sessions=[session_to_proto(s) for s in result.sessions],
                                            total=result.total, limit=result.limit, offset=result.offset,
                                            partial=result.partial)
@@ -131,20 +137,20 @@ class SessionService(pb_grpc.SessionServiceServicer):
         return await self._answer(context, "ListSessions", call)
 
     async def GetSession(self, request, context):
-        async def call():
+        async def call(tenant: TenantServices):
             session_id = self._required(request.session_id, "session_id")
-            summary = await self.store.get_session(session_id, with_traces=True)
+            summary = await tenant.store.get_session(session_id, with_traces=True)
             if summary is None:
                 raise NotFound(f"no session {session_id!r}")
-            await self.queries.figures.fill([summary])
+            await tenant.queries.figures.fill([summary])
             return session_to_proto(summary)
 
         return await self._answer(context, "GetSession", call)
 
     async def GetSessionSpans(self, request, context):
-        async def call():
+        async def call(tenant: TenantServices):
             session_id = self._required(request.session_id, "session_id")
-            data = await self.store.get_spans(session_id)
+            data = await tenant.store.get_spans(session_id)
             if data is None:
                 raise NotFound(f"no session {session_id!r}")
             return data
@@ -152,14 +158,14 @@ class SessionService(pb_grpc.SessionServiceServicer):
         return await self._answer(context, "GetSessionSpans", call)
 
     async def GetSessionLogs(self, request, context):
-        async def call():
+        async def call(tenant: TenantServices):
             session_id = self._required(request.session_id, "session_id")
             query = LogQuery.build(
                 min_severity=request.min_severity, start_ns=request.start_time_unix_nano or None,
                 end_ns=request.end_time_unix_nano or None, trace_id=request.trace_id, span_id=request.span_id,
                 contains=request.contains, limit=request.limit if request.HasField("limit") else None,
                 offset=request.offset)
-            page = await session_page(self.store, session_id, query)
+            page = await session_page(tenant.store, session_id, query)
             if page is None:
                 raise NotFound(f"no session {session_id!r}")
             return to_logs_data(page.entries)
@@ -167,11 +173,11 @@ class SessionService(pb_grpc.SessionServiceServicer):
         return await self._answer(context, "GetSessionLogs", call)
 
     async def TailSession(self, request, context):
-        async def start() -> SessionTail:
+        async def start(tenant: TenantServices) -> SessionTail:
             session_id = self._required(request.session_id, "session_id")
-            if await self.store.get_session(session_id) is None:
+            if await tenant.store.get_session(session_id) is None:
                 raise NotFound(f"no session {session_id!r}")
-            return await SessionTail(self.store, session_id, logs=request.include_logs).start()
+            return await SessionTail(tenant.store, session_id, logs=request.include_logs).start()
 
         following = await self._answer(context, "TailSession", start)
         try:
@@ -188,10 +194,10 @@ class SessionService(pb_grpc.SessionServiceServicer):
             await following.close()
 
     async def GetThread(self, request, context):
-        async def call():
+        async def call(tenant: TenantServices):
             thread_id = self._required(request.thread_id, "thread_id")
             limit = parse_count("limit", request.limit if request.HasField("limit") else None, MAX_LIMIT, MAX_LIMIT)
-            result = await self.queries.thread(thread_id, limit=limit, offset=request.offset, conversation=True)
+            result = await tenant.queries.thread(thread_id, limit=limit, offset=request.offset, conversation=True)
             if result is None:
                 raise NotFound(f"no thread {thread_id!r}")
             return pb.Thread(id=thread_id, sessions=[session_to_proto(s) for s in result.sessions],
@@ -200,16 +206,17 @@ class SessionService(pb_grpc.SessionServiceServicer):
         return await self._answer(context, "GetThread", call)
 
     async def DeleteSession(self, request, context):
-        async def call():
+        async def call(tenant: TenantServices):
             session_id = self._required(request.session_id, "session_id")
-            if not await self.store.delete_session(session_id):
+            if not await tenant.store.delete_session(session_id):
                 raise NotFound(f"no session {session_id!r}")
+            audit("deleted", where="SessionService/DeleteSession", tenant=tenant.name, detail=session_id)
             return pb.DeleteSessionResponse()
 
-        return await self._answer(context, "DeleteSession", call)
+        return await self._answer(context, "DeleteSession", call, scope="admin")
 
 
-def add_session_service(server: grpc.aio.Server, store: SessionStore, guard: BearerGuard) -> SessionService:
-    servicer = SessionService(store, guard)
+def add_session_service(server: grpc.aio.Server, access: Access, tenancy: Tenancy) -> SessionService:
+    servicer = SessionService(access, tenancy)
     pb_grpc.add_SessionServiceServicer_to_server(servicer, server)
     return servicer

@@ -35,10 +35,11 @@ def _json(ref: str, description: str) -> dict:
 _ERR = "#/components/schemas/Error"
 _ERRORS = {
     "400": _json(_ERR, "A bad parameter; `parameter` names it"),
-    "401": _json(_ERR, "Missing or wrong bearer token (service started with --query-token)"),
+    "401": _json(_ERR, "No bearer token, or an unknown one (the service has tokens: --tenants, --query-token)"),
+    "403": _json(_ERR, "The token has no `read` scope (DELETE: `admin`)"),
     "503": _json(_ERR, "Redis unavailable; retry after `Retry-After` seconds"),
 }
-_NOT_FOUND = {"404": _json(_ERR, "Unknown id")}
+_NOT_FOUND = {"404": _json(_ERR, "Unknown id (another tenant's ids too)")}
 _TIME = "RFC 3339 (`2025-01-31T12:00:00Z`) or unix milliseconds"
 _PAGE = [
     _param("limit", f"Page size (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}; 0 returns only `total`)",
@@ -246,7 +247,9 @@ OPENAPI: dict = {
                             "the lookups."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                       "description": "Only when the service has --query-token"}},
+                                       "description": "Only when the service has tokens (--tenants, --query-token): "
+                                                      "a token with the read scope (DELETE: admin); each "
+                                                      "token sees its tenant's sessions only"}},
         "schemas": {
             "Error": {"type": "object", "required": ["error"],
                       "properties": {"error": {"type": "string"}, "parameter": {"type": "string"}}},

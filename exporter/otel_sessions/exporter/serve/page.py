@@ -8,8 +8,8 @@ Routes (``docs/interface.md``, "The web page"):
 * ``GET /v1/sessions/{id}/usage`` - per-span tokens and cost, counted as the summary counts
   them (``ingest/usage.py``), so the page can show where they were spent.
 
-The page and its files are not behind the query token (the page asks for it and sends it on
-its API calls); they carry a Content-Security-Policy that allows only this origin's scripts,
+The page and its files hold no data and need no token (the page asks for one and sends it on
+its API calls, which need the ``read`` scope); they carry a Content-Security-Policy that allows only this origin's scripts,
 styles and API (no inline scripts or event handlers, no external network), and no framing.
 """
 
@@ -20,14 +20,15 @@ from importlib import resources
 
 from aiohttp import web
 
-from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.errors import NotFound
 from otel_sessions.exporter.ingest.grouping import BatchBuilder
 from otel_sessions.exporter.ingest.usage import span_usage
 from otel_sessions.exporter.lookup.params import QueryError
-from otel_sessions.exporter.serve.rest import STORE
+from otel_sessions.exporter.serve.rest import TENANT
 from otel_sessions.exporter.serve.rest import _guard as guarded
 from otel_sessions.exporter.serve.rest import _json as strict_json
+from otel_sessions.exporter.serve.tenancy import Tenancy
 
 __all__ = ["page_routes", "CONTENT_SECURITY_POLICY"]
 
@@ -56,10 +57,9 @@ def _serve(files: dict[str, tuple[bytes, str]], name: str) -> web.Response:
     return web.Response(body=body, content_type=content_type, charset=charset, headers=_HEADERS)
 
 
-def page_routes(guard: BearerGuard, builder: BatchBuilder) -> Callable[[web.Application], None]:
-    """A route adder for :func:`~otel_sessions.exporter.serve.app.create_app`; goes after
-    :func:`~otel_sessions.exporter.serve.rest.lookup_routes` (it uses the store that set).
-    ``builder`` is the ingest path's, so costs are estimated from the same price table."""
+def page_routes(access: Access, tenancy: Tenancy, builder: BatchBuilder) -> Callable[[web.Application], None]:
+    """A route adder for :func:`~otel_sessions.exporter.serve.app.create_app`: the page's files
+    need no token, its usage lookup the ``read`` scope (in the caller's tenant). ``builder`` is the ingest path's, so costs are estimated from the same price table."""
     files = _files()
 
     async def page(_request: web.Request) -> web.Response:
@@ -75,7 +75,7 @@ def page_routes(guard: BearerGuard, builder: BatchBuilder) -> Callable[[web.Appl
         for key in request.query:
             raise QueryError(key, "unknown parameter")
         session_id = request.match_info["session_id"]
-        data = await request.app[STORE].get_spans(session_id)
+        data = await request[TENANT].store.get_spans(session_id)
         if data is None:
             raise NotFound(f"no session {session_id!r}")
         return strict_json({"session_id": session_id, "data": span_usage(data, builder, session_id)})
@@ -83,6 +83,6 @@ def page_routes(guard: BearerGuard, builder: BatchBuilder) -> Callable[[web.Appl
     def add(app: web.Application) -> None:
         app.router.add_get("/", page)
         app.router.add_get("/web/{name}", asset)
-        app.router.add_get("/v1/sessions/{session_id}/usage", guarded(guard, usage))
+        app.router.add_get("/v1/sessions/{session_id}/usage", guarded(access, tenancy, "read", usage))
 
     return add

@@ -1,6 +1,7 @@
-"""One server process: the gRPC port and the HTTP port over one session store.
+"""One server process: the gRPC port and the HTTP port over the tenants' session stores.
 
-:class:`Service` owns the Redis client, the store, both servers and their shutdown:
+:class:`Service` owns the Redis client, the tenants' components (``tenancy.py``: each tenant's
+store in its own namespace, built on its first request), both servers and their shutdown:
 ``stop()`` refuses new requests, lets in-flight ones finish within a grace period (so what
 was acknowledged is written and what was not gets an error the exporter retries), then
 closes Redis.
@@ -19,9 +20,7 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.forward.forwarding import Forwarding
-from otel_sessions.exporter.forward.logs import LogForwarding
 from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.ingest.ingestor import Ingestor
 from otel_sessions.exporter.ingest.log_ingest import LogIngest
@@ -34,8 +33,8 @@ from otel_sessions.exporter.ingest.otlp_grpc import (
     trace_service_handler,
 )
 from otel_sessions.exporter.ingest.pricing import PriceTable
-from otel_sessions.exporter.jaeger.index import JaegerIndex
 from otel_sessions.exporter.jaeger.routes import jaeger_routes
+from otel_sessions.exporter.jaeger.search import JaegerQuery
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.serve import bad_http_log
 from otel_sessions.exporter.serve.app import create_app
@@ -43,10 +42,11 @@ from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_sessi
 from otel_sessions.exporter.serve.page import page_routes
 from otel_sessions.exporter.serve.rest import lookup_routes
 from otel_sessions.exporter.serve.settings import Settings
+from otel_sessions.exporter.serve.tenancy import Tenancy
 from otel_sessions.exporter.store.gateway import RedisGateway
 from otel_sessions.exporter.store.redis_client import connect
-from otel_sessions.exporter.store.service_index import ServiceIndex
 from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.tenants import DEFAULT_TENANT
 
 __all__ = ["Service", "Listening", "grpc_server_options"]
 
@@ -110,64 +110,74 @@ class Service:
                  extra_http_routes: Iterable[Callable[[web.Application], None]] = ()) -> None:
         self.settings = settings
         self.redis_url = redis_url
-        self.ingest_guard = BearerGuard(settings.ingest_token, "--ingest-token")
-        self.query_guard = BearerGuard(settings.query_token, "--query-token")
+        #: who may do what (the tenants' tokens; none configured: open)
+        self.access = settings.access()
         self.extra_http_routes = list(extra_http_routes)
+        #: every tenant's components (built on first use)
+        self.tenancy: Tenancy | None = None
+        # the default tenant's components (the whole service without a tenants file)
         self.store: SessionStore | None = None
         self.ingestor: Ingestor | None = None
         self.log_ingest: LogIngest | None = None
+        self.forwarding: Forwarding | None = None
+        self._gateway: RedisGateway | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._health: health.aio.HealthServicer | None = None
-        self.forwarding: Forwarding | None = None
-        self.log_forwarding: LogForwarding | None = None
-        self._jaeger_index: JaegerIndex | None = None
         #: request bytes held by both transports together (--max-inflight-bytes)
         self.inflight = InflightBytes(settings.max_inflight_bytes)
         self.listening: Listening | None = None
 
-    async def _connect(self, timeout: float = 15.0) -> SessionStore:
+    async def _connect(self, timeout: float = 15.0) -> RedisGateway:
         s = self.settings
         client = connect(self.redis_url, cluster=s.redis_cluster, socket_timeout=s.redis_timeout)
-        store = SessionStore(RedisGateway(client), s.store_settings())
+        gateway = RedisGateway(client)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             try:
-                await store.load_scripts()
-                return store
+                await gateway.load_scripts()
+                return gateway
             except Exception as exc:  # connection refused, loading, auth...
                 if loop.time() > deadline:
-                    await store.close()
+                    await gateway.close()
                     raise RuntimeError(f"cannot reach Redis at {s.redacted_redis_url or 'the embedded server'}: {exc}") from exc
                 await asyncio.sleep(0.25)
 
+    async def _ingestor_for(self, authorization: str | None) -> Ingestor:
+        """The span ingestor of the caller's tenant (a token with the ``ingest`` scope)."""
+        principal = self.access.require(authorization, "ingest", "OTLP export")
+        return (await self.tenancy.get(principal.tenant)).ingestor
+
+    async def _log_ingest_for(self, authorization: str | None) -> LogIngest:
+        """The log ingest of the caller's tenant (a token with the ``ingest`` scope)."""
+        principal = self.access.require(authorization, "ingest", "OTLP export")
+        return (await self.tenancy.get(principal.tenant)).log_ingest
+
+    async def _jaeger_query_for(self, tenant: str) -> JaegerQuery:
+        services = await self.tenancy.get(tenant)
+        return JaegerQuery(services.store, services.service_index)
+
     async def start(self) -> Listening:
         s = self.settings
-        self.store = await self._connect()
+        self._gateway = await self._connect()
         builder = batch_builder(PriceTable.load(s.prices), max_id_length=s.max_id_length)
-        self.ingestor = Ingestor(self.store, builder, redactor=s.redactor())
+        self.tenancy = Tenancy(self._gateway, s.store_settings(), builder, self.access.tenants,
+                               redactor=s.redactor(), forward=s.forward_settings())
+        default = await self.tenancy.get(DEFAULT_TENANT)
+        self.store, self.ingestor, self.log_ingest = default.store, default.ingestor, default.log_ingest
+        self.forwarding = default.forwarding
         self.span_reader = (scanner_status()[1] if self.ingestor.reads_bytes or not builder.native
                             else "pure-Python path (redaction needs parsed messages)")
         METRICS.ingest_native.set(1 if self.ingestor.reads_bytes else 0)
         log.info("OTLP spans are read by the %s", self.span_reader)
-        self.log_ingest = LogIngest(self.ingestor)
-        service_index = ServiceIndex(self.store.gateway, self.store.keys, self.store.retention_ms)
-        self._jaeger_index = JaegerIndex(service_index)
-        self.ingestor.after_store.append(self._jaeger_index)
-        if s.forward:
-            self.forwarding = Forwarding(s.forward_settings(), self.store)
-            await self.forwarding.start()
-            self.ingestor.after_store.append(self.forwarding)
-            self.log_forwarding = LogForwarding(s.forward_settings(), self.forwarding.sessions, self.store)
-            self.forwarding.trace_learners.append(self.log_forwarding.learn)
-            await self.log_forwarding.start()
-            self.log_ingest.after_store.append(self.log_forwarding)
+        if not self.access.open:
+            log.info("tokens needed on every route but /healthz and /readyz (%d tenant(s))", len(self.access.tenants))
 
         server = grpc.aio.server(options=grpc_server_options(s))
-        server.add_generic_rpc_handlers((trace_service_handler(self.ingestor, self.ingest_guard, self.inflight),
-                                         logs_service_handler(self.log_ingest, self.ingest_guard, self.inflight)))
-        add_session_service(server, self.store, self.query_guard)
+        server.add_generic_rpc_handlers((trace_service_handler(self._ingestor_for, self.inflight),
+                                         logs_service_handler(self._log_ingest_for, self.inflight)))
+        add_session_service(server, self.access, self.tenancy)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -190,11 +200,13 @@ class Service:
 
         # the REST lookups, the web page and the Jaeger-compatible API (/api) are always served
         bad_http_log.install()
-        app = create_app(self.ingestor, max_request_bytes=s.max_request_bytes, ingest_guard=self.ingest_guard,
-                         inflight=self.inflight, body_timeout_s=s.body_timeout, log_ingest=self.log_ingest,
-                         extra_routes=[lookup_routes(self.query_guard, self.store),
-                                       page_routes(self.query_guard, self.ingestor.builder),
-                                       jaeger_routes(self.query_guard, self.store, service_index),
+        app = create_app(ingestor_for=self._ingestor_for, log_ingest_for=self._log_ingest_for,
+                         gateway=self._gateway, ready_probe_key=self.store.keys.ready_probe(), access=self.access,
+                         max_request_bytes=s.max_request_bytes, inflight=self.inflight,
+                         body_timeout_s=s.body_timeout, sample_metrics=self.tenancy.sample_usage,
+                         extra_routes=[lookup_routes(self.access, self.tenancy),
+                                       page_routes(self.access, self.tenancy, builder),
+                                       jaeger_routes(self.access, self._jaeger_query_for),
                                        *self.extra_http_routes])
         # keepalive_timeout runs from a connection's start (aiohttp 3.14.4 on) and from each answer
         # until the next request head is complete: aiohttp's bound on idle connections and on
@@ -227,15 +239,12 @@ class Service:
             tasks.append(self._http.cleanup())
         await asyncio.gather(*tasks, return_exceptions=True)
         self._grpc = self._http = None
-        if self.forwarding is not None:
-            await asyncio.gather(self.forwarding.stop(grace),
-                                 *([self.log_forwarding.stop(grace)] if self.log_forwarding is not None else []))
-            self.forwarding = self.log_forwarding = None
-        if self._jaeger_index is not None:
-            await self._jaeger_index.stop()
-            self._jaeger_index = None
-        if self.store is not None:
-            await self.store.close()
+        if self.tenancy is not None:
+            await self.tenancy.stop(grace)
+            self.forwarding = None
+        if self._gateway is not None:
+            await self._gateway.close()
+            self._gateway = None
             self.store = None
 
     async def run_until_signal(self, on_ready: Callable[[Listening], None] | None = None) -> None:

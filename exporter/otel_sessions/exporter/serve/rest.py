@@ -10,9 +10,11 @@ Routes (``docs/interface.md``): ``GET /v1/sessions``, ``GET|DELETE /v1/sessions/
 Answers are strict JSON (no bare ``NaN`` / ``Infinity``: a figure that is not finite is
 null). Every error is JSON: ``{"error": message}``, plus ``"parameter"`` naming the bad parameter
 (400). Statuses come from the error table (``errors.py``): unknown ids are 404, Redis
-failures 503 with ``Retry-After``, a bug 500. With a query token,
-the API needs ``Authorization: Bearer <token>`` (the page and the OpenAPI document do not;
-the page asks for the token).
+failures 503 with ``Retry-After``, a bug 500. Once any token is configured (``auth.py``), every
+route needs ``Authorization: Bearer <token>`` of a token with the ``read`` scope (``DELETE``:
+``admin``): 401 without a known token, 403 without the scope; a request sees only its token's
+tenant, so another tenant's ids are 404 like unknown ones. The OpenAPI document (and the web
+page's files, ``page.py``) hold no data and need no token.
 """
 
 from __future__ import annotations
@@ -24,21 +26,19 @@ from collections.abc import Callable
 from aiohttp import web
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from otel_sessions.exporter.auth import BearerGuard
+from otel_sessions.exporter.auth import Access, audit
 from otel_sessions.exporter.errors import NotFound, StoreUnavailable, http_error
-from otel_sessions.exporter.lookup.conversation import Conversations, page_params
+from otel_sessions.exporter.lookup.conversation import page_params
 from otel_sessions.exporter.lookup.params import LIST_PARAMS, MAX_LIMIT, QueryError, SessionQuery, parse_count
-from otel_sessions.exporter.lookup.queries import SessionQueries
 from otel_sessions.exporter.lookup.tail import SessionTail
 from otel_sessions.exporter.otlp_json import message_to_json
 from otel_sessions.exporter.serve import rest_logs
-from otel_sessions.exporter.store.sessions import SessionStore
+from otel_sessions.exporter.serve.tenancy import Tenancy, TenantServices
 
-__all__ = ["lookup_routes", "QUERIES", "STORE", "CONVERSATIONS"]
+__all__ = ["lookup_routes", "TENANT"]
 
-QUERIES: web.AppKey[SessionQueries] = web.AppKey("queries", SessionQueries)
-CONVERSATIONS: web.AppKey[Conversations] = web.AppKey("conversations", Conversations)
-STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
+#: The caller's tenant's components (``tenancy.TenantServices``), set on each request by the guard.
+TENANT: web.RequestKey[TenantServices] = web.RequestKey("tenant", TenantServices)
 #: The transports of the open tails: their connections are closed when the service stops, so
 #: clients learn it at once and shutdown does not wait for them.
 TAILS: web.AppKey[set] = web.AppKey("tails", set)
@@ -70,13 +70,15 @@ def _json(value, status: int = 200) -> web.Response:
     return web.json_response(value, status=status, dumps=_dumps)
 
 
-def _guard(guard: BearerGuard, handler: Callable) -> Callable:
-    """The bearer check, and every error answered from the error table as JSON
-    ``{"error", "parameter"}``."""
+def _guard(access: Access, tenancy: Tenancy, scope: str, handler: Callable) -> Callable:
+    """The token check (a token of ``scope``: its tenant's components become ``request[TENANT]``),
+    and every error answered from the error table as JSON ``{"error", "parameter"}``."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
-            guard.check(request.headers.get("Authorization"))
+            where = f"{request.method} {request.path}"
+            principal = access.require(request.headers.get("Authorization"), scope, where)
+            request[TENANT] = await tenancy.get(principal.tenant)
             return await handler(request)
         except Exception as exc:
             return http_error(exc, f"{request.method} {request.path}")
@@ -86,16 +88,16 @@ def _guard(guard: BearerGuard, handler: Callable) -> Callable:
 
 async def list_sessions(request: web.Request) -> web.Response:
     query = SessionQuery.from_params(request.query)
-    result = await request.app[QUERIES].list_sessions(query)
+    result = await request[TENANT].queries.list_sessions(query)
     return _json(result.to_json())
 
 
 async def get_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
-    summary = await request.app[STORE].get_session(session_id, with_traces=True)
+    summary = await request[TENANT].store.get_session(session_id, with_traces=True)
     if summary is None:
         raise NotFound(f"no session {session_id!r}")
-    await request.app[QUERIES].figures.fill([summary])
+    await request[TENANT].queries.figures.fill([summary])
     return _json(summary.to_json())
 
 
@@ -104,7 +106,7 @@ async def get_spans(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "otlp-json")
     if fmt not in ("otlp-json", "otlp-proto"):
         raise QueryError("format", f"{fmt[:32]!r} is not otlp-json or otlp-proto")
-    data = await request.app[STORE].get_spans(session_id)
+    data = await request[TENANT].store.get_spans(session_id)
     if data is None:
         raise NotFound(f"no session {session_id!r}")
     if fmt == "otlp-proto":
@@ -116,7 +118,7 @@ async def get_span(request: web.Request) -> web.Response:
     for key in request.query:
         if key != "trace_id":
             raise QueryError(key, "unknown parameter")
-    details = await request.app[CONVERSATIONS].span(request.match_info["session_id"], request.match_info["span_id"],
+    details = await request[TENANT].conversations.span(request.match_info["session_id"], request.match_info["span_id"],
                                                     request.query.get("trace_id") or None)
     return _json(details)
 
@@ -124,21 +126,23 @@ async def get_span(request: web.Request) -> web.Response:
 async def session_messages(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
     limit, offset = page_params(request.query)
-    transcript = await request.app[CONVERSATIONS].session_messages(session_id, limit, offset)
+    transcript = await request[TENANT].conversations.session_messages(session_id, limit, offset)
     return _json({"session_id": session_id, **transcript.to_json()})
 
 
 async def thread_messages(request: web.Request) -> web.Response:
     thread_id = request.match_info["thread_id"]
     limit, offset = page_params(request.query)
-    transcript = await request.app[CONVERSATIONS].thread_messages(thread_id, limit, offset)
+    transcript = await request[TENANT].conversations.thread_messages(thread_id, limit, offset)
     return _json({"thread_id": thread_id, **transcript.to_json()})
 
 
 async def delete_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
-    if not await request.app[STORE].delete_session(session_id):
+    tenant = request[TENANT]
+    if not await tenant.store.delete_session(session_id):
         raise NotFound(f"no session {session_id!r}")
+    audit("deleted", where=f"{request.method} {request.path}", tenant=tenant.name, detail=session_id)
     return web.Response(status=204)
 
 
@@ -146,7 +150,7 @@ async def tail(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``data:`` event (OTLP/JSON ``TracesData``) per write of spans,
     one ``event: logs`` event (OTLP/JSON ``LogsData``) per write of log records."""
     session_id = request.match_info["session_id"]
-    store = request.app[STORE]
+    store = request[TENANT].store
     if await store.get_session(session_id) is None:
         raise NotFound(f"no session {session_id!r}")
     following = await SessionTail(store, session_id, idle_s=5.0, logs=True).start()
@@ -189,7 +193,7 @@ async def get_thread(request: web.Request) -> web.Response:
             raise QueryError(key, "unknown parameter")
     limit = parse_count("limit", request.query.get("limit"), MAX_LIMIT, MAX_LIMIT)
     offset = parse_count("offset", request.query.get("offset"), 0, None)
-    result = await request.app[QUERIES].thread(thread_id, limit=limit, offset=offset, conversation=True)
+    result = await request[TENANT].queries.thread(thread_id, limit=limit, offset=offset, conversation=True)
     if result is None:
         raise NotFound(f"no thread {thread_id!r}")
     return _json({"id": thread_id, **result.to_json()})
@@ -198,7 +202,7 @@ async def get_thread(request: web.Request) -> web.Response:
 async def user_sessions(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     query = SessionQuery.from_params(request.query, allow=_USER_PARAMS)
-    result = await request.app[QUERIES].user_sessions(user_id, query)
+    result = await request[TENANT].queries.user_sessions(user_id, query)
     if result is None:
         raise NotFound(f"no user {user_id!r}")
     return _json({"id": user_id, **result.to_json()})
@@ -212,7 +216,7 @@ async def get_trace(request: web.Request) -> web.Response:
     if len(raw) != 32 or any(c not in "0123456789abcdef" for c in raw) or raw == "0" * 32:
         raise QueryError("trace_id", "use 32 hex digits, not all zero")
     trace_id = bytes.fromhex(raw)
-    store = request.app[STORE]
+    store = request[TENANT].store
     session_id = await store.get_trace_session(trace_id)
     span_count = 0
     if session_id is not None:
@@ -233,29 +237,32 @@ async def openapi(_request: web.Request) -> web.Response:
     return web.json_response(OPENAPI, dumps=lambda obj: json.dumps(obj, indent=1))
 
 
-def lookup_routes(guard: BearerGuard, store: SessionStore) -> Callable[[web.Application], None]:
-    """A route adder for :func:`otel_sessions.exporter.serve.app.create_app` (``extra_routes``)."""
+def lookup_routes(access: Access, tenancy: Tenancy) -> Callable[[web.Application], None]:
+    """A route adder for :func:`otel_sessions.exporter.serve.app.create_app` (``extra_routes``):
+    reads need the ``read`` scope, ``DELETE`` the ``admin`` scope; each request sees its
+    token's tenant only (another tenant's ids are unknown: 404)."""
 
     def add(app: web.Application) -> None:
-        app[STORE] = store
-        app[QUERIES] = SessionQueries(store)
         app[TAILS] = set()
         app.on_shutdown.append(_end_tails)
-        app[CONVERSATIONS] = Conversations(store, app[QUERIES])
         r = app.router
-        r.add_get("/v1/sessions", _guard(guard, list_sessions))
-        r.add_get("/v1/sessions/{session_id}", _guard(guard, get_session))
-        r.add_delete("/v1/sessions/{session_id}", _guard(guard, delete_session))
-        r.add_get("/v1/sessions/{session_id}/spans", _guard(guard, get_spans))
-        r.add_get("/v1/sessions/{session_id}/logs", _guard(guard, rest_logs.session_logs))
-        r.add_get("/v1/threads/{thread_id}/logs", _guard(guard, rest_logs.thread_logs))
-        r.add_get("/v1/sessions/{session_id}/spans/{span_id}", _guard(guard, get_span))
-        r.add_get("/v1/sessions/{session_id}/messages", _guard(guard, session_messages))
-        r.add_get("/v1/sessions/{session_id}/tail", _guard(guard, tail))
-        r.add_get("/v1/threads/{thread_id}", _guard(guard, get_thread))
-        r.add_get("/v1/threads/{thread_id}/messages", _guard(guard, thread_messages))
-        r.add_get("/v1/users/{user_id}/sessions", _guard(guard, user_sessions))
-        r.add_get("/v1/traces/{trace_id}", _guard(guard, get_trace))
+
+        def read(handler: Callable) -> Callable:
+            return _guard(access, tenancy, "read", handler)
+
+        r.add_get("/v1/sessions", read(list_sessions))
+        r.add_get("/v1/sessions/{session_id}", read(get_session))
+        r.add_delete("/v1/sessions/{session_id}", _guard(access, tenancy, "admin", delete_session))
+        r.add_get("/v1/sessions/{session_id}/spans", read(get_spans))
+        r.add_get("/v1/sessions/{session_id}/logs", read(rest_logs.session_logs))
+        r.add_get("/v1/threads/{thread_id}/logs", read(rest_logs.thread_logs))
+        r.add_get("/v1/sessions/{session_id}/spans/{span_id}", read(get_span))
+        r.add_get("/v1/sessions/{session_id}/messages", read(session_messages))
+        r.add_get("/v1/sessions/{session_id}/tail", read(tail))
+        r.add_get("/v1/threads/{thread_id}", read(get_thread))
+        r.add_get("/v1/threads/{thread_id}/messages", read(thread_messages))
+        r.add_get("/v1/users/{user_id}/sessions", read(user_sessions))
+        r.add_get("/v1/traces/{trace_id}", read(get_trace))
         r.add_get("/openapi.json", openapi)
 
     return add

@@ -39,22 +39,22 @@ def _answer(fmt: str, id_: str, page: LogPage) -> web.Response:
 
 
 async def session_logs(request: web.Request) -> web.Response:
-    from otel_sessions.exporter.serve.rest import STORE
+    from otel_sessions.exporter.serve.rest import TENANT
 
     session_id = request.match_info["session_id"]
     fmt = _format(request)
-    page = await session_page(request.app[STORE], session_id, LogQuery.from_params(request.query))
+    page = await session_page(request[TENANT].store, session_id, LogQuery.from_params(request.query))
     if page is None:
         raise NotFound(f"no session {session_id!r}")
     return _answer(fmt, session_id, page)
 
 
 async def thread_logs(request: web.Request) -> web.Response:
-    from otel_sessions.exporter.serve.rest import QUERIES, STORE
+    from otel_sessions.exporter.serve.rest import TENANT
 
     thread_id = request.match_info["thread_id"]
     fmt = _format(request)
-    page = await thread_page(request.app[STORE], request.app[QUERIES], thread_id, LogQuery.from_params(request.query))
+    page = await thread_page(request[TENANT].store, request[TENANT].queries, thread_id, LogQuery.from_params(request.query))
     if page is None:
         raise NotFound(f"no thread {thread_id!r}")
     return _answer(fmt, thread_id, page)

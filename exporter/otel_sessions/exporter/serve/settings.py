@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.forward.forwarding import ForwardSettings
 from otel_sessions.exporter.ingest.redaction import Redactor
 from otel_sessions.exporter.store.sessions import StoreSettings
+from otel_sessions.exporter.tenants import (
+    DEFAULT_TENANT,
+    Tenant,
+    TenantsError,
+    load_tenants,
+    single_token_tenant,
+)
 
 __all__ = ["Settings", "SettingsError", "parse_duration", "parse_listen", "default_data_dir", "OPTIONS"]
 
@@ -106,10 +114,18 @@ OPTIONS: tuple[Option, ...] = (
            "A session with no new span or log record for this long is abandoned."),
     Option("key_prefix", "--key-prefix", "OTEL_SESSIONS_KEY_PREFIX", "ots",
            "Prefix of every Redis key."),
+    Option("tenants", "--tenants", "OTEL_SESSIONS_TENANTS", None,
+           "Path of the tenants file (YAML, or JSON with a .json name): tenants, the SHA-256 of their tokens "
+           "with scopes (ingest, read, admin, metrics) and quotas. Each tenant's data is apart from the others'; "
+           "every route but /healthz and /readyz needs a token of the right scope. 'otel-sessions tokens new' "
+           "makes a token.", metavar="FILE"),
     Option("ingest_token", "--ingest-token", "OTEL_SESSIONS_INGEST_TOKEN", None,
-           "When set, OTLP requests need 'Authorization: Bearer <token>'."),
+           "A single token with the ingest scope (OTLP requests need 'Authorization: Bearer <token>'). Once any "
+           "token is set, every route needs a token of its scope. Not with --tenants."),
     Option("query_token", "--query-token", "OTEL_SESSIONS_QUERY_TOKEN", None,
-           "When set, lookups need 'Authorization: Bearer <token>'."),
+           "A single token with the read, admin (delete) and metrics scopes (lookups need "
+           "'Authorization: Bearer <token>'). Once any token is set, every route needs a token of its scope. "
+           "Not with --tenants."),
     Option("max_request_bytes", "--max-request-bytes", "OTEL_SESSIONS_MAX_REQUEST_BYTES", 64 * 1024 * 1024,
            "Largest OTLP request accepted, compressed or not (gRPC message size too)."),
     Option("max_inflight_bytes", "--max-inflight-bytes", "OTEL_SESSIONS_MAX_INFLIGHT_BYTES", "2x",
@@ -172,6 +188,7 @@ class Settings:
     idle_after: float
     abandon_after: float
     key_prefix: str
+    tenants: tuple[Tenant, ...]  # of the --tenants file, else the default tenant of the single tokens, else ()
     ingest_token: str | None = field(repr=False)
     query_token: str | None = field(repr=False)
     max_request_bytes: int
@@ -192,6 +209,10 @@ class Settings:
                              idle_after_s=self.idle_after, abandon_after_s=self.abandon_after,
                              max_spans_per_session=self.max_spans_per_session,
                              max_logs_per_session=self.max_logs_per_session)
+
+    def access(self) -> Access:
+        """Who may do what: the tenants' tokens (none configured: an open service)."""
+        return Access(self.tenants)
 
     def redactor(self) -> Redactor | None:
         """The ingest redactor, None when no redaction is configured (no cost then)."""
@@ -305,6 +326,18 @@ class Settings:
         for name in ("ingest_token", "query_token"):
             token = raw[name]
             values[name] = str(token) if token else None
+        if raw["tenants"]:
+            for name in ("ingest_token", "query_token"):
+                if values[name]:
+                    raise fail(name, "not with --tenants / OTEL_SESSIONS_TENANTS: give the token to a tenant of "
+                               f"the file instead (a tenant named {DEFAULT_TENANT!r} keeps the data stored so far)")
+            try:
+                values["tenants"] = load_tenants(raw["tenants"])
+            except TenantsError as exc:
+                raise fail("tenants", str(exc)) from None
+        else:
+            single = single_token_tenant(values["ingest_token"], values["query_token"])
+            values["tenants"] = (single,) if single is not None else ()
 
         values["prices"] = Path(raw["prices"]).expanduser() if raw["prices"] else None
         if values["prices"] is not None and not values["prices"].is_file():

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 #: Commands in flight at once on a Redis Cluster client (see :class:`_CommandList`).
 CLUSTER_CONCURRENCY = 32
 #: Every Lua script of the store, by name (``lua/<name>.lua``).
-SCRIPTS = ("write_session", "update_indexes", "join_traces", "delete_session", "record_operations", "write_logs")
+SCRIPTS = ("write_session", "update_indexes", "join_traces", "delete_session", "record_operations", "write_logs",
+           "rate_limit")
 
 _PASSING_ERRORS = (
     redis_errors.ConnectionError,  # includes redis-py's AuthenticationError-free connection faults

@@ -27,6 +27,11 @@ Layout (``P`` is the key prefix, default ``ots``)::
     P:{tj:N}:s:TRACE     string session of a synthetic session trace id (Jaeger API, jaeger.py)
     P:{jo:N}:services    zset   service names seen (score: last seen ms), for the Jaeger API
     P:{jo:N}:ops:SERVICE zset   "kind NUL operation" of a service (score: last seen ms)
+    P:quota:SIGNAL       hash   a tenant's token bucket of ``spans`` or ``logs`` (``rate_limit.lua``)
+
+``P`` is a tenant's namespace: ``--key-prefix`` for the default tenant, ``--key-prefix:t.NAME``
+for tenant NAME of the tenants file (``tenants.tenant_key_prefix``), so every key, index, trace
+map entry and pub/sub channel of one tenant is apart from every other tenant's.
 
 ``S`` is the session's hash tag: all keys of one session live in one cluster slot, so one
 Lua script can write them atomically. Cross-session indexes are sharded over
@@ -178,3 +183,8 @@ class Keys:
 
     def operations(self, service: str) -> str:
         return f"{self.prefix}:{{jo:{service_shard(service)}}}:ops:{service}"
+
+    # --- quotas (--tenants) -----------------------------------------------------------------
+    def quota_bucket(self, signal: str) -> str:
+        """The token bucket of the namespace's ``signal`` (``spans`` or ``logs``) rate quota."""
+        return f"{self.prefix}:quota:{signal}"
