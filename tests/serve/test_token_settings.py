@@ -4,6 +4,7 @@ resolved and validated in ``Settings``, and as ``serve`` prints them."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 
@@ -93,8 +94,9 @@ def test_start_warnings():
     assert start_warnings(resolve({"grpc_listen": "0.0.0.0:4317"}, {"OTEL_SESSIONS_INGEST_TOKEN": "x"})) == []
 
 
-def _serve_output(tmp_path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Everything ``serve`` prints from start to a clean stop."""
+def _serve_output(tmp_path, *args: str, env: dict[str, str] | None = None, while_ready=None) -> str:
+    """Everything ``serve`` prints from start to a clean stop; ``while_ready(http_url)`` runs
+    once it is ready."""
     process = subprocess.Popen([*SERVE, "--data-dir", str(tmp_path), "--grpc-listen", "127.0.0.1:0", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, **(env or {})})
@@ -104,6 +106,9 @@ def _serve_output(tmp_path, *args: str, env: dict[str, str] | None = None) -> st
             lines.append(line)
             if line.strip().endswith("ready"):
                 break
+        if while_ready is not None:
+            (url,) = {m.group(1) for line in lines for m in [re.search(r"OTLP/HTTP on (http://[\d.]+:\d+)", line)] if m}
+            while_ready(url)
     finally:
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=30)
@@ -127,3 +132,36 @@ def test_serve_stops_on_a_missing_token_file(tmp_path):
                             text=True, timeout=30, env={**os.environ})
     assert result.returncode == 2
     assert f"--query-token-file / OTEL_SESSIONS_QUERY_TOKEN_FILE: no such file: {tmp_path / 'absent'}" in result.stdout
+
+
+def test_no_token_in_the_output_of_a_run_with_refusals(tmp_path, redis_url):
+    """``serve`` at debug level, tokens from a file and an env var, then requests without a
+    token, with wrong ones, with the right ones and a deletion: nothing it prints holds a token."""
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "q").write_text("query-file-secret-41f7\n")
+    secrets = ("query-file-secret-41f7", "ingest-env-secret-8a02", "wrong-secret-13c5")
+
+    def traffic(url: str) -> None:
+        for path, method, token in (("/v1/sessions", "GET", None), ("/v1/sessions", "GET", "wrong-secret-13c5"),
+                                    ("/v1/sessions", "GET", "query-file-secret-41f7"),
+                                    ("/v1/traces", "POST", "wrong-secret-13c5"),
+                                    ("/api/services", "GET", "wrong-secret-13c5"),
+                                    ("/v1/sessions/none", "DELETE", "query-file-secret-41f7")):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            if method == "POST":
+                headers["Content-Type"] = "application/json"
+            request = urllib.request.Request(url + path, method=method, headers=headers,
+                                             data=b"{}" if method == "POST" else None)
+            try:
+                urllib.request.urlopen(request, timeout=10).close()
+            except urllib.error.HTTPError as exc:
+                assert exc.code in (401, 404), (path, exc.code)
+
+    out = _serve_output(tmp_path, "--redis-url", redis_url, "--http-listen", "127.0.0.1:0", "--log-level", "debug",
+                        "--query-token-file", str(tmp_path / "q"),
+                        env={"OTEL_SESSIONS_INGEST_TOKEN": "ingest-env-secret-8a02"}, while_ready=traffic)
+    assert out.count("audit: refused status=401") == 4, out
+    for secret in secrets:
+        assert secret not in out, secret
