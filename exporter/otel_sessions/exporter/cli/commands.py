@@ -23,13 +23,13 @@ from typing import Any
 from otel_sessions.exporter.cli import render
 from otel_sessions.exporter.cli.client import DEFAULT_SERVER, Client, ServiceError
 from otel_sessions.exporter.cli.grpc_command import add_grpc_command
-from otel_sessions.exporter.cli.token import QUERY_ENV, add_token_arguments, client_token
 from otel_sessions.exporter.cli.logs_command import (
     add_session_logs_command,
     add_thread_logs_command,
     log_line,
     otlp_records,
 )
+from otel_sessions.exporter.cli.token import QUERY_ENV, add_token_arguments, client_token
 
 __all__ = ["add_lookup_commands", "run"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter import audit
+from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import http_error
 from otel_sessions.exporter.jaeger.params import BadQuery, TraceQuery, parse_trace_id
 from otel_sessions.exporter.jaeger.search import JaegerQuery
