@@ -106,9 +106,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("key_prefix", "--key-prefix", "OTEL_SESSIONS_KEY_PREFIX", "ots",
            "Prefix of every Redis key."),
     Option("ingest_token", "--ingest-token", "OTEL_SESSIONS_INGEST_TOKEN", None,
-           "When set, OTLP requests need 'Authorization: Bearer <token>'."),
+           "When set, OTLP requests need 'Authorization: Bearer <token>'. A flag shows in the process list: "
+           "prefer the env var or --ingest-token-file."),
     Option("query_token", "--query-token", "OTEL_SESSIONS_QUERY_TOKEN", None,
-           "When set, lookups need 'Authorization: Bearer <token>'."),
+           "When set, lookups need 'Authorization: Bearer <token>'. A flag shows in the process list: "
+           "prefer the env var or --query-token-file."),
     Option("ingest_token_file", "--ingest-token-file", "OTEL_SESSIONS_INGEST_TOKEN_FILE", None,
            "File holding the ingest token (its content stripped of surrounding whitespace): keeps the token "
            "out of the process list. Not together with --ingest-token; a flag wins over the env vars.",
