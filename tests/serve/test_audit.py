@@ -14,7 +14,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_sessions.exporter.audit import AUDIT_LOGGER, grpc_peer, record
+from otel_sessions.exporter.audit_log import AUDIT_LOGGER, grpc_peer, record, record_refusal
+from otel_sessions.exporter.errors import NotFound, PermissionDenied, Throttled
 from otel_sessions.v1 import session_service_pb2 as pb
 from otel_sessions.v1 import session_service_pb2_grpc as pb_grpc
 from tests.ingest.test_bad_input import InMemoryOne
@@ -113,6 +114,19 @@ def test_audit_values_are_quoted_and_cut(caplog):
     (line,) = _audit_lines(caplog)
     assert "\n" not in line and 'route="DELETE /v1/sessions/a\\nb"' in line
     assert "client=- " in line and 'tenant="team a"' in line and "x" * 201 not in line
+
+
+def test_only_refusals_are_recorded_with_the_tenant_the_refusal_names(caplog):
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    denied = PermissionDenied("this token has no 'admin' scope")
+    denied.tenant = "team-a"
+    record_refusal(denied, route="DELETE /v1/sessions/s", client="10.0.0.7")
+    record_refusal(Throttled("spans_per_second quota used up", 1.0), route="POST /v1/traces", client="10.0.0.8",
+                   tenant="team-b")
+    record_refusal(NotFound("no session 's'"), route="GET /v1/sessions/s", client="10.0.0.9")
+    first, second = _audit_lines(caplog)
+    assert "status=403" in first and "tenant=team-a" in first and "client=10.0.0.7" in first
+    assert "status=429" in second and "tenant=team-b" in second
 
 
 class _Context:

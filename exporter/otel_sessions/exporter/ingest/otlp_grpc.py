@@ -25,7 +25,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otel_sessions.exporter import audit
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, classify, grpc_abort
 from otel_sessions.exporter.ingest.inflight import InflightBytes
@@ -63,7 +63,7 @@ def _export_handler(service: str, name: str, parse: Callable[[bytes], Any],
             return response.SerializeToString()
         except Exception as exc:
             outcome = classify(exc).outcome
-            audit.record_refusal(exc, route=f"{service}/Export", client=audit.grpc_peer(context))
+            audit_log.record_refusal(exc, route=f"{service}/Export", client=audit_log.grpc_peer(context))
             await grpc_abort(context, exc, "OTLP/gRPC export")
             raise AssertionError("unreachable") from None
         finally:

@@ -36,7 +36,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_sessions.exporter import audit
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import (
     BadRequest,
@@ -190,7 +190,7 @@ def _export_route(request_type: type[Message], ingest: Callable[[Message, bytes 
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
             outcome = classify(exc).outcome
-            audit.record_refusal(exc, route=f"POST {request.path}", client=request.remote)
+            audit_log.record_refusal(exc, route=f"POST {request.path}", client=request.remote)
             answer = http_error(exc, "OTLP/HTTP export", _otlp_error_render(reply_type))
             if isinstance(exc, RequestTimeout):
                 return await _answer_and_close(request, answer)

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from otel_sessions.exporter import audit
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import http_error
 from otel_sessions.exporter.jaeger.params import BadQuery, TraceQuery, parse_trace_id
@@ -60,7 +60,7 @@ def jaeger_routes(guard: BearerGuard, store: SessionStore, index: ServiceIndex) 
                 guard.check(request.headers.get("Authorization"))
                 return await handler(request, JaegerQuery(store, index))
             except Exception as exc:
-                audit.record_refusal(exc, route=f"GET {request.path}", client=request.remote)
+                audit_log.record_refusal(exc, route=f"GET {request.path}", client=request.remote)
                 return http_error(exc, f"GET {request.path}", render)
 
         return wrapper

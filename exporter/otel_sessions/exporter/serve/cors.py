@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from otel_sessions.exporter import audit
+from otel_sessions.exporter import audit_log
 
 __all__ = ["install_cors", "ALLOWED_HEADERS", "MAX_AGE_S"]
 
@@ -48,7 +48,7 @@ def install_cors(app: web.Application, origins: tuple[str, ...]) -> bool:
                 or "Access-Control-Request-Method" not in request.headers):
             return await handler(request)
         if origin.lower() not in allowed:
-            audit.record("refused", route=f"OPTIONS {request.path}", client=request.remote, status=403,
+            audit_log.record("refused", route=f"OPTIONS {request.path}", client=request.remote, status=403,
                          reason=f"origin {origin[:100]!r} not in --cors-origins")
             return web.json_response(
                 {"error": f"origin {origin[:100]!r} may not call this service from a browser: it is not in "

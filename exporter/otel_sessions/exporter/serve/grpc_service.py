@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from otel_sessions.exporter import audit
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
 from otel_sessions.exporter.lookup.logs import LogQuery, session_page, to_logs_data
@@ -99,7 +99,7 @@ class SessionService(pb_grpc.SessionServiceServicer):
             self.guard.check_grpc(context.invocation_metadata())
             return await call()
         except Exception as exc:
-            audit.record_refusal(exc, route=f"SessionService/{method}", client=audit.grpc_peer(context))
+            audit_log.record_refusal(exc, route=f"SessionService/{method}", client=audit_log.grpc_peer(context))
             await grpc_abort(context, exc, f"SessionService/{method}")
 
     @staticmethod
@@ -190,7 +190,7 @@ class SessionService(pb_grpc.SessionServiceServicer):
             session_id = self._required(request.session_id, "session_id")
             if not await self.store.delete_session(session_id):
                 raise NotFound(f"no session {session_id!r}")
-            audit.record("deleted", route="SessionService/DeleteSession", client=audit.grpc_peer(context),
+            audit_log.record("deleted", route="SessionService/DeleteSession", client=audit_log.grpc_peer(context),
                          target=session_id)
             return pb.DeleteSessionResponse()
 

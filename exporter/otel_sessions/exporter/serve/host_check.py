@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from otel_sessions.exporter import audit
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.serve.exposure import is_loopback
 
 __all__ = ["host_allowed", "install_host_check", "MISDIRECTED"]
@@ -64,7 +64,7 @@ def install_host_check(app: web.Application, listen_host: str, allowed_hosts: tu
         header = request.headers.get("Host")
         if header is None or request.path in _UNCHECKED_PATHS or host_allowed(header, allowed_hosts):
             return await handler(request)
-        audit.record("refused", route=f"{request.method} {request.path}", client=request.remote, status=MISDIRECTED,
+        audit_log.record("refused", route=f"{request.method} {request.path}", client=request.remote, status=MISDIRECTED,
                      reason=f"Host {header[:100]!r} not served")
         return web.json_response(
             {"error": f"this service does not answer for Host {header[:100]!r}: it answers {names} "

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from otel_sessions.exporter import audit
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.auth import BearerGuard
 from otel_sessions.exporter.errors import NotFound, StoreUnavailable, http_error
 from otel_sessions.exporter.lookup.conversation import Conversations, page_params
@@ -80,7 +80,7 @@ def _guard(guard: BearerGuard, handler: Callable) -> Callable:
             guard.check(request.headers.get("Authorization"))
             return await handler(request)
         except Exception as exc:
-            audit.record_refusal(exc, route=f"{request.method} {request.path}", client=request.remote)
+            audit_log.record_refusal(exc, route=f"{request.method} {request.path}", client=request.remote)
             return http_error(exc, f"{request.method} {request.path}")
 
     return guarded
@@ -140,7 +140,7 @@ async def delete_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
     if not await request.app[STORE].delete_session(session_id):
         raise NotFound(f"no session {session_id!r}")
-    audit.record("deleted", route=f"DELETE {request.path}", client=request.remote, status=204, target=session_id)
+    audit_log.record("deleted", route=f"DELETE {request.path}", client=request.remote, status=204, target=session_id)
     return web.Response(status=204)
 
 

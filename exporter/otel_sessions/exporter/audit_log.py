@@ -58,10 +58,12 @@ def record(event: str, *, route: str, client: str | None, tenant: str | None = N
 
 def record_refusal(exc: BaseException, *, route: str, client: str | None, tenant: str | None = None) -> None:
     """:func:`record` a ``refused`` line when ``exc`` is a refusal (401, 403, 429); nothing for
-    any other failure (a bad parameter, a missing session, Redis down...)."""
+    any other failure (a bad parameter, a missing session, Redis down...). The tenant is
+    ``tenant``, else the exception's ``tenant`` attribute when the code that refused set one (a
+    token known but without the scope, a tenant's quota)."""
     if isinstance(exc, (Unauthenticated, PermissionDenied, Throttled)):
-        record("refused", route=route, client=client, tenant=tenant, status=classify(exc).http_status,
-               reason=str(exc))
+        record("refused", route=route, client=client, tenant=tenant or getattr(exc, "tenant", None),
+               status=classify(exc).http_status, reason=str(exc))
 
 
 def grpc_peer(context) -> str | None:
