@@ -46,8 +46,9 @@ def test_the_example_runs(tmp_path, redis_url):
         assert '"total": 0' in out
         cli(*lookup[1:-2], "--server", service.http_url, env={"OTEL_SESSIONS_TOKEN": ""}, expect=1)  # no token
         assert request(service, "GET", "/healthz", {"Host": "10.0.0.9"})[0] == 200
-        assert request(service, "GET", "/openapi.json", {"Host": "sessions.example.com"})[0] == 200
-        assert request(service, "GET", "/openapi.json", {"Host": "10.0.0.9"})[0] == MISDIRECTED
+        bearer = "Bearer " + settings.query_token
+        assert request(service, "GET", "/v1/sessions", {"Host": "sessions.example.com", "Authorization": bearer})[0] == 200
+        assert request(service, "GET", "/v1/sessions", {"Host": "10.0.0.9", "Authorization": bearer})[0] == MISDIRECTED
 
 
 def test_the_section_names_the_statuses_and_settings():
