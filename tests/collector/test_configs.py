@@ -53,7 +53,8 @@ def _port(endpoint: str, default: int | None = None) -> tuple[str, int | None]:
 
 def test_the_expected_files_are_there():
     names = {p.name for p in FILES}
-    assert {"fan-out-jaeger.yaml", "scale-out-loadbalancing.yaml", "tempo.yaml", "grafana-datasources.yaml"} <= names
+    assert {"fan-out-jaeger.yaml", "scale-out-loadbalancing.yaml", "tempo.yaml", "grafana-datasources.yaml",
+            "tenant-token.yaml"} <= names
     assert COMPONENTS["collector"]["checked_against"]
     for path in FILES:  # each is commented for the reader
         assert path.read_text().lstrip().startswith("#"), path.name
@@ -84,6 +85,21 @@ def test_collector_config_names_known_components_and_keys(path):
             for component_id in pipeline.get(kind, []):
                 assert component_id in defined.get(kind, set()), f"{pipeline_id}: {component_id} is not defined"
         assert pipeline["receivers"] and pipeline["exporters"]
+    # an exporter's authenticator is an extension that is defined and enabled
+    enabled = set(service.get("extensions", []))
+    for component_id, settings in (config.get("exporters") or {}).items():
+        authenticator = ((settings or {}).get("auth") or {}).get("authenticator")
+        if authenticator is not None:
+            assert authenticator in enabled, f"{component_id}: authenticator {authenticator} is not enabled"
+            if authenticator.split("/")[0] == "bearertokenauth" and component_id.split("/")[0] in ("otlp", "otlp_grpc"):
+                # its gRPC credentials require transport security: no token over plaintext gRPC
+                assert not (settings.get("tls") or {}).get("insecure"), f"{component_id}: bearertokenauth needs TLS"
+    # the bearertokenauth extension's own rule (Config.Validate): a token, tokens or a file; not token with tokens
+    for component_id, settings in (config.get("extensions") or {}).items():
+        if component_id.split("/")[0] == "bearertokenauth":
+            settings = settings or {}
+            assert settings.get("token") or settings.get("tokens") or settings.get("filename"), component_id
+            assert not (settings.get("token") and settings.get("tokens")), component_id
     # the loadbalancing exporter's own rule (Config.Validate): routing_attributes iff routing_key attributes
     for component_id, settings in (config.get("exporters") or {}).items():
         if component_id.split("/")[0] in ("loadbalancing", "load_balancing"):
@@ -168,3 +184,40 @@ def test_grafana_provisioning_points_a_jaeger_data_source_at_otel_sessions(path)
     parts = urlsplit(source["url"])
     assert parts.scheme == "http" and parts.port == HTTP_PORT and parts.path in ("", "/")
     assert source["access"] == "proxy"
+
+
+def test_tenant_token_sends_the_token_from_a_file_over_grpc_and_http():
+    config = _load(CONFIG_DIR / "tenant-token.yaml")
+    (extension_id,) = [e for e in config["extensions"] if e.startswith("bearertokenauth")]
+    extension = config["extensions"][extension_id]
+    assert extension["filename"].startswith("/") and "token" not in extension and "tokens" not in extension
+    assert extension_id in config["service"]["extensions"]
+    kinds = set()
+    for pipeline in config["service"]["pipelines"].values():
+        for exporter_id in pipeline["exporters"]:
+            exporter = config["exporters"][exporter_id]
+            assert "otel-sessions" in exporter["endpoint"]
+            assert exporter["auth"]["authenticator"] == extension_id
+            assert "headers" not in exporter  # the token comes from the extension only
+            kinds.add(exporter_id.split("/")[0])
+    assert kinds == {"otlp", "otlphttp"}
+    assert set(config["service"]["pipelines"]) == {"traces", "logs"}
+    # the comment says how the file is mounted, where the service reads its own token from
+    text = (CONFIG_DIR / "tenant-token.yaml").read_text()
+    assert "volumeMounts" in text and "--ingest-token-file" in text and extension["filename"] in text
+
+
+def test_the_checks_refuse_an_authenticator_that_cannot_work(tmp_path):
+    """The generic check of a file that names an extension it does not enable, or sends a
+    bearer token over plaintext gRPC, fails."""
+    config = _load(CONFIG_DIR / "tenant-token.yaml")
+    bad = tmp_path / "bad.yaml"
+    config["service"]["extensions"] = []
+    bad.write_text(yaml.safe_dump(config))
+    with pytest.raises(AssertionError, match="is not enabled"):
+        test_collector_config_names_known_components_and_keys(bad)
+    config = _load(CONFIG_DIR / "tenant-token.yaml")
+    config["exporters"]["otlp/otel-sessions"]["tls"] = {"insecure": True}
+    bad.write_text(yaml.safe_dump(config))
+    with pytest.raises(AssertionError, match="bearertokenauth needs TLS"):
+        test_collector_config_names_known_components_and_keys(bad)

@@ -117,10 +117,10 @@ def test_slow_headers_and_slow_body_are_cut_off_while_others_export(redis_url):
         slow_head, slow_body = {}, {}
         # headers a byte at a time, never finished
         head_thread = threading.Thread(target=_trickle, args=(
-            address, b"", b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 500, slow_head))
+            address, b"", b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 500, slow_head))
         # whole headers, then a 1000-byte body a byte at a time
         body_thread = threading.Thread(target=_trickle, args=(
-            address, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            address, b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-protobuf\r\n"
                      b"Content-Length: 1000\r\n\r\n", b"\n" * 1000, slow_body))
         head_thread.start()
         body_thread.start()

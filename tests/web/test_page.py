@@ -293,6 +293,59 @@ def test_query_token_is_asked_once_per_tab(loaded, watched, redis_server):
     watched.check()
 
 
+def test_token_from_a_file_is_asked_for_and_carried_by_the_live_tail(loaded, watched, redis_server, tmp_path):
+    """A service started with its query token in a file: the page asks for it, the list loads,
+    and the live tail (read with fetch) carries it in the Authorization header, never in an address."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from tests.support import provider_with
+
+    token = "page-token-6e2d9b"
+    (tmp_path / "query.token").write_text(token + "\n")
+    ingest = "page-ingest-2f81c4"  # once any token is set, ingest needs one of its own
+    with RunningService(redis_server.url, query_token_file=str(tmp_path / "query.token"),
+                        ingest_token=ingest) as guarded:
+        provider = provider_with(OTLPSpanExporter(endpoint=guarded.http_url + "/v1/traces", timeout=10,
+                                                  headers={"authorization": f"Bearer {ingest}"}), "live-app")
+        tracer = provider.get_tracer("tests.web")
+
+        def send(n: int) -> None:
+            tracer.start_span(f"guarded step {n}", attributes={"session.id": "sess_web_guarded"}).end()
+
+        send(0)
+        page = watched.page
+        sent: list[tuple[str, str | None]] = []
+        page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization"))))
+        page.goto(guarded.http_url + "/#/sessions")
+        dialog = page.locator("dialog.token-dialog")
+        expect(dialog).to_be_visible()
+        dialog.get_by_label("query token").fill(token)
+        dialog.get_by_role("button", name="Use token").click()
+        expect(dialog).to_be_hidden()
+        expect(page.locator("table.sessions tbody tr").first).to_be_visible()
+        page.goto(guarded.http_url + "/#/session/sess_web_guarded/timeline")  # same tab: not asked again
+        spans = page.locator(".card[data-card=spans] b")
+        expect(spans).to_have_text("1")
+        page.get_by_role("button", name="live: off").click()
+        deadline = time.monotonic() + 20
+        n = 0
+        while spans.inner_text() == "1":
+            assert time.monotonic() < deadline, "no live update"
+            n += 1
+            send(n)
+            try:
+                expect(spans).not_to_have_text("1", timeout=2000)
+            except AssertionError:
+                continue
+        provider.shutdown()
+        page.get_by_role("button", name="live", exact=True).click()
+        tails = [(url, auth) for url, auth in sent if url.endswith("/v1/sessions/sess_web_guarded/tail")]
+        assert tails and all(auth == f"Bearer {token}" for _, auth in tails), tails
+        assert not [url for url, _ in sent if token in url]  # never in an address (so never in a log line)
+    watched.problems[:] = [p for p in watched.problems if "401 (Unauthorized)" not in p]
+    watched.check("token-from-file")
+
+
 def test_live_tail_shows_new_spans(loaded, watched):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

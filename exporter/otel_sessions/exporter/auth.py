@@ -11,7 +11,8 @@ or ``--ingest-token`` / ``--query-token``), each with its tenant and scopes (``t
 
 The presented token is hashed (SHA-256) and its digest looked up, then compared with
 ``hmac.compare_digest``: the time taken does not depend on how much of a secret was guessed.
-Tokens are never logged. Every refusal and every deletion goes through :func:`audit`.
+Tokens are never logged. A refusal carries the tenant when the token was known
+(``PermissionDenied.tenant``), for the audit line its route writes (``audit_log.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from otel_sessions.exporter.errors import PermissionDenied, Unauthenticated
 from otel_sessions.exporter.tenants import DEFAULT_TENANT, SCOPES, Tenant
 
-__all__ = ["Access", "Principal", "audit", "bearer_token"]
+__all__ = ["Access", "Principal", "bearer_token"]
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,6 @@ class Principal:
 
 #: The caller of a service with no token configured.
 OPEN = Principal(DEFAULT_TENANT, frozenset(SCOPES))
-
-
-def audit(event: str, *, where: str, tenant: str | None = None, detail: str = "") -> None:
-    """The one place refused requests and deletions are reported.
-
-    ``event``: ``"unauthenticated"`` (no or an unknown token), ``"forbidden"`` (a token without
-    the scope), ``"deleted"`` (a session deleted); ``where``: the route or RPC; ``tenant``: the
-    caller's tenant when known; ``detail``: the scope missing, the session deleted. Never a
-    token. Logged at debug level here; an audit log takes its records from this function."""
-    log.debug("audit %s at %s (tenant %s) %s", event, where, tenant, detail)
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -90,7 +81,6 @@ class Access:
             known, principal = self._by_digest.get(digest, (_NO_MATCH, None))
             if hmac.compare_digest(known, digest) and principal is not None:
                 return principal
-        audit("unauthenticated", where=where)
         raise Unauthenticated("missing or unknown bearer token (Authorization: Bearer <token>)")
 
     def require(self, authorization: str | None, scope: str, where: str) -> Principal:
@@ -98,8 +88,9 @@ class Access:
         :class:`Unauthenticated` (no or an unknown token) or :class:`PermissionDenied`."""
         principal = self.identify(authorization, where)
         if scope not in principal.scopes:
-            audit("forbidden", where=where, tenant=principal.tenant, detail=f"needs scope {scope}")
-            raise PermissionDenied(f"this token has no {scope!r} scope")
+            refusal = PermissionDenied(f"this token has no {scope!r} scope")
+            refusal.tenant = principal.tenant
+            raise refusal
         return principal
 
     def require_grpc(self, metadata: Iterable[tuple[str, str | bytes]] | None, scope: str,

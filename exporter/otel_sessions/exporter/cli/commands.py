@@ -29,6 +29,7 @@ from otel_sessions.exporter.cli.logs_command import (
     log_line,
     otlp_records,
 )
+from otel_sessions.exporter.cli.token import QUERY_ENV, add_token_arguments, client_token
 
 __all__ = ["add_lookup_commands", "run"]
 
@@ -230,8 +231,7 @@ def cmd_users_get(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     parser.add_argument("--server", default=os.environ.get("OTEL_SESSIONS_SERVER") or DEFAULT_SERVER,
                         help="HTTP address of the service [env OTEL_SESSIONS_SERVER; default: %(default)s]")
-    parser.add_argument("--token", default=os.environ.get("OTEL_SESSIONS_QUERY_TOKEN") or None,
-                        help="query token, when the service has one [env OTEL_SESSIONS_QUERY_TOKEN]")
+    add_token_arguments(parser, QUERY_ENV, "query token")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
@@ -328,6 +328,7 @@ def add_lookup_commands(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run a lookup command; errors become a message on stderr and an exit status."""
     try:
+        args.token = client_token(args.token, args.token_file, QUERY_ENV)
         return args.func(args)
     except ServiceError as exc:
         print(f"otel-sessions: error: {exc}", file=sys.stderr, flush=True)

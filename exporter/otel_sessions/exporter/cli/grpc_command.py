@@ -73,6 +73,7 @@ def add_grpc_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("request", nargs="?", default="{}", help="the request as JSON (default: {})")
     p.add_argument("--address", default=os.environ.get("OTEL_SESSIONS_GRPC") or "127.0.0.1:4317",
                    help="gRPC address of the service [env OTEL_SESSIONS_GRPC; default: %(default)s]")
-    p.add_argument("--token", default=os.environ.get("OTEL_SESSIONS_QUERY_TOKEN") or None,
-                   help="query token, when the service has one [env OTEL_SESSIONS_QUERY_TOKEN]")
+    from otel_sessions.exporter.cli.token import QUERY_ENV, add_token_arguments
+
+    add_token_arguments(p, QUERY_ENV, "query token")
     p.set_defaults(func=cmd_grpc)

@@ -124,11 +124,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                       default=os.environ.get("OTEL_SESSIONS_SERVER") or "http://127.0.0.1:4318",
                       help="HTTP address of the service (OTLP/HTTP and lookups; http:// is assumed when no "
                       "scheme is given) [env OTEL_SESSIONS_SERVER; default: %(default)s]")
-    demo.add_argument("--token", default=os.environ.get("OTEL_SESSIONS_INGEST_TOKEN") or os.environ.get(
-                      "OTEL_SESSIONS_TOKEN") or None,
-                      help="ingest token, when the service has one (serve --ingest-token) [env "
-                      "OTEL_SESSIONS_INGEST_TOKEN, else OTEL_SESSIONS_TOKEN]; headers of "
-                      "OTEL_EXPORTER_OTLP_TRACES_HEADERS / OTEL_EXPORTER_OTLP_HEADERS are sent too")
+    from otel_sessions.exporter.cli.token import INGEST_ENV, add_token_arguments
+
+    add_token_arguments(demo, INGEST_ENV, "ingest token (serve --ingest-token)",
+                        "; headers of OTEL_EXPORTER_OTLP_TRACES_HEADERS / OTEL_EXPORTER_OTLP_HEADERS are sent too")
     demo.add_argument("--seed", type=int, default=None, help="random seed: the same ids and figures each run, so a rerun adds nothing")
     demo.add_argument("--json", action="store_true", help="print the ids sent as JSON")
 
@@ -136,12 +135,18 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def demo(args: argparse.Namespace) -> int:
     import json
 
-    from otel_sessions.exporter.cli.client import server_url
+    from otel_sessions.exporter.cli.client import ServiceError, server_url
     from otel_sessions.exporter.cli.demo import DemoRefused, run_demo
+    from otel_sessions.exporter.cli.token import INGEST_ENV, client_token
 
     args.endpoint = server_url(args.endpoint)
     try:
-        conversation = run_demo(args.endpoint, seed=args.seed, token=args.token)
+        token = client_token(args.token, args.token_file, INGEST_ENV)
+    except ServiceError as exc:
+        print(f"otel-sessions: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        conversation = run_demo(args.endpoint, seed=args.seed, token=token)
     except (ConnectionError, DemoRefused) as exc:
         print(f"otel-sessions: error: {exc}", file=sys.stderr)
         return 1
@@ -211,6 +216,10 @@ def serve(args: argparse.Namespace) -> int:
         _say(f"error: {exc}")
         return 2
     _say(f"otel-sessions {package_version()} starting (pid {os.getpid()}, Python {sys.version.split()[0]})")
+    from otel_sessions.exporter.serve.exposure import start_warnings
+
+    for warning in start_warnings(settings):
+        _say(f"warning: {warning}")
     if settings.workers > 1 and (settings.grpc_listen[1] == 0 or settings.http_listen[1] == 0):
         _say("error: --workers / OTEL_SESSIONS_WORKERS above 1 needs fixed ports, not port 0")
         return 2

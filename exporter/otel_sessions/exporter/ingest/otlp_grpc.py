@@ -27,6 +27,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.errors import BadRequest, classify, grpc_abort
 from otel_sessions.exporter.ingest.inflight import InflightBytes
 from otel_sessions.exporter.metrics import METRICS
@@ -72,6 +73,7 @@ def _export_handler(service: str, name: str, resolve: Resolve, parse: Callable[[
             return response.SerializeToString()
         except Exception as exc:
             outcome = classify(exc).outcome
+            audit_log.record_refusal(exc, route=f"{service}/Export", client=audit_log.grpc_peer(context))
             await grpc_abort(context, exc, "OTLP/gRPC export")
             raise AssertionError("unreachable") from None
         finally:

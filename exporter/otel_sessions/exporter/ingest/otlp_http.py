@@ -38,6 +38,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.errors import (
     BadRequest,
     RequestTimeout,
@@ -192,6 +193,7 @@ def _export_route(request_type: type[Message], resolve: Resolve,
             return web.Response(body=_encode(response, reply_type), content_type=reply_type)
         except Exception as exc:
             outcome = classify(exc).outcome
+            audit_log.record_refusal(exc, route=f"POST {request.path}", client=request.remote)
             answer = http_error(exc, "OTLP/HTTP export", _otlp_error_render(reply_type))
             if isinstance(exc, RequestTimeout):
                 return await _answer_and_close(request, answer)

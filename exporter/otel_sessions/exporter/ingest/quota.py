@@ -75,6 +75,7 @@ class TenantQuota:
             if rate is not None and items > 0:
                 await self._admit_rate(signal, rate, items)
         except QuotaExceeded as exc:
+            exc.tenant = self.tenant  # for the audit line of the refusal
             counter = METRICS.tenant_spans_refused if signal == "spans" else METRICS.tenant_logs_refused
             counter.labels(self.tenant, exc.quota).inc(items)
             raise

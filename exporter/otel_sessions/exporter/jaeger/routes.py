@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.errors import http_error
 from otel_sessions.exporter.jaeger.params import BadQuery, TraceQuery, parse_trace_id
@@ -59,6 +60,7 @@ def jaeger_routes(access: Access, query_for: Callable[[str], Awaitable[JaegerQue
                 principal = access.require(request.headers.get("Authorization"), "read", f"GET {request.path}")
                 return await handler(request, await query_for(principal.tenant))
             except Exception as exc:
+                audit_log.record_refusal(exc, route=f"GET {request.path}", client=request.remote)
                 return http_error(exc, f"GET {request.path}", render)
 
         return wrapper

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from otel_sessions.exporter.auth import Access, audit
+from otel_sessions.exporter import audit_log
+from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.errors import BadRequest, NotFound, StoreUnavailable, grpc_abort
 from otel_sessions.exporter.lookup.logs import LogQuery, session_page, to_logs_data
 from otel_sessions.exporter.lookup.params import MAX_LIMIT, SessionQuery, parse_count
@@ -119,6 +120,7 @@ class SessionService(pb_grpc.SessionServiceServicer):
         try:
             return await call(await self._tenant(context, method, scope))
         except Exception as exc:
+            audit_log.record_refusal(exc, route=f"SessionService/{method}", client=audit_log.grpc_peer(context))
             await grpc_abort(context, exc, f"SessionService/{method}")
 
     @staticmethod
@@ -210,7 +212,8 @@ class SessionService(pb_grpc.SessionServiceServicer):
             session_id = self._required(request.session_id, "session_id")
             if not await tenant.store.delete_session(session_id):
                 raise NotFound(f"no session {session_id!r}")
-            audit("deleted", where="SessionService/DeleteSession", tenant=tenant.name, detail=session_id)
+            audit_log.record("deleted", route="SessionService/DeleteSession", client=audit_log.grpc_peer(context),
+                             tenant=tenant.name, target=session_id)
             return pb.DeleteSessionResponse()
 
         return await self._answer(context, "DeleteSession", call, scope="admin")

@@ -38,7 +38,9 @@ from otel_sessions.exporter.jaeger.search import JaegerQuery
 from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.serve import bad_http_log
 from otel_sessions.exporter.serve.app import create_app
+from otel_sessions.exporter.serve.cors import install_cors
 from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_session_service
+from otel_sessions.exporter.serve.host_check import install_host_check
 from otel_sessions.exporter.serve.page import page_routes
 from otel_sessions.exporter.serve.rest import lookup_routes
 from otel_sessions.exporter.serve.settings import Settings
@@ -208,6 +210,8 @@ class Service:
                                        page_routes(self.access, self.tenancy, builder),
                                        jaeger_routes(self.access, self._jaeger_query_for),
                                        *self.extra_http_routes])
+        install_host_check(app, s.http_listen[0], s.allowed_hosts)  # DNS rebinding; serve/host_check.py
+        install_cors(app, s.cors_origins)  # off unless --cors-origins; serve/cors.py
         # keepalive_timeout runs from a connection's start (aiohttp 3.14.4 on) and from each answer
         # until the next request head is complete: aiohttp's bound on idle connections and on
         # slow headers alike

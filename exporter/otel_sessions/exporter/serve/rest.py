@@ -26,7 +26,8 @@ from collections.abc import Callable
 from aiohttp import web
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
-from otel_sessions.exporter.auth import Access, audit
+from otel_sessions.exporter import audit_log
+from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.errors import NotFound, StoreUnavailable, http_error
 from otel_sessions.exporter.lookup.conversation import page_params
 from otel_sessions.exporter.lookup.params import LIST_PARAMS, MAX_LIMIT, QueryError, SessionQuery, parse_count
@@ -81,6 +82,7 @@ def _guard(access: Access, tenancy: Tenancy, scope: str, handler: Callable) -> C
             request[TENANT] = await tenancy.get(principal.tenant)
             return await handler(request)
         except Exception as exc:
+            audit_log.record_refusal(exc, route=f"{request.method} {request.path}", client=request.remote)
             return http_error(exc, f"{request.method} {request.path}")
 
     return guarded
@@ -142,7 +144,8 @@ async def delete_session(request: web.Request) -> web.Response:
     tenant = request[TENANT]
     if not await tenant.store.delete_session(session_id):
         raise NotFound(f"no session {session_id!r}")
-    audit("deleted", where=f"{request.method} {request.path}", tenant=tenant.name, detail=session_id)
+    audit_log.record("deleted", route=f"DELETE {request.path}", client=request.remote, tenant=tenant.name, status=204,
+                     target=session_id)
     return web.Response(status=204)
 
 

@@ -121,11 +121,27 @@ OPTIONS: tuple[Option, ...] = (
            "makes a token.", metavar="FILE"),
     Option("ingest_token", "--ingest-token", "OTEL_SESSIONS_INGEST_TOKEN", None,
            "A single token with the ingest scope (OTLP requests need 'Authorization: Bearer <token>'). Once any "
-           "token is set, every route needs a token of its scope. Not with --tenants."),
+           "token is set, every route needs a token of its scope. Not with --tenants. A flag shows in the process "
+           "list: prefer the env var or --ingest-token-file."),
     Option("query_token", "--query-token", "OTEL_SESSIONS_QUERY_TOKEN", None,
            "A single token with the read, admin (delete) and metrics scopes (lookups need "
            "'Authorization: Bearer <token>'). Once any token is set, every route needs a token of its scope. "
-           "Not with --tenants."),
+           "Not with --tenants. A flag shows in the process list: prefer the env var or --query-token-file."),
+    Option("ingest_token_file", "--ingest-token-file", "OTEL_SESSIONS_INGEST_TOKEN_FILE", None,
+           "File holding the ingest token (its content stripped of surrounding whitespace): keeps the token "
+           "out of the process list. Not together with --ingest-token; a flag wins over the env vars.",
+           metavar="PATH"),
+    Option("query_token_file", "--query-token-file", "OTEL_SESSIONS_QUERY_TOKEN_FILE", None,
+           "File holding the query token, as --ingest-token-file.", metavar="PATH"),
+    Option("allowed_hosts", "--allowed-hosts", "OTEL_SESSIONS_ALLOWED_HOSTS", None,
+           "Comma-separated host names the HTTP port answers besides localhost, 127.0.0.1 and [::1] "
+           "(e.g. sessions.example.com,*.internal.example.com); any other Host header gets 421. Checked "
+           "always when --http-listen is a loopback address (against DNS rebinding), elsewhere only when set.",
+           metavar="HOSTS"),
+    Option("cors_origins", "--cors-origins", "OTEL_SESSIONS_CORS_ORIGINS", None,
+           "Comma-separated origins (https://app.example.com) whose browser pages may call the HTTP port "
+           "(OTLP/HTTP export and lookups, with Content-Type and Authorization headers); others get no "
+           "CORS headers. Default: CORS off.", metavar="ORIGINS"),
     Option("max_request_bytes", "--max-request-bytes", "OTEL_SESSIONS_MAX_REQUEST_BYTES", 64 * 1024 * 1024,
            "Largest OTLP request accepted, compressed or not (gRPC message size too)."),
     Option("max_inflight_bytes", "--max-inflight-bytes", "OTEL_SESSIONS_MAX_INFLIGHT_BYTES", "2x",
@@ -203,6 +219,12 @@ class Settings:
     log_level: str
     redact_attributes: tuple[str, ...] = ()
     redact_patterns: tuple[str, ...] = ()
+    ingest_token_file: Path | None = None
+    query_token_file: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    #: the flags that put a token on the command line (``--ingest-token``), for the start-up warning
+    tokens_on_command_line: tuple[str, ...] = ()
 
     def store_settings(self) -> StoreSettings:
         return StoreSettings(key_prefix=self.key_prefix, retention_s=self.retention, thread_idle_s=self.thread_idle,
@@ -231,21 +253,26 @@ class Settings:
         args = dict(args or {})
         env = os.environ if env is None else env
         raw: dict[str, Any] = {}
+        sources: dict[str, str] = {}  # option name -> "flag", "env" or "default"
         for option in OPTIONS:
             value = args.get(option.name)
+            sources[option.name] = "flag"
             if value in (None, [], ()):
                 env_value = env.get(option.env)
+                sources[option.name] = "env"
                 if env_value not in (None, ""):
                     value = ([v.strip() for v in env_value.split(option.separator) if v.strip()]
                              if option.repeatable else env_value)
                 else:
                     value = option.default
+                    sources[option.name] = "default"
             raw[option.name] = value
-        return cls._validated(raw)
+        return cls._validated(raw, sources)
 
     @classmethod
-    def _validated(cls, raw: dict[str, Any]) -> Settings:
+    def _validated(cls, raw: dict[str, Any], sources: Mapping[str, str] | None = None) -> Settings:
         values: dict[str, Any] = {}
+        sources = sources or {}
 
         def fail(name: str, problem: str) -> SettingsError:
             option = _BY_NAME[name]
@@ -323,9 +350,15 @@ class Settings:
             raise fail("key_prefix", "use 1 to 64 letters, digits or _ . : - (no braces)")
         values["key_prefix"] = prefix
 
+        on_command_line = []
         for name in ("ingest_token", "query_token"):
-            token = raw[name]
-            values[name] = str(token) if token else None
+            try:
+                values[name], values[f"{name}_file"], source = _token(name, raw, sources)
+            except SettingsError as exc:
+                raise fail(f"{name}_file", str(exc)) from None
+            if source == "flag" and values[name] is not None and values[f"{name}_file"] is None:
+                on_command_line.append(_BY_NAME[name].flag)
+        values["tokens_on_command_line"] = tuple(on_command_line)
         if raw["tenants"]:
             for name in ("ingest_token", "query_token"):
                 if values[name]:
@@ -338,6 +371,15 @@ class Settings:
         else:
             single = single_token_tenant(values["ingest_token"], values["query_token"])
             values["tenants"] = (single,) if single is not None else ()
+
+        try:
+            values["allowed_hosts"] = tuple(_host_pattern(h) for h in _comma_list(raw["allowed_hosts"]))
+        except ValueError as exc:
+            raise fail("allowed_hosts", str(exc)) from None
+        try:
+            values["cors_origins"] = tuple(_origin(o) for o in _comma_list(raw["cors_origins"]))
+        except ValueError as exc:
+            raise fail("cors_origins", str(exc)) from None
 
         values["prices"] = Path(raw["prices"]).expanduser() if raw["prices"] else None
         if values["prices"] is not None and not values["prices"].is_file():
@@ -366,6 +408,84 @@ class Settings:
     @property
     def redacted_redis_url(self) -> str | None:
         return _redact(self.redis_url) if self.redis_url else None
+
+
+def _token(name: str, raw: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str | None, Path | None, str]:
+    """``(token, file it was read from, "flag" | "env" | "default")`` of ``ingest_token`` or
+    ``query_token``: the token and its file are one setting, so a flag (either spelling) wins over
+    the env vars (either spelling), and both spellings at one level are an error. Raises
+    :class:`SettingsError` for both at once, and for a file that is missing, unreadable, not
+    UTF-8 or empty (after stripping surrounding whitespace)."""
+    file_name = f"{name}_file"
+    token, path = raw[name] or None, raw[file_name] or None
+    token_source, file_source = sources.get(name, "flag"), sources.get(file_name, "flag")
+    if token is not None and path is not None:
+        if token_source == file_source:
+            token_opt, file_opt = _BY_NAME[name], _BY_NAME[file_name]
+            both = (f"{token_opt.flag} and {file_opt.flag}" if token_source == "flag"
+                    else f"{token_opt.env} and {file_opt.env}")
+            raise SettingsError(f"{both} are both set: give the token one way")
+        if token_source == "flag":
+            path = None
+        else:
+            token = None
+    if path is None:
+        return (str(token) if token is not None else None), None, token_source
+    path = Path(str(path)).expanduser()
+    try:
+        text = path.read_bytes().decode("utf-8").strip()
+    except FileNotFoundError:
+        raise SettingsError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read {path}: {exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not text:
+        raise SettingsError(f"{path} is empty")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise SettingsError(f"{path} holds more than one token, or control characters: put the token alone in it")
+    return text, path, file_source
+
+
+def _comma_list(value: Any) -> list[str]:
+    if value in (None, "", (), []):
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _host_pattern(text: str) -> str:
+    """A ``--allowed-hosts`` entry, lower-cased: a host name, ``*.`` and a domain (any name
+    under it), an IPv4 address, or an IPv6 address in brackets; no port."""
+    host = text.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        import ipaddress
+
+        try:
+            return str(ipaddress.IPv6Address(host[1:-1]))
+        except ValueError:
+            raise ValueError(f"not an IPv6 address: {text!r}") from None
+    if not _HOST_NAME.fullmatch(host) or len(host) > 253:
+        raise ValueError(f"not a host name: {text!r} (a name without port or scheme, e.g. sessions.example.com, "
+                         "or *.example.com for every name under it)")
+    return host
+
+
+_ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?")
+
+
+def _origin(text: str) -> str:
+    """A ``--cors-origins`` entry as browsers send it in ``Origin``: scheme, host, port when not
+    the scheme's default; lower-cased, no path."""
+    origin = text.strip().lower().rstrip("/")
+    match = _ORIGIN.fullmatch(origin)
+    if not match:
+        raise ValueError(f"not an origin: {text!r} (scheme, host and port only, e.g. https://app.example.com)")
+    scheme, host, port = match.groups()
+    if port and port[1:] == {"http": "80", "https": "443"}[scheme]:
+        port = ""  # browsers leave a default port out of Origin
+    return f"{scheme}://{host}{port or ''}"
 
 
 def _redact(url: str) -> str:
