@@ -46,7 +46,7 @@ def test_list_filters_are_kept_in_the_address(loaded, watched):
     # each row: the first user message under the name, the transcript's message count
     refund = rows.filter(has_text="Refund request")
     expect(refund.locator(".excerpt")).to_have_text("“The blender arrived broken, I want a refund.”")
-    expect(refund.locator("td[data-label=messages]")).to_have_text("2")
+    expect(refund.locator("td[data-label=messages]")).to_have_text("5")  # the question; three tool calls and the answer
     for button in (page.get_by_role("button", name="‹ previous"), page.get_by_role("button", name="next ›")):
         expect(button).to_be_disabled()
         assert button.evaluate("b => getComputedStyle(b).cursor") == "not-allowed"
@@ -103,8 +103,8 @@ def test_session_page_header_and_the_failed_tool_call(loaded, watched):
     expect(cards.locator(".card[data-card=cost]")).to_contain_text("* estimated")
     expect(cards.locator(".card[data-card=agents]")).to_contain_text("billing_agent")
     expect(cards.locator(".card[data-card=thread]")).to_contain_text(loaded.demo.thread_id)
-    # the conversation figures: one user message, its streamed answer; four model calls, three tool calls
-    expect(cards.locator(".card[data-card=messages] b")).to_have_text("2")
+    # the conversation figures: one user message, three tool calls asked and the streamed answer; three tool runs
+    expect(cards.locator(".card[data-card=messages] b")).to_have_text("5")
     expect(cards.locator(".card[data-card='model latency']")).to_contain_text("first token")
     expect(cards.locator(".card[data-card='tool calls']")).to_contain_text("1 failed")
     expect(cards.locator(".card[data-card='tool calls'] b")).to_have_text("3")
@@ -129,7 +129,7 @@ def test_session_page_header_and_the_failed_tool_call(loaded, watched):
     watched.check("session-conversation")
     # a tool call opens to its arguments
     failed.locator("summary").click()
-    expect(failed.locator("pre")).to_contain_text('"invoice": "INV-7781"')
+    expect(failed.locator("pre").first).to_contain_text('"invoice": "INV-7781"')  # then the result: the error
     # each item links to its span
     failed.get_by_role("link", name="span ↗").click()
     expect(page).to_have_url(re.compile(r"/timeline\?span=[0-9a-f]{16}&trace=[0-9a-f]{32}$"))
@@ -456,8 +456,15 @@ def test_logs_tab(loaded, watched):
     ])
     page = watched.page
     page.goto(f"{loaded.url}/#/session/{dataset.WEATHER_SESSION}/logs")
+    # the header counts the error records beside the failed spans, and shows the first one
+    cards = page.locator(".cards")
+    expect(cards.locator(".card[data-card=errors]")).to_contain_text("1 error logs")
+    expect(cards.locator(".card[data-card=logs] b")).to_have_text("2")
+    expect(cards.locator(".card[data-card=logs]")).to_contain_text("weather call <b>failed</b>")
     rows = page.locator("table.logs tbody tr")
     expect(rows).to_have_count(2)
+    # times to the millisecond: records of one second keep a visible order
+    expect(rows.first.locator("td").first).to_have_text(re.compile(r"\d{2}:\d{2}:\d{2}\.\d{3}$"))
     failed = rows.filter(has_text="weather call")
     expect(failed.locator("td.body")).to_have_text("weather call <b>failed</b>")
     expect(failed.locator(".sev")).to_have_class(re.compile(r"\berror\b"))

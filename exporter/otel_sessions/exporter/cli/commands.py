@@ -266,7 +266,8 @@ def add_lookup_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tool", help="tool name (gen_ai.tool.name)")
     p.add_argument("--environment", help="deployment environment (deployment.environment.name)")
     p.add_argument("--search", metavar="TEXT",
-                   help="text in the name, id, user, models, services, agents, tools or environments")
+                   help="text in the name, id, user, models, services, agents, tools or environments, or in the "
+                        "first user or last assistant message")
     p.add_argument("--since", help="sessions started within this long (e.g. 30m, 1h, 7d)")
     p.add_argument("--metadata", action="append", metavar="KEY=VALUE", help="session metadata (repeatable)")
     _sorting(p)

@@ -117,7 +117,14 @@ class _Clock:
 
 
 class _Session:
-    """Emits the spans of one session with explicit times."""
+    """Emits the spans of one session with explicit times.
+
+    Its model calls carry the conversation as chat APIs see it (GenAI semantic conventions):
+    each agent call's input is the session's history so far (``gen_ai.input.messages``: user
+    messages, tool calls and their results, earlier answers), its output the assistant's tool
+    call or answer (``gen_ai.output.messages``); the router's classifying call reads only the
+    user's message. A tool span answers the pending call (``gen_ai.tool.call.id``, ``.arguments``,
+    ``.result``), and its result (or its error) joins the history."""
 
     def __init__(self, tracer, clock: _Clock, ids: dict[str, str], rng: random.Random) -> None:
         self.tracer = tracer
@@ -125,8 +132,10 @@ class _Session:
         self.ids = ids
         self.rng = rng
         self.spans = 0
+        self.history: list[dict] = []  # the session's messages so far (GenAI JSON shape)
         self.said: str | None = None  # the user's message of the current turn
         self.reply: str | None = None  # the assistant's answer to it
+        self.pending: dict | None = None  # the tool call the last model call asked for
 
     @contextmanager
     def span(self, name: str, parent=None, **attributes) -> Iterator:
@@ -142,14 +151,24 @@ class _Session:
             self.spans += 1
 
     def llm(self, parent, model: str, tokens_in: int, tokens_out: int, finish: str = "stop",
-            answer: bool = False) -> None:
-        """A model call; it sends the user's message (``gen_ai.input.messages``) and, with
-        ``answer``, streams the turn's reply (``gen_ai.output.messages``, time to first chunk)."""
-        content = {"gen_ai.input.messages": json.dumps([_message("user", self.said)])} if self.said else {}
-        if answer and self.reply:
-            content["gen_ai.output.messages"] = json.dumps([{**_message("assistant", self.reply),
-                                                             "finish_reason": finish}])
+            answer: bool = False, call: tuple[str, str] | None = None, router: bool = False) -> None:
+        """A model call: ``call`` (tool name, JSON arguments) asks for a tool (finish
+        ``tool_calls``); ``answer`` streams the turn's reply (with a time to first chunk);
+        ``router`` reads only the user's message and answers nothing recorded."""
+        inputs = [_message("user", self.said)] if router else list(self.history)
+        content: dict = {"gen_ai.input.messages": json.dumps(inputs)} if inputs else {}
+        output = None
+        if call is not None:
+            name, arguments = call
+            self.pending = {"type": "tool_call", "id": f"call_{self.rng.getrandbits(48):012x}", "name": name,
+                            "arguments": json.loads(arguments)}
+            output = {"role": "assistant", "parts": [self.pending], "finish_reason": finish}
+        elif answer and self.reply:
+            output = {**_message("assistant", self.reply), "finish_reason": finish}
             content["gen_ai.response.time_to_first_chunk"] = round(self.rng.uniform(0.25, 0.9), 3)
+        if output is not None:
+            content["gen_ai.output.messages"] = json.dumps([output])
+            self.history.append({k: v for k, v in output.items() if k != "finish_reason"})
         with self.span(f"chat {model}", parent, **{
             attr.OPERATION_NAME: "chat", "gen_ai.system": "openai" if model.startswith("gpt") else "anthropic",
             "gen_ai.request.model": model, "gen_ai.response.model": model,
@@ -158,18 +177,24 @@ class _Session:
         }):
             self.clock.advance(400, 2500)
 
-    def tool(self, parent, name: str, arguments: str, fail: str | None = None) -> None:
+    def tool(self, parent, name: str, arguments: str, result: str, fail: str | None = None) -> None:
+        """The tool the last model call asked for: ``result`` (JSON text), or the error ``fail``."""
         from opentelemetry.trace import Status, StatusCode
 
+        call_id = self.pending["id"] if self.pending else f"call_{self.rng.getrandbits(48):012x}"
+        self.pending = None
+        outcome = json.dumps({"error": fail}) if fail else result
         with self.span(f"execute_tool {name}", parent, **{
-            attr.OPERATION_NAME: "execute_tool", attr.TOOL_NAME: name,
-            "gen_ai.tool.call.id": f"call_{self.rng.getrandbits(64):016x}", "gen_ai.tool.call.arguments": arguments,
+            attr.OPERATION_NAME: "execute_tool", attr.TOOL_NAME: name, "gen_ai.tool.call.id": call_id,
+            "gen_ai.tool.call.arguments": arguments, "gen_ai.tool.call.result": outcome,
         }) as span:
             self.clock.advance(50, 600)
             if fail:
                 span.add_event(attr.EXCEPTION_EVENT, {"exception.type": "TimeoutError", "exception.message": fail},
                                timestamp=self.clock.now)
                 span.set_status(Status(StatusCode.ERROR, fail))
+        self.history.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": call_id,
+                                                        "response": outcome}]})
 
     def guardrail(self, parent, name: str) -> None:
         with self.span(f"guardrail {name}", parent, **{"guardrail.name": name, "guardrail.result": "pass",
@@ -184,6 +209,7 @@ class _Session:
         """One user message: router (guardrail, classify, handoff), then the chosen agent's work,
         whose last model call answers ``reply``."""
         self.said, self.reply = text, reply
+        self.history.append(_message("user", text))
         with self.agent(None, "router") as root:
             root.set_attribute("input.value", text)
             body(self, root, route_to)
@@ -199,38 +225,42 @@ def _message(role: str, text: str) -> dict:
 
 def _order_status(s: _Session, root, agent: str) -> None:
     s.guardrail(root, "input_moderation")
-    s.llm(root, "gpt-4o-mini", 412, 18)
+    s.llm(root, "gpt-4o-mini", 412, 18, router=True)
     with s.agent(root, agent) as handoff:
-        s.llm(handoff, "gpt-4o", 1310, 64, "tool_calls")
-        s.tool(handoff, "get_order_status", '{"order_id": "A-10045"}')
+        s.llm(handoff, "gpt-4o", 1310, 64, "tool_calls", call=("get_order_status", _ORDER))
+        s.tool(handoff, "get_order_status", _ORDER, '{"status": "shipped", "eta": "Thursday"}')
         s.llm(handoff, "gpt-4o", 1502, 151, answer=True)
 
 
 def _thanks(s: _Session, root, agent: str) -> None:
-    s.llm(root, "gpt-4o-mini", 388, 12)
+    s.llm(root, "gpt-4o-mini", 388, 12, router=True)
     with s.agent(root, agent) as handoff:
         s.llm(handoff, "gpt-4o", 1720, 42, answer=True)
 
 
 def _refund(s: _Session, root, agent: str) -> None:
-    s.llm(root, "gpt-4o-mini", 455, 21)
+    s.llm(root, "gpt-4o-mini", 455, 21, router=True)
     with s.agent(root, agent) as handoff:
-        s.llm(handoff, "claude-3-5-sonnet-20241022", 2210, 88, "tool_calls")
-        s.tool(handoff, "lookup_invoice", '{"order_id": "A-10045"}')
-        s.llm(handoff, "claude-3-5-sonnet-20241022", 2650, 95, "tool_calls")
-        s.tool(handoff, "refund_payment", '{"invoice": "INV-7781", "amount": 42.5}',
-               fail="payment gateway timed out after 10s")
-        s.llm(handoff, "claude-3-5-sonnet-20241022", 2890, 70, "tool_calls")
-        s.tool(handoff, "refund_payment", '{"invoice": "INV-7781", "amount": 42.5}')
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2210, 88, "tool_calls", call=("lookup_invoice", _ORDER))
+        s.tool(handoff, "lookup_invoice", _ORDER, '{"invoice": "INV-7781", "amount": 42.5}')
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2650, 95, "tool_calls", call=("refund_payment", _REFUND))
+        s.tool(handoff, "refund_payment", _REFUND, "", fail="payment gateway timed out after 10s")
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 2890, 70, "tool_calls", call=("refund_payment", _REFUND))
+        s.tool(handoff, "refund_payment", _REFUND, '{"refund": "RF-2231", "status": "paid"}')
         s.llm(handoff, "claude-3-5-sonnet-20241022", 3010, 160, answer=True)
 
 
 def _follow_up(s: _Session, root, agent: str) -> None:
-    s.llm(root, "gpt-4o-mini", 402, 15)
+    s.llm(root, "gpt-4o-mini", 402, 15, router=True)
     with s.agent(root, agent) as handoff:
-        s.llm(handoff, "claude-3-5-sonnet-20241022", 1980, 120, "tool_calls")
-        s.tool(handoff, "get_refund_status", '{"invoice": "INV-7781"}')
+        s.llm(handoff, "claude-3-5-sonnet-20241022", 1980, 120, "tool_calls",
+              call=("get_refund_status", '{"invoice": "INV-7781"}'))
+        s.tool(handoff, "get_refund_status", '{"invoice": "INV-7781"}', '{"refund": "RF-2231", "status": "paid out"}')
         s.llm(handoff, "claude-3-5-sonnet-20241022", 2105, 98, answer=True)
+
+
+_ORDER = '{"order_id": "A-10045"}'
+_REFUND = '{"invoice": "INV-7781", "amount": 42.5}'
 
 
 def _check_reachable(endpoint: str) -> None:

@@ -358,7 +358,7 @@ def transcript_lines(body: dict) -> list[str]:
         if message.get("session_id") != session and "thread_id" in body:
             session, agent = message.get("session_id"), None
             lines.append(f"[bold]── session {escape(str(session))}[/]")
-        if message.get("agent") and message.get("agent") != agent:
+        if message.get("agent") and message.get("agent") != agent and message.get("role") != "user":
             marker = "handoff to" if message.get("handoff") else "agent"
             lines.append(f"[magenta]── {marker} {escape(message['agent'])}[/]")
             agent = message.get("agent")

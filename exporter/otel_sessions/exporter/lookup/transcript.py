@@ -25,8 +25,9 @@ message shape):
 3. System messages are shown where they change: when a call's system messages differ from
    the last ones shown for the same agent.
 4. ``agent`` is ``gen_ai.agent.name`` (or OpenInference ``agent.name``) of the span or its
-   nearest ancestor; ``handoff`` is true on the first message of an agent other than the one
-   of the message before it. Assistant messages carry the call's ``model`` and, on its first
+   nearest ancestor; ``handoff`` is true on an agent's own message (system prompt or answer)
+   when the session's agent message before it was another agent's (user messages and tool
+   results are no agent's words, whichever agent's call recorded them). Assistant messages carry the call's ``model`` and, on its first
    output, its ``usage``.
 
 Work is bounded: calls are read in time order and reading stops once the page is full (one
@@ -98,6 +99,7 @@ class TranscriptBuilder:
         return len(self.out) >= self.wanted
 
     def add_session(self, content: SessionContent) -> None:
+        self.last_agent = None  # handoffs are within a session: a thread's answer is the same as its session's
         for entry in timeline(session_calls(content, self.history)):
             if self.full:
                 return
@@ -142,10 +144,14 @@ class TranscriptBuilder:
         if self.full:
             return
         attrs = call.span.attrs if call.span is not None else {}
-        handoff = call.agent is not None and self.last_agent is not None and call.agent != self.last_agent
-        if call.agent is not None:
-            self.last_agent = call.agent
         assistant = message.role == "assistant"
+        # a handoff: an agent's own message (its system prompt or answer) after another agent's in
+        # the same session; user messages and tool results are no agent's words, even when an
+        # agent's call recorded them
+        own = message.role in ("assistant", "system")
+        handoff = own and call.agent is not None and self.last_agent not in (None, call.agent)
+        if own and call.agent is not None:
+            self.last_agent = call.agent
         self.out.append({
             "role": message.role,
             "content": message.content,

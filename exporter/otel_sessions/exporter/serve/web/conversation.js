@@ -82,10 +82,12 @@ function messageEl(m, ctx, key, toolSpans, callNames) {
   } else if (role === "tool") {
     const name = callNames.get(m.tool_call_id) || m.name || "tool";
     const toolSpan = toolSpans.get(m.tool_call_id);
-    body.push(h("div", { class: ["call", toolSpan?.error && "failed"] },
+    // a failure shows once: on the assistant's call when the transcript has it, else here
+    const failed = toolSpan?.error && !callNames.has(m.tool_call_id);
+    body.push(h("div", { class: ["call", failed && "failed"] },
       remembered(ctx.openKeys, key + ":res", h("span", null, "result of ", h("b", { text: name }),
         m.tool_call_id ? h("span", { class: "muted small", text: " " + m.tool_call_id }) : null), contentOf(m, ctx.openKeys, key)),
-      toolSpan?.error ? failureLine(toolSpan) : null));
+      failed ? failureLine(toolSpan) : null));
   } else {
     body.push(contentOf(m, ctx.openKeys, key));
   }
@@ -217,11 +219,12 @@ export function renderConversation(ctx) {
         href: root ? spanHash(ctx.sessionId, root.traceId, root.spanId) : "#", class: "muted",
         text: `turn ${turn}` + (root ? ` · ${root.name} · ${fmtClock(root.start)}` : "") })));
       prevTrace = item.trace;
+      prevAgent = null;  // a new turn starts where the user's message lands, not with a handoff
     }
-    if (item.agent && prevAgent && item.agent !== prevAgent) {
+    if (item.agent && prevAgent && item.agent !== prevAgent && !(item.type === "message" && item.m.role === "user")) {
       chat.append(h("div", { class: "divider handoff", text: `${prevAgent} → ${item.agent}` }));
     }
-    if (item.agent) prevAgent = item.agent;
+    if (item.agent) prevAgent = item.agent;  // the agent the user's message went to counts: it hands off
     if (item.type === "message") chat.append(messageEl(item.m, ctx, `m:${item.seq}:${item.m.span_id || ""}`, toolSpans, callNames));
     else if (item.type === "tool") chat.append(toolItem(item.span, ctx));
     else if (item.type === "error") chat.append(errorItem(item.span, ctx, item.agent));

@@ -107,6 +107,14 @@ export function fmtTime(us) {
   return new Date(us / 1000).toLocaleString();
 }
 
+/** A date and time to the millisecond (log records: several within one second keep their order visible). */
+export function fmtTimeMs(us) {
+  if (us === null || us === undefined) return "";
+  const d = new Date(us / 1000);
+  return d.toLocaleDateString() + " " + d.toLocaleTimeString(undefined, { hour12: false }) + "." +
+    String(d.getMilliseconds()).padStart(3, "0");
+}
+
 export function fmtClock(us) {
   if (us === null || us === undefined) return "";
   return new Date(us / 1000).toLocaleTimeString();

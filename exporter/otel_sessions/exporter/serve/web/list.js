@@ -191,7 +191,7 @@ export class ListView {
         field("sort_by", "sort by", h("select", { name: "sort_by" },
           SORTS.map(([value, label]) => h("option", { value, selected: value === sortBy, text: label })))),
         field("sort_order", "order", h("select", { name: "sort_order" },
-          [["desc", "newest / largest first"], ["asc", "oldest / smallest first"]].map(([value, label]) =>
+          [["desc", "descending"], ["asc", "ascending"]].map(([value, label]) =>
             h("option", { value, selected: value === (p.get("sort_order") || "desc"), text: label })))),
         h("div", { class: "wide" }, metaChips),
         h("div", { class: "wide" }, custom)),

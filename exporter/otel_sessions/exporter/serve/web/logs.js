@@ -1,7 +1,7 @@
 // The Logs tab (when the service has GET /v1/sessions/{id}/logs): the session's log records in
 // time order, filtered here by severity and text, each linking to its span.
 
-import { fill, fmtInt, fmtTime, h, isoToUs, pretty } from "./dom.js";
+import { fill, fmtInt, fmtTimeMs, h, isoToUs, pretty } from "./dom.js";
 import { spanHash } from "./links.js";
 
 const LEVELS = [["", "all"], ["5", "debug+"], ["9", "info+"], ["13", "warn+"], ["17", "error+"]];
@@ -30,7 +30,7 @@ export function renderLogs(ctx) {
     const shown = records.filter((r) => (r.severity_number || 0) >= min
       && (!needle || pretty(r.body ?? "").toLowerCase().includes(needle) || JSON.stringify(r.attributes || {}).toLowerCase().includes(needle)));
     fill(body, shown.map((r) => h("tr", null,
-      h("td", { class: "nowrap", title: r.time, text: fmtTime(isoToUs(r.time)) }),
+      h("td", { class: "nowrap", title: r.time, text: fmtTimeMs(isoToUs(r.time)) }),
       h("td", null, h("span", { class: ["sev", severityClass(r.severity_number)], text: r.severity_text || String(r.severity_number || "") })),
       h("td", { class: "wrap", text: r.service || "" }),
       h("td", { class: "body", text: pretty(r.body ?? "") }),
