@@ -55,7 +55,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             serve.add_argument(option.flag, dest=option.name, action="append", default=None,
                                metavar=option.metavar, help=help_text)
         else:
-            serve.add_argument(option.flag, dest=option.name, default=None, help=help_text)
+            serve.add_argument(option.flag, dest=option.name, default=None, metavar=option.metavar, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -206,6 +206,7 @@ class Service:
                          gateway=self._gateway, ready_probe_key=self.store.keys.ready_probe(), access=self.access,
                          max_request_bytes=s.max_request_bytes, inflight=self.inflight,
                          body_timeout_s=s.body_timeout, sample_metrics=self.tenancy.sample_usage,
+                         metrics_public=s.metrics_public,
                          extra_routes=[lookup_routes(self.access, self.tenancy),
                                        page_routes(self.access, self.tenancy, builder),
                                        jaeger_routes(self.access, self._jaeger_query_for),

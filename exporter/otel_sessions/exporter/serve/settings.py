@@ -69,7 +69,7 @@ class Option:
     default: Any
     help: str
     repeatable: bool = False
-    metavar: str = "URL"
+    metavar: str | None = None  # the value's name in --help (None: the flag's name in capitals)
     separator: str = ","
 
 
@@ -91,7 +91,7 @@ OPTIONS: tuple[Option, ...] = (
            "OTLP/HTTP, REST, health and metrics address."),
     Option("forward", "--forward", "OTEL_SESSIONS_FORWARD", (),
            "Forward every span to this OTLP endpoint (grpc://host:4317 or http://host:4318); "
-           "repeatable, or comma-separated in the env var.", repeatable=True),
+           "repeatable, or comma-separated in the env var.", repeatable=True, metavar="URL"),
     Option("forward_queue", "--forward-queue", "OTEL_SESSIONS_FORWARD_QUEUE", 20_000,
            "Spans waiting per --forward destination; beyond it new batches are dropped and counted."),
     Option("forward_retry_max", "--forward-retry-max", "OTEL_SESSIONS_FORWARD_RETRY_MAX", "5m",
@@ -119,6 +119,9 @@ OPTIONS: tuple[Option, ...] = (
            "with scopes (ingest, read, admin, metrics) and quotas. Each tenant's data is apart from the others'; "
            "every route but /healthz and /readyz needs a token of the right scope. 'otel-sessions tokens new' "
            "makes a token.", metavar="FILE"),
+    Option("metrics_public", "--metrics-public", "OTEL_SESSIONS_METRICS_PUBLIC", False,
+           "Serve /metrics without a token even when tokens are set (for a Prometheus that cannot send one); "
+           "its figures, per tenant too, are then open to anyone who reaches the HTTP port."),
     Option("ingest_token", "--ingest-token", "OTEL_SESSIONS_INGEST_TOKEN", None,
            "A single token with the ingest scope (OTLP requests need 'Authorization: Bearer <token>'). Once any "
            "token is set, every route needs a token of its scope. Not with --tenants. A flag shows in the process "
@@ -189,6 +192,7 @@ class Settings:
 
     redis_url: str | None
     redis_cluster: bool
+    metrics_public: bool
     redis_timeout: float
     data_dir: Path
     grpc_listen: tuple[str, int]
@@ -332,6 +336,8 @@ class Settings:
         values["redis_url"] = url
         cluster = raw["redis_cluster"]
         values["redis_cluster"] = cluster if isinstance(cluster, bool) else str(cluster).lower() in ("1", "true", "yes")
+        public = raw["metrics_public"]
+        values["metrics_public"] = public if isinstance(public, bool) else str(public).lower() in ("1", "true", "yes")
         if values["redis_cluster"] and url is None:
             raise fail("redis_cluster", "needs --redis-url (the embedded Redis is not a cluster)")
 
