@@ -293,6 +293,24 @@ def test_query_token_is_asked_once_per_tab(loaded, watched, redis_server):
     watched.check()
 
 
+def test_a_token_without_the_read_scope_is_asked_again(loaded, watched, redis_server):
+    """The ingest token typed where the query token belongs: 403, and the page asks again,
+    saying a token with the read scope is needed."""
+    with RunningService(redis_server.url, ingest_token="ingest-only-4b1", query_token="read-4b1") as guarded:
+        page = watched.page
+        page.goto(guarded.http_url + "/#/sessions")
+        dialog = page.locator("dialog.token-dialog")
+        dialog.get_by_label("query token").fill("ingest-only-4b1")
+        dialog.get_by_role("button", name="Use token").click()
+        expect(dialog).to_be_visible()
+        expect(dialog).to_contain_text("read scope")
+        dialog.get_by_label("query token").fill("read-4b1")
+        dialog.get_by_role("button", name="Use token").click()
+        expect(page.locator("table.sessions tbody tr")).to_have_count(5)
+    watched.problems[:] = [p for p in watched.problems if "401 (Unauthorized)" not in p and "403 (Forbidden)" not in p]
+    watched.check()
+
+
 def test_token_from_a_file_is_asked_for_and_carried_by_the_live_tail(loaded, watched, redis_server, tmp_path):
     """A service started with its query token in a file: the page asks for it, the list loads,
     and the live tail (read with fetch) carries it in the Authorization header, never in an address."""

@@ -64,13 +64,17 @@ async function errorOf(response) {
   return new ApiError(response.status, body.error || response.statusText || "HTTP " + response.status, body.parameter);
 }
 
-/** GET ``path`` as JSON; a 401 asks for the token and tries again. Throws ApiError. */
+/** GET ``path`` as JSON; a 401 (or a 403 for the token given) asks for a token and tries again.
+ * Throws ApiError. */
 export async function api(path, { signal } = {}) {
   for (;;) {
     const response = await fetch(path, { headers: headers(), signal });
-    if (response.status === 401) {
+    if (response.status === 401 || (response.status === 403 && hasToken())) {
+      // 401: no token, or an unknown one; 403: a known token without the read scope (ingest only,
+      // say): ask for another, this tab only
       const problem = await errorOf(response);
-      if (await askToken(problem.message)) continue;
+      const why = response.status === 403 ? problem.message + ": a token with the read scope is needed" : problem.message;
+      if (await askToken(why)) continue;
       throw problem;
     }
     if (!response.ok) throw await errorOf(response);
