@@ -93,9 +93,19 @@ def test_start_warnings():
     assert "0.0.0.0:4318" in warning and "no token" in warning
     # one token is enough to be told nothing about the address, but the other kind's routes refuse everyone
     (warning,) = start_warnings(resolve({"grpc_listen": "0.0.0.0:4317"}, {"OTEL_SESSIONS_INGEST_TOKEN": "x"}))
-    assert warning.startswith("only --ingest-token is set") and "lookups" in warning and "401" in warning
+    assert warning.startswith("only the ingest token is set") and "lookups" in warning and "401" in warning
     (warning,) = start_warnings(resolve({}, {"OTEL_SESSIONS_QUERY_TOKEN": "x"}))
-    assert warning.startswith("only --query-token is set") and "OTLP ingest" in warning
+    assert warning.startswith("only the query token is set") and "OTLP ingest answers 401" in warning
+
+
+def test_a_guessable_tenant_token_is_warned_about(tmp_path):
+    import hashlib
+
+    path = tmp_path / "tenants.yaml"
+    path.write_text("tenants:\n  - name: team-a\n    tokens:\n"
+                    f"      - sha256: {hashlib.sha256(b'test').hexdigest()}\n        scopes: [read]\n")
+    (warning,) = start_warnings(resolve({"tenants": str(path)}))
+    assert "team-a" in warning and "'test'" in warning and "tokens new" in warning
 
 
 def _serve_output(tmp_path, *args: str, env: dict[str, str] | None = None, while_ready=None) -> str:

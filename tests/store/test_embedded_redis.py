@@ -344,3 +344,19 @@ def test_an_unrelated_process_with_the_pid_of_the_pid_file_is_never_signalled(tm
     assert _status(running.http + "/readyz") == 200
     assert running.stop() == 0
     assert other.poll() is None, "an unrelated process was signalled"
+
+
+def test_the_embedded_redis_keeps_its_files_to_its_owner(tmp_path):
+    """Every tenant's sessions are in the append-only file: folder 0700, files 0600."""
+    folder = tmp_path / "redis"
+    folder.mkdir(mode=0o755)
+    server = EmbeddedRedis(folder, port=0, persistent=True).start()
+    try:
+        client = redis.Redis(unix_socket_path=str(server.socket_path))
+        client.set("k", "v")
+        client.close()
+        files = [p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".sock")]
+        assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [(p, oct(p.stat().st_mode)) for p in files]
+        assert folder.stat().st_mode & 0o077 == 0
+    finally:
+        server.stop()

@@ -16,7 +16,9 @@ from otel_sessions.exporter.tenants import (
     DEFAULT_TENANT,
     Quota,
     TenantsError,
+    guessable_tokens,
     load_tenants,
+    parse_tenants,
     single_token_tenant,
     tenant_key_prefix,
 )
@@ -154,13 +156,30 @@ def test_namespaces_never_overlap():
 def test_tokens_new_prints_a_token_and_its_line():
     out = cli("tokens", "new", "--scopes", "ingest,read").stdout.splitlines()
     token = out[0].removeprefix("token: ")
-    assert len(token) >= 43 and out[2] == f"  - sha256: {hashlib.sha256(token.encode()).hexdigest()}"
-    assert out[3] == "    scopes: [ingest, read]"
+    # indented to paste under a tenant's "tokens:" as the README's example has it
+    assert len(token) >= 43 and out[2] == f"      - sha256: {hashlib.sha256(token.encode()).hexdigest()}"
+    assert out[3] == "        scopes: [ingest, read]"
     made = json.loads(cli("tokens", "new", "--scopes", "admin", "--json").stdout)
     assert made["sha256"] == hashlib.sha256(made["token"].encode()).hexdigest() and made["scopes"] == ["admin"]
     assert made["token"] != token
     bad = cli("tokens", "new", "--scopes", "owner", expect=2)
     assert "owner" in bad.stderr
+
+
+def test_tokens_new_writes_the_token_to_a_file_of_its_owner(tmp_path):
+    out = tmp_path / "team-a.token"
+    made = json.loads(cli("tokens", "new", "--scopes", "ingest", "--json", "--out", str(out)).stdout)
+    assert "token" not in made and made["file"] == str(out)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == made["sha256"] and not out.read_text().endswith("\n")
+    assert out.stat().st_mode & 0o077 == 0
+    assert "cannot create" in cli("tokens", "new", "--out", str(out), expect=1).stderr  # never overwritten
+
+
+def test_guessable_tokens_are_found():
+    tenants = parse_tenants({"tenants": [{"name": "a", "tokens": [
+        {"sha256": hashlib.sha256(b"test").hexdigest(), "scopes": ["read"]},
+        {"sha256": hashlib.sha256(b"a-long-random-token").hexdigest(), "scopes": ["ingest"]}]}]}, "t.yaml")
+    assert guessable_tokens(tenants) == [("a", "test")]
 
 
 def test_a_made_token_works_in_a_file(tmp_path):
@@ -179,10 +198,11 @@ def test_the_readme_example_file_and_commands(tmp_path):
     yaml_block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     tenants = load_tenants(_write(tmp_path, yaml_block))
     assert [t.name for t in tenants] == ["team-a", "ops"]
-    access = Access(tenants)
-    assert access.require("Bearer test3", "metrics", "t").tenant == "ops"  # the ops line is the SHA-256 of "test3"
+    assert guessable_tokens(tenants) == []  # no example token anyone could guess
     commands = section.split("```bash\n", 1)[1].split("```", 1)[0]
     for line in commands.splitlines():
         args = line.split("#", 1)[0].split()
         assert args[:3] == ["otel-sessions", "tokens", "new"]
+        if "--out" in args:  # the file goes to the test's folder
+            args[args.index("--out") + 1] = str(tmp_path / args[args.index("--out") + 1])
         assert cli(*args[1:]).returncode == 0

@@ -278,7 +278,7 @@ def test_query_token_is_asked_once_per_tab(loaded, watched, redis_server):
         dialog.get_by_role("button", name="Use token").click()
         expect(dialog).to_be_visible()  # refused again: asked again
         dialog.get_by_label("query token").fill("s3cret")
-        dialog.get_by_role("button", name="Use token").click()
+        dialog.get_by_label("query token").press("Enter")  # Enter uses the token (not Cancel)
         expect(page.locator("table.sessions tbody tr")).to_have_count(5)
         assert page.evaluate("() => sessionStorage.getItem('otel-sessions.token')") == "s3cret"
         assert page.evaluate("() => localStorage.length") == 0  # kept for the tab only

@@ -36,7 +36,7 @@ from typing import Any
 
 __all__ = [
     "SCOPES", "DEFAULT_TENANT", "Quota", "TenantToken", "Tenant", "TenantsError", "load_tenants", "parse_tenants",
-    "single_token_tenant", "token_sha256", "new_token", "tenant_key_prefix",
+    "single_token_tenant", "token_sha256", "new_token", "tenant_key_prefix", "guessable_tokens",
 ]
 
 #: Every scope a token may have.
@@ -90,6 +90,19 @@ def token_sha256(token: str) -> str:
 def new_token() -> str:
     """A new random token: 32 random bytes, URL-safe base64 (43 characters)."""
     return secrets.token_urlsafe(32)
+
+
+#: Words people put in examples and tests: a token whose SHA-256 is one of theirs is guessable.
+_GUESSABLE = ("test", "test1", "test2", "test3", "testing", "token", "secret", "password", "changeme", "admin",
+              "default", "example", "demo", "1234", "12345", "123456", "qwerty", "letmein", "ingest", "read", "")
+
+
+def guessable_tokens(tenants) -> list[tuple[str, str]]:
+    """(tenant name, word) for each token of ``tenants`` that is the SHA-256 of a well-known word
+    (``test``, ``secret``, ``changeme``..., as in examples): ``serve`` warns about them at start."""
+    words = {hashlib.sha256(word.encode()).digest(): word for word in _GUESSABLE}
+    return [(tenant.name, words[token.sha256]) for tenant in tenants for token in tenant.tokens
+            if token.sha256 in words]
 
 
 def tenant_key_prefix(key_prefix: str, tenant: str) -> str:

@@ -76,8 +76,12 @@ class _Collected(logging.Handler):
         self.records.append(record)
 
     def reason(self) -> str:
-        problems = [r for r in self.records if r.levelno >= logging.WARNING]
-        return problems[-1].getMessage() if problems else "the export failed"
+        """The most telling problem logged: one naming the service's answer (a 4xx/5xx the
+        exporter retried) over the exporter's final 'failed after retries'."""
+        problems = [r.getMessage() for r in self.records if r.levelno >= logging.WARNING]
+        telling = [m for m in problems if any(s in m for s in (" 401", "Unauthorized", " 403", "Forbidden",
+                                                                 " 429", "Too Many Requests", "RESOURCE_EXHAUSTED"))]
+        return (telling or problems or ["the export failed"])[-1]
 
 
 def _export(exporter, spans, endpoint: str) -> None:
@@ -99,8 +103,13 @@ def _export(exporter, spans, endpoint: str) -> None:
         reason = collected.reason()
         hint = ""
         if " 401" in reason or "Unauthorized" in reason:
-            hint = (" The service needs its ingest token: pass --token (env OTEL_SESSIONS_INGEST_TOKEN), "
-                    "or set OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>.")
+            hint = (" The service needs a token with the ingest scope: pass --token-file FILE or --token (env "
+                    "OTEL_SESSIONS_INGEST_TOKEN), or set OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>.")
+        elif " 403" in reason or "Forbidden" in reason:
+            hint = " This token has no ingest scope: give one that has (otel-sessions tokens new --scopes ingest)."
+        elif " 429" in reason or "Too Many Requests" in reason or "RESOURCE_EXHAUSTED" in reason:
+            hint = (" The service refused them for a quota of this tenant (spans_per_second or max_sessions in its "
+                    "tenants file); its audit log names it.")
         raise DemoRefused(f"the service at {endpoint} did not store the demo's {len(spans)} spans: {reason}.{hint}")
 
 

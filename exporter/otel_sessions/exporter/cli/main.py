@@ -58,6 +58,18 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             serve.add_argument(option.flag, dest=option.name, default=None, metavar=option.metavar, help=help_text)
 
 
+def access_line(settings: Settings) -> str:
+    """What ``serve`` says about access at start: open, or the tenants and what needs no token."""
+    if not settings.tenants:
+        return "access: open (no token set): anyone who reaches the ports may send, read and delete"
+    tenants = ", ".join(f"{t.name} ({len(t.tokens)} token{'s' * (len(t.tokens) != 1)}"
+                        + (", quota" if t.quota.any else "") + ")" for t in settings.tenants)
+    public = "/healthz, /readyz, gRPC health and reflection, the web page's files, /openapi.json"
+    if settings.metrics_public:
+        public += " and /metrics (--metrics-public)"
+    return f"access: a token of the route's scope on every route but {public}; tenants: {tenants}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-sessions",
@@ -90,6 +102,9 @@ def _add_tokens(sub: argparse._SubParsersAction) -> None:
     new.add_argument("--scopes", default="ingest,read",
                      help=f"comma-separated scopes of the token: {', '.join(SCOPES)} [default: %(default)s]")
     new.add_argument("--json", action="store_true", help='print {"token", "sha256", "scopes"} as JSON')
+    new.add_argument("--out", metavar="FILE",
+                     help="write the token to FILE (created readable by its owner only, for --token-file and the "
+                          "Collector's bearertokenauth filename) instead of printing it")
 
 
 def tokens(args: argparse.Namespace) -> int:
@@ -104,13 +119,22 @@ def tokens(args: argparse.Namespace) -> int:
               + (f" (not {unknown[0]!r})" if unknown else ""), file=sys.stderr)
         return 2
     token = new_token()
+    if args.out:
+        try:  # O_EXCL: never overwrite a token file; 0600 from the first byte
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            print(f"otel-sessions: error: --out: cannot create {args.out}: {exc.strerror}", file=sys.stderr)
+            return 1
+        with os.fdopen(fd, "w") as out:
+            out.write(token)  # no final newline: the Collector's bearertokenauth reads the file as it is
     if args.json:
-        print(json.dumps({"token": token, "sha256": token_sha256(token), "scopes": scopes}))
+        print(json.dumps({**({} if args.out else {"token": token}), "sha256": token_sha256(token), "scopes": scopes,
+                          **({"file": args.out} if args.out else {})}))
         return 0
-    print(f"token: {token}")
-    print("tenants file entry (under the tenant's tokens:):")
-    print(f"  - sha256: {token_sha256(token)}")
-    print(f"    scopes: [{', '.join(scopes)}]")
+    print(f"token written to {args.out}" if args.out else f"token: {token}")
+    print("tenants file entry (paste under the tenant's tokens:):")
+    print(f"      - sha256: {token_sha256(token)}")
+    print(f"        scopes: [{', '.join(scopes)}]")
     return 0
 
 
@@ -166,6 +190,9 @@ def demo(args: argparse.Namespace) -> int:
                  f"curl -s {args.endpoint.rstrip('/')}/v1/sessions/{first}"):
         print("  " + line)
     print(f"  or open {args.endpoint.rstrip('/')}/ in a browser")
+    if token:
+        print("  (the service has tokens: lookups need one with the read scope, given with --token-file FILE, "
+              "--token or OTEL_SESSIONS_TOKEN; curl with -H 'Authorization: Bearer <token>')")
     return 0
 
 
@@ -195,6 +222,7 @@ def _worker(settings: Settings, redis_url: str, index: int, parent_pid: int | No
             _say(f"spans read by the {listening.span_reader}")
             _say(f"lookups on {http}/v1/sessions (OpenAPI: {http}/openapi.json), web page {http}/")
             _say(f"health {http}/healthz and {http}/readyz, metrics {http}/metrics")
+            _say(access_line(settings))
             _say(f"Jaeger-compatible query API on {http}/api (Grafana's Jaeger data source, Jaeger UI)")
             for target in settings.forward:
                 _say(f"forwarding every span and log record to {target}")

@@ -1,6 +1,7 @@
 """What ``serve`` warns about at start-up: a token given on the command line, an address
-beyond loopback with no token at all, and one single token without the other (the routes of
-the other's scopes then refuse everyone).
+beyond loopback with no token at all, one single token without the other (the routes of the
+other's scopes then refuse everyone), and a tenant token that is the SHA-256 of a well-known
+word (``test``, as in examples).
 
 Warnings never carry a token: they name the flag or the address only.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from otel_sessions.exporter.serve.settings import OPTIONS, Settings
+from otel_sessions.exporter.tenants import guessable_tokens
 
 __all__ = ["is_loopback", "start_warnings"]
 
@@ -40,9 +42,12 @@ def start_warnings(settings: Settings) -> list[str]:
                         "these ports can send spans and read, tail and delete every session; set "
                         "--ingest-token-file and --query-token-file (or their env vars), or --tenants")
     if (settings.ingest_token is None) != (settings.query_token is None):
-        given, missing, scopes = (("--ingest-token", "--query-token", "lookups, the web page and deletes")
-                                  if settings.query_token is None else
-                                  ("--query-token", "--ingest-token", "OTLP ingest"))
-        warnings.append(f"only {given} is set: once any token is set every route needs one of its scope, so "
-                        f"{scopes} answer 401 to everyone until {missing} (or {missing}-file) is set too")
+        given, missing, routes = (("ingest", "query", "lookups, the web page and deletes answer")
+                                  if settings.query_token is None else ("query", "ingest", "OTLP ingest answers"))
+        warnings.append(f"only the {given} token is set: once any token is set every route needs one of its scope, "
+                        f"so {routes} 401 to everyone until the {missing} token (--{missing}-token-file or "
+                        f"OTEL_SESSIONS_{missing.upper()}_TOKEN) is set too")
+    for tenant, word in guessable_tokens(settings.tenants):
+        warnings.append(f"tenant {tenant!r} has a token that is the SHA-256 of {word!r}, which anyone can guess: "
+                        "make tokens with 'otel-sessions tokens new'")
     return warnings

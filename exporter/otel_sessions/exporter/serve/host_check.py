@@ -57,7 +57,6 @@ def install_host_check(app: web.Application, listen_host: str, allowed_hosts: tu
     docstring); returns whether it was installed. Call before the app starts."""
     if not allowed_hosts and not is_loopback(listen_host):
         return False
-    names = ", ".join(("localhost", "127.0.0.1", "[::1]", *allowed_hosts))
 
     @web.middleware
     async def check_host(request: web.Request, handler) -> web.StreamResponse:
@@ -67,9 +66,8 @@ def install_host_check(app: web.Application, listen_host: str, allowed_hosts: tu
         audit_log.record("refused", route=f"{request.method} {request.path}", client=request.remote, status=MISDIRECTED,
                      reason=f"Host {header[:100]!r} not served")
         return web.json_response(
-            {"error": f"this service does not answer for Host {header[:100]!r}: it answers {names} "
-                      "(a defence against DNS rebinding); if the name is yours, add it to --allowed-hosts "
-                      "(env OTEL_SESSIONS_ALLOWED_HOSTS)"},
+            {"error": f"this service does not answer for Host {header[:100]!r} (a defence against DNS "
+                      "rebinding); if the name is yours, add it to --allowed-hosts (env OTEL_SESSIONS_ALLOWED_HOSTS)"},
             status=MISDIRECTED)
 
     app.middlewares.insert(0, check_host)

@@ -172,9 +172,9 @@ class Service:
         self.span_reader = (scanner_status()[1] if self.ingestor.reads_bytes or not builder.native
                             else "pure-Python path (redaction needs parsed messages)")
         METRICS.ingest_native.set(1 if self.ingestor.reads_bytes else 0)
-        log.info("OTLP spans are read by the %s", self.span_reader)
+        log.debug("OTLP spans are read by the %s", self.span_reader)  # serve prints it among its start lines
         if not self.access.open:
-            log.info("tokens needed on every route but /healthz and /readyz (%d tenant(s))", len(self.access.tenants))
+            log.debug("tokens needed (%d tenant(s))", len(self.access.tenants))  # serve prints the access line
 
         server = grpc.aio.server(options=grpc_server_options(s))
         server.add_generic_rpc_handlers((trace_service_handler(self._ingestor_for, self.inflight),

@@ -166,7 +166,9 @@ class EmbeddedRedis:
         return self.data_dir / LOCK_FILE
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # every tenant's sessions end up in its files: its folder and files are its owner's only
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_dir.chmod(0o700)
         self.stopped_orphans = []
         if self.owner is not None and self._lock_fd is None:
             self._lock()
@@ -183,6 +185,7 @@ class EmbeddedRedis:
         self._process = subprocess.Popen(
             die_with_parent(self.command()),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            umask=0o077,  # the append-only file, its manifest and the log: readable by the owner only
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -37,13 +37,15 @@ function askToken(message) {
     const input = h("input", { type: "password", name: "token", autocomplete: "off", required: true,
                                "aria-label": "query token" });
     const form = h("form", { method: "dialog" },
-      h("h3", { text: "Query token needed" }),
+      h("h3", { text: "Token needed" }),
       h("p", { class: "muted", text: message }),
-      h("p", { class: "muted", text: "It is kept for this tab only (session storage) and sent as Authorization: Bearer." }),
+      h("p", { class: "muted", text: "Give a token with the read scope (the service's query token, or your tenant's). "
+                                     + "It is kept for this tab only (session storage)." }),
       input,
+      // "Use token" first: Enter in the field submits with the form's first button
       h("div", { class: "actions" },
-        h("button", { type: "submit", value: "cancel", class: "secondary", formnovalidate: true, text: "Cancel" }),
-        h("button", { type: "submit", value: "ok", text: "Use token" })));
+        h("button", { type: "submit", value: "ok", text: "Use token" }),
+        h("button", { type: "submit", value: "cancel", class: "secondary", formnovalidate: true, text: "Cancel" })));
     const dialog = h("dialog", { class: "token-dialog" }, form);
     dialog.addEventListener("close", () => {
       const ok = dialog.returnValue === "ok" && input.value.trim() !== "";
