@@ -318,6 +318,8 @@ def main() -> None:
                         help="OTLP transport of the load generator, for the baseline and ours alike")
     parser.add_argument("--no-aof", dest="aof", action="store_false",
                         help="run Redis without its append-only file (the embedded default has one)")
+    parser.add_argument("--unix-socket", action="store_true",
+                        help="reach Redis over a unix socket, as serve does with its embedded Redis (default: TCP)")
     parser.add_argument("--breakdown", action="store_true",
                         help="after each round of ours, print Redis time per stored span by script and command "
                              "(the slow log at threshold 0, which adds a little Redis CPU) and Redis memory per "
@@ -341,7 +343,7 @@ def main() -> None:
           f"{args.loaders} load processes x {args.inflight} in flight over OTLP/{args.protocol.upper()}; "
           f"{os.cpu_count()} cores", flush=True)
 
-    redis_server = EmbeddedRedis(tmp / "redis", port=None, persistent=True).start()
+    redis_server = EmbeddedRedis(tmp / "redis", port=0 if args.unix_socket else None, persistent=True).start()
     client = redis.Redis.from_url(redis_server.url)
     ours, base, mem = [], [], []
     load_base, load_ours = [], []
