@@ -13,7 +13,7 @@
 -- KEYS[4]  P:{S}:agg     hash: usage marker -> "in out cost" of the largest aggregating span
 --                        counted for a trace whose model calls carried no usage (yet)
 -- KEYS[5..6] P:{S}:logs, P:{S}:logids: the session's log keys (write_logs.lua), whose TTL
---            slides with every write of the session (optional)
+--            slides with every write of the session that has log records (optional)
 --
 -- ARGV[1]  now_ms          ARGV[2]  ttl_ms, set on every key written
 -- ARGV[3]  max_spans       spans kept; the oldest chunks go beyond it, and digests beyond
@@ -53,6 +53,14 @@
 -- then on a bucket past 256 digests drops its oldest half; any bucket past 4096 (one huge
 -- trace) does too. So a session keeps at most 2^k x 256 digests (4 to 8 times max_spans), and
 -- a retry of a span older than that may count again.
+--
+-- Redis calls per write (Redis time is mostly their number and the summary fields they touch):
+-- HMGET of the summary; for a session with spans stored, GET of the digest string or of each
+-- bucket looked in, and one HMGET of the usage aggregates when usage markers are new; SET
+-- (or APPEND + PEXPIRE) of the digests; RPUSH of the chunk; HSET of the summary, whose fields
+-- every write changes come first in a new summary (a listpack hash is searched from its start);
+-- PUBLISH; PEXPIRE of the summary and the chunk list, and of the log keys only when the session
+-- has log records.
 
 local sum, chunks, ids, agg = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now_ms, ttl_ms, max_spans, flags = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -71,7 +79,8 @@ local PER_BUCKET, BUCKET_CAP, HUGE_BUCKET = 128, 256, 4096  -- digests: average 
 local MAX_K = math.max(1, math.ceil(math.log(math.max(2, max_spans / 64)) / math.log(2)))
 
 -- the figures fields, then the first-value-wins fields this write names
-local F = {'start', 'end', 'spans', 'traces', 'in', 'out', 'cost', 'stored', 'dropped', 'seen', 'idb', 'idn'}
+local F = {'start', 'end', 'spans', 'traces', 'in', 'out', 'cost', 'stored', 'dropped', 'seen', 'idb', 'idn',
+           'logs'}
 local FIGURES = #F
 for i = first_counter, first_aggregate - 1, 2 do
   if ARGV[i] ~= 'in' and ARGV[i] ~= 'out' and ARGV[i] ~= 'cost' then F[#F + 1] = ARGV[i] end
@@ -100,10 +109,11 @@ local function bucket_in(level, d)
   return (string.byte(d, 1) * 256 + string.byte(d, 2)) % (2 ^ level)
 end
 
+local fresh = not cur['spans']  -- no span stored yet: no digest string, no usage aggregate
 local function stored(b)
   local c = content[b]
   if c == nil then
-    c = redis.call('GET', key_of(k, b)) or ''
+    c = fresh and '' or (redis.call('GET', key_of(k, b)) or '')
     content[b] = c
   end
   return c
@@ -190,19 +200,41 @@ if cur['spans'] then
   if new < n then return {-1, table.concat(mask)} end
 end
 
-for off = 1, #span_digests, 8 do add(string.sub(span_digests, off, off + 7)) end
 local new_traces = 0
-for off = 1, #trace_digests, 8 do
-  local t = string.sub(trace_digests, off, off + 7)
-  if not has(t) then
-    new_traces = new_traces + 1
-    add(t)
+if fresh then
+  -- nothing stored yet (so one string, k = 0): every span and trace digest is new (the caller
+  -- sends them distinct), written as they came, without a look-up each
+  pending[0] = {span_digests, trace_digests}
+  new_traces = #trace_digests / 8
+  added = n + new_traces
+else
+  for off = 1, #span_digests, 8 do add(string.sub(span_digests, off, off + 7)) end
+  for off = 1, #trace_digests, 8 do
+    local t = string.sub(trace_digests, off, off + 7)
+    if not has(t) then
+      new_traces = new_traces + 1
+      add(t)
+    end
   end
 end
 
 -- --- usage: model calls count; an aggregate only for a trace without them ---------------------
 local d_in, d_out, d_cost = 0, 0, 0
 local agg_written = false
+-- the aggregates counted before for the markers this write names, read in one HMGET (a
+-- session without spans has none)
+local new_markers, counted_of = {}, {}
+for off = 1, #markers, 8 do
+  local m = string.sub(markers, off, off + 7)
+  if not has(m) then new_markers[#new_markers + 1] = m end
+end
+for i = first_aggregate, first_once - 1, 4 do
+  if not has(ARGV[i]) then new_markers[#new_markers + 1] = ARGV[i] end
+end
+if not fresh and #new_markers > 0 then
+  local counted = redis.call('HMGET', agg, unpack(new_markers))
+  for i, m in ipairs(new_markers) do counted_of[m] = counted[i] or nil end
+end
 local function parse_agg(v)
   local a, b, c = string.match(v, '^(%S+) (%S+) (%S+)$')
   return tonumber(a) or 0, tonumber(b) or 0, tonumber(c) or 0
@@ -211,7 +243,8 @@ for off = 1, #markers, 8 do
   local m = string.sub(markers, off, off + 7)
   if not has(m) then
     add(m)
-    local counted = redis.call('HGET', agg, m)
+    local counted = counted_of[m]
+    counted_of[m] = nil
     if counted then  -- an aggregate counted before: the model calls' usage replaces it
       local a_in, a_out, a_cost = parse_agg(counted)
       d_in, d_out, d_cost = d_in - a_in, d_out - a_out, d_cost - a_cost
@@ -223,12 +256,14 @@ for i = first_aggregate, first_once - 1, 4 do
   local m = ARGV[i]
   local a_in, a_out, a_cost = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   if not has(m) then
-    local counted = redis.call('HGET', agg, m)
+    local counted = counted_of[m]
     local o_in, o_out, o_cost = 0, 0, 0
     if counted then o_in, o_out, o_cost = parse_agg(counted) end
     if a_in + a_out > o_in + o_out or (a_in + a_out == o_in + o_out and a_cost > o_cost) then
       d_in, d_out, d_cost = d_in + a_in - o_in, d_out + a_out - o_out, d_cost + a_cost - o_cost
-      redis.call('HSET', agg, m, string.format('%d %d %.17g', a_in, a_out, a_cost))
+      local v = string.format('%d %d %.17g', a_in, a_out, a_cost)
+      redis.call('HSET', agg, m, v)
+      counted_of[m] = v
       agg_written = true
     end
   end
@@ -236,19 +271,20 @@ end
 if agg_written then redis.call('PEXPIRE', agg, ttl_ms) end
 local level = flush_digests()
 
+-- --- span bodies, bounded: the oldest chunks go first -------------------------------------------
+local kept = (tonumber(cur['stored']) or 0) + n
+local dropped = tonumber(cur['dropped']) or 0
+local length = redis.call('RPUSH', chunks, chunk)
+while kept > max_spans do
+  local oldest = redis.call('LPOP', chunks)
+  if not oldest then break end
+  local c = struct.unpack('>I', oldest, 2)
+  kept, dropped, length = kept - c, dropped + c, length - 1
+end
+
 -- --- the summary -----------------------------------------------------------------------------
 local set = {}
 local function put(field, value) set[#set + 1] = field; set[#set + 1] = value end
-
-for i = first_once, first_label - 1, 2 do
-  if not values[FIXED + (i - first_once) / 2 + 1] then put(ARGV[i], ARGV[i + 1]) end
-end
-if flags % 2 == 1 then put('ended', '1') end
-if math.floor(flags / 2) % 2 == 1 then put('escalated', '1') end
-if math.floor(flags / 4) % 2 == 1 then put('failed', '1') end
-if math.floor(flags / 8) % 2 == 1 then put('est', '1') end
-if level ~= k then put('idb', level) end
-put('idn', math.min(digests + added, 4 * max_spans))
 
 local totals = {['in'] = (tonumber(cur['in']) or 0) + d_in, out = (tonumber(cur['out']) or 0) + d_out,
                 cost = (tonumber(cur['cost']) or 0) + d_cost}
@@ -276,25 +312,25 @@ put('traces', trace_count)
 put('start', string.format('%d', start_us))
 put('end', string.format('%d', end_us))
 put('seen', now_ms)
-for i = first_label, #ARGV do put(ARGV[i], '1') end
-
--- span bodies, bounded: the oldest chunks go first
-local kept = (tonumber(cur['stored']) or 0) + n
-local dropped = tonumber(cur['dropped']) or 0
-local length = redis.call('RPUSH', chunks, chunk)
-while kept > max_spans do
-  local oldest = redis.call('LPOP', chunks)
-  if not oldest then break end
-  local c = struct.unpack('>I', oldest, 2)
-  kept, dropped, length = kept - c, dropped + c, length - 1
-end
 put('stored', kept)
 if dropped > 0 then put('dropped', dropped) end
+put('idn', math.min(digests + added, 4 * max_spans))
+if level ~= k then put('idb', level) end
+-- the fields every write changes come first in a new summary, so later writes find them early
+for i = first_once, first_label - 1, 2 do
+  if not values[FIXED + (i - first_once) / 2 + 1] then put(ARGV[i], ARGV[i + 1]) end
+end
+if flags % 2 == 1 then put('ended', '1') end
+if math.floor(flags / 2) % 2 == 1 then put('escalated', '1') end
+if math.floor(flags / 4) % 2 == 1 then put('failed', '1') end
+if math.floor(flags / 8) % 2 == 1 then put('est', '1') end
+for i = first_label, #ARGV do put(ARGV[i], '1') end
+
 redis.call('HSET', sum, unpack(set))
 if channel ~= '' then redis.call('PUBLISH', channel, length) end
 
 redis.call('PEXPIRE', sum, ttl_ms)
 redis.call('PEXPIRE', chunks, ttl_ms)
-for i = 5, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl_ms) end
+if cur['logs'] then for i = 5, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl_ms) end end
 
 return {n, start_us, end_us, spans, trace_count, input + output, total_cost, tonumber(now_ms)}
