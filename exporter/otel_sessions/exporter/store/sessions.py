@@ -77,7 +77,7 @@ class SessionStore:
         self._write_session = gateway.script("write_session")
         self._update_indexes = gateway.script("update_indexes")
         self._delete_session = gateway.script("delete_session")
-        # user/thread/name index entries this process wrote lately: (key, session) -> ms. Those keys
+        # user/thread index entries this process wrote lately: (key, session) -> ms. Those keys
         # get a TTL longer by the slack, so refreshing them at most once per slack/2 is safe.
         self._index_slack_ms = min(60_000, self.thread_idle_ms // 4, self.retention_ms // 4)
         self._index_written: OrderedDict[tuple[str, str], int] = OrderedDict()
@@ -195,8 +195,7 @@ class SessionStore:
             for session_id, (write, f) in entries.items():
                 mask = 0
                 for bit, index_key in ((1, self.keys.user(shard, write.user_id) if write.user_id else None),
-                                       (2, self.keys.thread(shard, write.thread_id) if write.thread_id else None),
-                                       (4, self.keys.name(shard, write.name) if write.name else None)):
+                                       (2, self.keys.thread(shard, write.thread_id) if write.thread_id else None)):
                     if index_key is not None and self._index_due(index_key, session_id, now_ms):
                         mask |= bit
                         keys.append(index_key)
@@ -340,8 +339,8 @@ class SessionStore:
         reply = (await self.gateway.run(fill))[0]
         if not reply:
             return False
-        user, thread, name = (part.decode() for part in reply)
-        for key in (self.keys.user(shard, user), self.keys.thread(shard, thread), self.keys.name(shard, name)):
+        user, thread = (part.decode() for part in reply)
+        for key in (self.keys.user(shard, user), self.keys.thread(shard, thread)):
             self._index_written.pop((key, session_id), None)
 
         def fill_indexes(pipe) -> None:
@@ -351,8 +350,6 @@ class SessionStore:
                 pipe.zrem(self.keys.user(shard, user), session_id)
             if thread:
                 pipe.zrem(self.keys.thread(shard, thread), session_id)
-            if name:
-                pipe.zrem(self.keys.name(shard, name), session_id)
 
         await self.gateway.run(fill_indexes)
         return True
