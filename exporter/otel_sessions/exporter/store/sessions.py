@@ -136,30 +136,41 @@ class SessionStore:
         ops, join_calls = self.joining.calls(join, now_ms) if join is not None else ({}, [])
         if not join_calls and not sessions:
             return JoinReply(), []
-        logs = [write for write in sessions if type(write) is LogWrite]
-        span_writes = [write for write in sessions if type(write) is not LogWrite]
-        session_calls = self._session_calls(span_writes, now_ms)
+        # in the order given (a session's first-value-wins fields come from its first write):
+        # each LogWrite as one write_logs.lua call, each run of SessionWrites in batched calls
+        steps: list[tuple[str, Any]] = []  # ("log", LogWrite) or ("spans", (keys, args) of a call)
+        run: list[SessionWrite] = []
+        for write in [*sessions, None]:
+            if type(write) is SessionWrite:
+                run.append(write)
+                continue
+            steps += [("spans", call) for call in self._session_calls(run, now_ms)]
+            run = []
+            if write is not None:
+                steps.append(("log", write))
         script = self._write_session
 
         def fill(pipe) -> None:
             for keys, args in join_calls:
                 self.joining.script.queue(pipe, keys, args)
-            for write in logs:
-                self.logs.queue_write(pipe, write, now_ms)
-            for keys, args in session_calls:
-                script.queue(pipe, keys, args)
+            for kind, step in steps:
+                if kind == "log":
+                    self.logs.queue_write(pipe, step, now_ms)
+                else:
+                    script.queue(pipe, step[0], step[1])
 
         replies = await self.gateway.run(fill)
         joined = self.joining.decode(ops, replies[:len(join_calls)], now_ms)
-        log_replies = iter(replies[len(join_calls):len(join_calls) + len(logs)])
-        span_replies = iter([reply for call in replies[len(join_calls) + len(logs):] for reply in call])
-        return joined, [SessionReply.decode(next(log_replies) if type(write) is LogWrite else next(span_replies))
-                        for write in sessions]
+        out: list[SessionReply] = []
+        for (kind, _step), reply in zip(steps, replies[len(join_calls):]):
+            out += [SessionReply.decode(reply)] if kind == "log" else [SessionReply.decode(one) for one in reply]
+        return joined, out
 
     def _session_calls(self, writes: list[SessionWrite], now_ms: int) -> list[tuple[list, list]]:
         """``write_session.lua`` calls (keys, args) for ``writes``, in order: on one Redis up to
         :data:`SESSIONS_PER_CALL` sessions and about :data:`CALL_CHUNK_BYTES` of chunks per
-        call, on a cluster one session per call (each session is a slot)."""
+        call, on a cluster one session per call (each session is a slot); each call replies
+        with one reply per session."""
         calls: list[tuple[list, list]] = []
         blocks: list[tuple[list, list]] = []
         size = 0
