@@ -261,6 +261,49 @@ def stored_spans(redis_client, prefix: str = "ots") -> int:
     return sum(int(v or 0) for v in pipe.execute())
 
 
+def script_names() -> dict[bytes, str]:
+    """SHA1 (hex, as bytes) -> name of every Lua script of the store."""
+    from otel_sessions.exporter.store.gateway import SCRIPTS, Script
+
+    return {Script(name).sha.encode(): name for name in SCRIPTS}
+
+
+def redis_time_by_call(client, names: dict[bytes, str]) -> dict[str, tuple[int, int]]:
+    """Redis time spent per command (scripts by name) since the slow log was reset with a
+    threshold of 0: name -> (calls, µs). The slow log keeps the last ``slowlog-max-len`` calls."""
+    out: dict[str, list[int]] = {}
+    for entry in client.slowlog_get(-1):
+        command = entry["command"].split(b" ")
+        name = command[0].decode().lower()
+        if name in ("evalsha", "evalsha_ro") and len(command) > 1:
+            name = names.get(command[1], "evalsha")
+        if name in ("slowlog", "info", "config"):
+            continue
+        figures = out.setdefault(name, [0, 0])
+        figures[0] += 1
+        figures[1] += entry["duration"]
+    return {name: (calls, us) for name, (calls, us) in out.items()}
+
+
+def memory_by_family(client, prefix: str = "ots") -> dict[str, int]:
+    """Bytes of ``MEMORY USAGE`` (all samples) per key family: the key with its hash tag and
+    the parts naming a trace, bucket, epoch, user, thread or name replaced by ``*``."""
+    import re
+
+    out: dict[str, int] = {}
+    keys = list(client.scan_iter(match=prefix + ":*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    for key, used in zip(keys, pipe.execute()):
+        text = key.decode(errors="replace").split("}", 1)[-1]
+        family = re.sub(r"^m\d+\.\d+$", "trace map", text)
+        family = re.sub(r":(ids|logids):\d+:\d+$", r":\1:K:B", family)
+        family = re.sub(r":(p|lp|s|user|thread|name|ops):.*$", r":\1:*", family)
+        out[family] = out.get(family, 0) + (used or 0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
@@ -275,6 +318,12 @@ def main() -> None:
                         help="OTLP transport of the load generator, for the baseline and ours alike")
     parser.add_argument("--no-aof", dest="aof", action="store_false",
                         help="run Redis without its append-only file (the embedded default has one)")
+    parser.add_argument("--unix-socket", action="store_true",
+                        help="reach Redis over a unix socket, as serve does with its embedded Redis (default: TCP)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="after each round of ours, print Redis time per stored span by script and command "
+                             "(the slow log at threshold 0, which adds a little Redis CPU) and Redis memory per "
+                             "stored span by key family (MEMORY USAGE)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(HERE))
@@ -294,7 +343,7 @@ def main() -> None:
           f"{args.loaders} load processes x {args.inflight} in flight over OTLP/{args.protocol.upper()}; "
           f"{os.cpu_count()} cores", flush=True)
 
-    redis_server = EmbeddedRedis(tmp / "redis", port=None, persistent=True).start()
+    redis_server = EmbeddedRedis(tmp / "redis", port=0 if args.unix_socket else None, persistent=True).start()
     client = redis.Redis.from_url(redis_server.url)
     ours, base, mem = [], [], []
     load_base, load_ours = [], []
@@ -332,6 +381,10 @@ def main() -> None:
             wait_port(http_port)
             time.sleep(1.0)  # every worker bound
             port = http_port if args.protocol == "http" else grpc_port
+            if args.breakdown:
+                client.config_set("slowlog-log-slower-than", 0)
+                client.config_set("slowlog-max-len", 1_000_000)
+                client.slowlog_reset()
             redis_cpu = _redis_cpu(client)
             server_before = _tree_cpu(service.pid)
             seconds, failures_ours, loader_cpu = drive(args.protocol, port, str(bodies_file), args.requests,
@@ -340,8 +393,21 @@ def main() -> None:
             server_cpu = _tree_cpu(service.pid) - server_before
             service.send_signal(signal.SIGTERM)
             service.wait(30)
+            times = {}
+            if args.breakdown:
+                client.config_set("slowlog-log-slower-than", -1)
+                times = redis_time_by_call(client, script_names())
+                client.slowlog_reset()  # its entries would count as used memory
             stored = stored_spans(client)
             used = client.info("memory")["used_memory"] - used_before
+            if args.breakdown:
+                print("  Redis time per stored span: " + ", ".join(
+                    f"{name} {us / max(stored, 1):.2f} µs ({calls} calls, {us / calls:.0f} µs each)"
+                    for name, (calls, us) in sorted(times.items(), key=lambda item: -item[1][1])), flush=True)
+                families = memory_by_family(client)
+                print("  Redis memory per stored span: " + ", ".join(
+                    f"{name} {size / max(stored, 1):.1f} B"
+                    for name, size in sorted(families.items(), key=lambda item: -item[1])), flush=True)
             ours.append(stored / seconds)
             mem.append(used / max(stored, 1))
             load_ours.append(loader_cpu / max(stored, 1) * 1e6)

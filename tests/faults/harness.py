@@ -375,7 +375,7 @@ def session_state(admin: redis.Redis, session_id: str, prefix: str = "ots") -> d
     summary = {k.decode(): v.decode(errors="replace") for k, v in admin.hgetall(sum_key).items()}
     chunks = admin.lrange(chunks_key, 0, -1)
     shard = session_shard(session_id)
-    user, thread, name = summary.get(Field.USER), summary.get(Field.THREAD), summary.get(Field.NAME)
+    user, thread = summary.get(Field.USER), summary.get(Field.THREAD)
     return {
         "exists": bool(summary),
         "keys": admin.exists(*session_keys),
@@ -388,7 +388,6 @@ def session_state(admin: redis.Redis, session_id: str, prefix: str = "ots") -> d
         "seen": admin.zscore(keys.seen(shard), session_id) is not None,
         "user_index": bool(user) and admin.zscore(keys.user(shard, user), session_id) is not None,
         "thread_index": bool(thread) and admin.zscore(keys.thread(shard, thread), session_id) is not None,
-        "name_index": bool(name) and admin.zscore(keys.name(shard, name), session_id) is not None,
     }
 
 
@@ -415,7 +414,7 @@ def assert_whole_or_absent(admin: redis.Redis, workload: Workload) -> dict[str, 
 #: index. Tests that meet it end as xfail naming the sessions; set this to False once the
 #: store records an entry only after the update succeeded, and every check is strict again.
 KNOWN_INDEX_REFRESH_BUG = False
-_USER_THREAD_NAME = {"user_index", "thread_index", "name_index"}
+_USER_THREAD = {"user_index", "thread_index"}
 
 
 def assert_stored_exactly_once(http_url: str, admin: redis.Redis, workload: Workload,
@@ -432,9 +431,9 @@ def assert_stored_exactly_once(http_url: str, admin: redis.Redis, workload: Work
         state = session_state(admin, sid)
         wanted = {"exists": True, "spans": want.spans, "stored": want.spans, "traces": want.traces,
                   "in": want.input_tokens, "out": want.output_tokens, "chunk_spans": want.spans,
-                  "seen": True, "user_index": True, "thread_index": True, "name_index": True}
+                  "seen": True, "user_index": True, "thread_index": True}
         wrong = {key: state[key] for key in wanted if state[key] != wanted[key]}
-        if tolerate and wrong and set(wrong) <= _USER_THREAD_NAME:
+        if tolerate and wrong and set(wrong) <= _USER_THREAD:
             unindexed.add(sid)
         else:
             assert not wrong, f"session {sid}: {wrong}, wanted {({key: wanted[key] for key in wrong})}"

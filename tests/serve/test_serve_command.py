@@ -106,12 +106,28 @@ def test_embedded_redis_keeps_sessions_across_restarts(tmp_path):
     (["--redis-url", "http://x"], {}, "--redis-url / OTEL_SESSIONS_REDIS_URL"),
     (["--forward", "ftp://x"], {}, "--forward / OTEL_SESSIONS_FORWARD"),
     (["--idle-after", "1h", "--abandon-after", "5m"], {}, "--abandon-after / OTEL_SESSIONS_ABANDON_AFTER"),
+    (["--workers", "many"], {}, "--workers / OTEL_SESSIONS_WORKERS"),
+    ([], {"OTEL_SESSIONS_WORKERS": "0"}, "--workers / OTEL_SESSIONS_WORKERS"),
 ])
 def test_bad_settings_stop_start_up_naming_flag_and_env(args, env, named):
     result = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=30,
                             env={**os.environ, **env})
     assert result.returncode == 2
     assert named in result.stdout
+
+
+def test_workers_auto_is_one_per_usable_core_with_fixed_ports_else_one(monkeypatch):
+    from otel_sessions.exporter.serve import settings as settings_module
+    from otel_sessions.exporter.serve.settings import Settings
+
+    monkeypatch.setattr(settings_module.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert Settings.resolve({}, env={}).workers == 2  # the default: auto
+    assert Settings.resolve({"workers": "auto"}, env={}).workers == 2
+    assert Settings.resolve({"grpc_listen": "127.0.0.1:0"}, env={}).workers == 1
+    assert Settings.resolve({}, env={"OTEL_SESSIONS_HTTP_LISTEN": "127.0.0.1:0"}).workers == 1
+    assert Settings.resolve({"workers": "3", "grpc_listen": "127.0.0.1:0"}, env={}).workers == 3  # refused later
+    monkeypatch.setattr(settings_module.os, "sched_getaffinity", lambda _pid: set(range(64)), raising=False)
+    assert Settings.resolve({}, env={}).workers == settings_module.AUTO_WORKERS_MAX
 
 
 def test_redis_password_is_not_printed(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.trace import Status, StatusCode
@@ -153,3 +155,45 @@ def test_relative_data_dir_is_made_absolute(tmp_path, monkeypatch):
     command line must not be read relative to it a second time."""
     monkeypatch.chdir(tmp_path)
     assert Settings.resolve({"data_dir": "dd"}, env={}).data_dir == tmp_path / "dd"
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6390/0", "rediss://127.0.0.1:6390/0", "unix:///tmp/r.sock?db=0"])
+def test_standalone_clients_pack_commands_with_hiredis_for_every_scheme(url):
+    from otel_sessions.exporter.store.redis_client import _HiredisPacking, connect
+
+    client = connect(url)
+    assert issubclass(client.connection_pool.connection_class, _HiredisPacking)
+
+
+def test_a_pipeline_over_a_unix_socket_is_packed_by_hiredis(tmp_path, monkeypatch):
+    """serve's embedded Redis listens on a unix socket, whose URL made redis-py pick its own
+    (pure-Python packing) connection class."""
+    import redis.asyncio.connection as connection
+
+    from otel_sessions.exporter.store.embedded_redis import EmbeddedRedis
+    from otel_sessions.exporter.store.redis_client import connect
+
+    server = EmbeddedRedis(tmp_path, port=0, persistent=False).start()
+    redis_url = server.url
+
+    packed_by_redis_py = []
+    original = connection.AbstractConnection.pack_command
+    monkeypatch.setattr(connection.AbstractConnection, "pack_command",
+                        lambda self, *args: packed_by_redis_py.append(args) or original(self, *args))
+
+    async def round_trip() -> list:
+        client = connect(redis_url)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.set("ots-test:packing", b"\x00\xff", px=10_000)
+            pipe.get("ots-test:packing")
+            return await pipe.execute()
+        finally:
+            await client.aclose()
+
+    try:
+        assert redis_url.startswith("unix://")
+        assert asyncio.run(round_trip()) == [True, b"\x00\xff"]
+    finally:
+        server.stop()
+    assert packed_by_redis_py == []

@@ -216,7 +216,7 @@ class Group:
         return SessionWrite(
             session_id, p.span_count, p.span_ids, p.trace_ids, p.markers, tuple(p.aggregates), tuple(counters),
             p.start_us, p.end_us, int(flags), tuple(once), tuple(sorted(self.labels)), p.chunk,
-            self.user_id, self.thread_id, self.name,
+            self.user_id, self.thread_id,
         )
 
     def only(self, mask: bytes) -> Group:

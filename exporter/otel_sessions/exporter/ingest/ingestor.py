@@ -318,8 +318,7 @@ class Ingestor:
                 earlier = stored.get(session_id)
                 if earlier is not None:  # written again this request (adopted spans): keep what it named
                     write = write._replace(user_id=write.user_id or earlier[0].user_id,
-                                           thread_id=write.thread_id or earlier[0].thread_id,
-                                           name=write.name or earlier[0].name)
+                                           thread_id=write.thread_id or earlier[0].thread_id)
                 stored[session_id] = (write, reply.figures)
             again += [(sid, group) for sid, group in adopted.items() if group.spans]
             again += [(sid, group) for sid, group in adopted_logs.items() if group.records]

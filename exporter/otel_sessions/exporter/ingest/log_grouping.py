@@ -132,8 +132,7 @@ class LogGroup:
             if value:
                 once.append((field_name, value))
         return LogWrite(session_id, len(records), b"".join([r.digest for r in records]), errors, message, start, end,
-                        tuple(once), tuple(sorted(self.labels)), self.chunk(records), self.user_id, self.thread_id,
-                        self.name)
+                        tuple(once), tuple(sorted(self.labels)), self.chunk(records), self.user_id, self.thread_id)
 
     def only(self, mask: bytes) -> LogGroup:
         """A copy holding only the records whose byte in ``mask`` is ``b"1"`` (over

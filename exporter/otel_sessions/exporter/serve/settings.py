@@ -52,6 +52,24 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+#: Most server processes ``--workers auto`` starts.
+AUTO_WORKERS_MAX = 8
+
+
+def auto_workers(grpc_port: int, http_port: int) -> int:
+    """``--workers auto``: one server process per core this process may run on (at most
+    :data:`AUTO_WORKERS_MAX`), so that grouping and encoding, the larger part of ingest CPU, run
+    on every core (on 2 cores the redis-server takes the rest); 1 when either port is 0, as
+    workers share their ports and a port the system picks differs per process."""
+    if grpc_port == 0 or http_port == 0:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(AUTO_WORKERS_MAX, cores))
+
+
 def default_data_dir() -> Path:
     """Per-user data folder: ``$XDG_DATA_HOME/otel-sessions`` or ``~/.local/share/otel-sessions``."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -167,8 +185,9 @@ OPTIONS: tuple[Option, ...] = (
            "Path of a JSON file of model prices, USD per million tokens "
            "({\"my-model\": {\"input\": 3.0, \"output\": 12.0, \"cache_read\": 0.3}}), extending the built-in "
            "table; a model is priced by its exact name or a dated snapshot of it, never by prefix."),
-    Option("workers", "--workers", "OTEL_SESSIONS_WORKERS", 1,
-           "Server processes sharing the ports (SO_REUSEPORT); one per core for top ingest speed."),
+    Option("workers", "--workers", "OTEL_SESSIONS_WORKERS", "auto",
+           "Server processes sharing the ports (SO_REUSEPORT), or auto: one per usable core (at most 8) when "
+           "both ports are fixed, 1 when either is 0 (a port picked by the system cannot be shared)."),
     Option("log_level", "--log-level", "OTEL_SESSIONS_LOG_LEVEL", "info",
            "debug, info, warning or error."),
     Option("redact_attributes", "--redact-attributes", "OTEL_SESSIONS_REDACT_ATTRIBUTES", (),
@@ -308,7 +327,7 @@ class Settings:
 
         for name, low in (("max_request_bytes", 1024), ("max_spans_per_session", 1),
                           ("max_logs_per_session", 1), ("max_id_length", 1),
-                          ("workers", 1), ("forward_queue", 1), ("forward_join_max_spans", 1)):
+                          ("forward_queue", 1), ("forward_join_max_spans", 1)):
             try:
                 number = int(raw[name])
             except (TypeError, ValueError):
@@ -316,6 +335,16 @@ class Settings:
             if number < low:
                 raise fail(name, f"must be at least {low}")
             values[name] = number
+
+        if str(raw["workers"]).strip().lower() == "auto":
+            values["workers"] = auto_workers(values["grpc_listen"][1], values["http_listen"][1])
+        else:
+            try:
+                values["workers"] = int(raw["workers"])
+            except (TypeError, ValueError):
+                raise fail("workers", f"not a whole number nor auto: {raw['workers']!r}") from None
+            if values["workers"] < 1:
+                raise fail("workers", "must be at least 1")
 
         inflight = str(raw["max_inflight_bytes"]).strip().lower()
         try:

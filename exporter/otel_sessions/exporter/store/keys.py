@@ -16,7 +16,6 @@ Layout (``P`` is the key prefix, default ``ots``)::
     P:{ix:N}:start|end|duration|spans|traces|tokens|cost   zsets for sorting
     P:{ix:N}:user:U      zset   sessions of user U (score: last write ms)
     P:{ix:N}:thread:T    zset   sessions of thread T (score: session start, µs)
-    P:{ix:N}:name:NAME   zset   sessions named NAME (score: last write ms)
     P:{tj:N}mE.B         hash   trace map of epoch E, bucket B: the 16 trace id bytes -> the
                                 trace's session, for joining spans without a session id and
                                 for lookups by trace id (see :func:`trace_epoch_ms`)
@@ -153,9 +152,6 @@ class Keys:
 
     def thread(self, shard: int, thread_id: str) -> str:
         return self._shard(shard) + "thread:" + thread_id
-
-    def name(self, shard: int, name: str) -> str:
-        return self._shard(shard) + "name:" + name
 
     # --- trace joining (sharded by trace id) ------------------------------------------------
     def trace_map(self, trace_id: bytes, epoch: int) -> str:

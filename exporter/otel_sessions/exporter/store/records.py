@@ -40,7 +40,6 @@ class SessionWrite(NamedTuple):
     # the cross-session indexes this session belongs to (None: not named in this write)
     user_id: str | None
     thread_id: str | None
-    name: str | None
 
 
 class LogWrite(NamedTuple):
@@ -63,7 +62,6 @@ class LogWrite(NamedTuple):
     chunk: bytes
     user_id: str | None
     thread_id: str | None
-    name: str | None
 
 
 class SessionFigures(NamedTuple):

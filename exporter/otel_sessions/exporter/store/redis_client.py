@@ -9,7 +9,6 @@ command in C, as redis-py's synchronous client does when hiredis is installed.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
@@ -49,14 +48,19 @@ class HiredisUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
-_BY_SCHEME = {"redis": HiredisConnection, "rediss": HiredisSSLConnection, "unix": HiredisUnixConnection}
+#: redis-py's connection class (as its URL parsing chooses it) -> the same packing with hiredis
+_HIREDIS_CLASS = {Connection: HiredisConnection, SSLConnection: HiredisSSLConnection,
+                  UnixDomainSocketConnection: HiredisUnixConnection}
 
 
 def connect(url: str, cluster: bool = False, **options: Any):
-    """An asyncio Redis (or Redis Cluster) client for ``url``.
+    """An asyncio Redis (or Redis Cluster) client for ``url`` (``redis://``, ``rediss://``,
+    ``unix://``: the embedded Redis listens on a unix socket).
 
-    Standalone clients pack commands with hiredis; redis-py's cluster client chooses its own
-    connection class, so on a cluster commands are packed by redis-py.
+    Standalone clients pack commands with hiredis, whatever the scheme: redis-py's URL parsing
+    picks the connection class (for ``unix://`` overriding any given), so the pool's class is
+    replaced by its hiredis-packing subclass after parsing. redis-py's cluster client chooses its
+    own connection class, so on a cluster commands are packed by redis-py.
     """
     options.setdefault("socket_timeout", 5.0)
     options.setdefault("socket_connect_timeout", 2.0)
@@ -64,7 +68,7 @@ def connect(url: str, cluster: bool = False, **options: Any):
         from redis.asyncio.cluster import RedisCluster
 
         return RedisCluster.from_url(url, **options)
-    connection_class = _BY_SCHEME.get(urlparse(url).scheme) if hiredis is not None else None
-    if connection_class is not None:
-        options.setdefault("connection_class", connection_class)
-    return aioredis.Redis.from_url(url, **options)
+    pool = aioredis.ConnectionPool.from_url(url, **options)
+    if hiredis is not None:
+        pool.connection_class = _HIREDIS_CLASS.get(pool.connection_class, pool.connection_class)
+    return aioredis.Redis.from_pool(pool)

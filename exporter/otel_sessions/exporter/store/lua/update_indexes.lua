@@ -5,9 +5,9 @@
 --   P:{ix:N}:seen      zset  session -> last write (ms); prunes expired sessions
 --   P:{ix:N}:start|end|duration|spans|traces|tokens|cost   sort zsets
 --   then per session of the block, the keys its mask names, in this order:
---   P:{ix:N}:user:U (mask 1), P:{ix:N}:thread:T (mask 2), P:{ix:N}:name:NAME (mask 4)
+--   P:{ix:N}:user:U (mask 1), P:{ix:N}:thread:T (mask 2)
 -- ARGV[1]  now (ms)     ARGV[2]  retention (ms)     ARGV[3]  thread idle (ms)
--- ARGV[4]  extra TTL (ms) given to user, thread and name indexes, which callers may refresh
+-- ARGV[4]  extra TTL (ms) given to user and thread indexes, which callers may refresh
 --          less often than every write
 -- ARGV[5..] per shard block: the number of sessions k, then k x 10 values:
 --          session id, mask, last write ms, start µs, end µs, duration µs, spans, traces,
@@ -51,11 +51,6 @@ while a <= #ARGV do
     if math.floor(mask / 2) % 2 == 1 then
       redis.call('ZADD', KEYS[k], 'LT', st, id)
       redis.call('PEXPIRE', KEYS[k], thread_idle + slack)
-      k = k + 1
-    end
-    if math.floor(mask / 4) % 2 == 1 then
-      redis.call('ZADD', KEYS[k], 'GT', seen, id)
-      redis.call('PEXPIRE', KEYS[k], retention + slack)
       k = k + 1
     end
     a = a + 10
