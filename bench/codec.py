@@ -6,7 +6,9 @@ Chunks are built exactly as the store builds them (one per session and request, 
 ``bench/workload.py`` requests: 512 spans, ~50 sessions each), then compressed by:
 
 * deflate level 1 with the preset dictionary: the store's format 2, the baseline
-* Zstandard levels 1, 3 (the store's format 3) and 5 with the same dictionary as raw content
+* Zstandard levels 1, 3 and 5 with that dictionary as raw content (level 3: format 3/4)
+* Zstandard level 3 with ``ZDICT_5`` (the dictionary plus each attribute key's framing): the
+  store's format 5, what it writes today
 
 Prints the median over rounds of microseconds per span and bytes per span.
 """
@@ -25,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
-from otel_sessions.exporter.ingest import grouping as batch_module  # noqa: E402
+from otel_sessions.exporter.ingest import groups as groups_module  # noqa: E402
+from otel_sessions.exporter.ingest.grouping import BatchBuilder  # noqa: E402
 from otel_sessions.exporter.store import codec as span_codec  # noqa: E402
-from otel_sessions.exporter.store.codec import ZDICT, zstd  # noqa: E402
+from otel_sessions.exporter.store.codec import ZDICT, ZDICT_5, zstd  # noqa: E402
 
 
 def raw_chunks(requests: int) -> tuple[list[bytes], int]:
@@ -38,10 +41,10 @@ def raw_chunks(requests: int) -> tuple[list[bytes], int]:
         raws.append(span_codec.chunk_content(groups, table))
         return b""
 
-    original = batch_module.encode_chunk
-    batch_module.encode_chunk = capture
+    original = groups_module.encode_chunk  # where the groups call it
+    groups_module.encode_chunk = capture
     try:
-        builder = batch_module.BatchBuilder()
+        builder = BatchBuilder()
         spans = 0
         for body in workload.export_requests(requests):
             batch = builder.build(ExportTraceServiceRequest.FromString(body).resource_spans)
@@ -50,7 +53,7 @@ def raw_chunks(requests: int) -> tuple[list[bytes], int]:
                 group.payload()
             spans += batch.span_count
     finally:
-        batch_module.encode_chunk = original
+        groups_module.encode_chunk = original
     return raws, spans
 
 
@@ -63,8 +66,10 @@ def codecs():
     dictionary = zstd.ZstdDict(ZDICT, is_raw=True)
     for level in (1, 3, 5):
         compressor = zstd.ZstdCompressor(level=level, zstd_dict=dictionary)
-        label = f"zstd {level} + dict" + (" (format 3, ours)" if level == 3 else "")
+        label = f"zstd {level} + dict" + (" (formats 3 and 4)" if level == 3 else "")
         out[label] = lambda data, c=compressor: c.compress(data, zstd.ZstdCompressor.FLUSH_FRAME)
+    framed = zstd.ZstdCompressor(level=3, zstd_dict=zstd.ZstdDict(ZDICT_5, is_raw=True))
+    out["zstd 3 + ZDICT_5 (format 5, ours)"] = lambda data: framed.compress(data, zstd.ZstdCompressor.FLUSH_FRAME)
     return out
 
 
