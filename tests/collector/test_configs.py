@@ -54,7 +54,7 @@ def _port(endpoint: str, default: int | None = None) -> tuple[str, int | None]:
 def test_the_expected_files_are_there():
     names = {p.name for p in FILES}
     assert {"fan-out-jaeger.yaml", "scale-out-loadbalancing.yaml", "tempo.yaml", "grafana-datasources.yaml",
-            "tenant-token.yaml"} <= names
+            "tenant-token.yaml", "tenant-passthrough.yaml"} <= names
     assert COMPONENTS["collector"]["checked_against"]
     for path in FILES:  # each is commented for the reader
         assert path.read_text().lstrip().startswith("#"), path.name
@@ -205,6 +205,22 @@ def test_tenant_token_sends_the_token_from_a_file_over_grpc_and_http():
     # the comment says how the file is mounted, where the service reads its own token from
     text = (CONFIG_DIR / "tenant-token.yaml").read_text()
     assert "volumeMounts" in text and "--ingest-token-file" in text and extension["filename"] in text
+
+
+def test_tenant_passthrough_keeps_each_apps_token_with_its_data():
+    config = _load(CONFIG_DIR / "tenant-passthrough.yaml")
+    for protocol in config["receivers"]["otlp"]["protocols"].values():
+        assert protocol["include_metadata"] is True
+    assert config["processors"]["batch"]["metadata_keys"] == ["authorization"]
+    (extension_id,) = config["extensions"]
+    assert extension_id.startswith("headers_setter") and extension_id in config["service"]["extensions"]
+    assert config["extensions"][extension_id]["headers"] == [{"key": "authorization", "from_context": "authorization"}]
+    assert set(config["service"]["pipelines"]) == {"traces", "logs"}
+    for pipeline in config["service"]["pipelines"].values():
+        assert "batch" in pipeline["processors"]
+        for exporter_id in pipeline["exporters"]:
+            exporter = config["exporters"][exporter_id]
+            assert exporter["auth"]["authenticator"] == extension_id and "headers" not in exporter
 
 
 def test_the_checks_refuse_an_authenticator_that_cannot_work(tmp_path):

@@ -14,6 +14,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from otel_sessions.exporter import audit_log
 from otel_sessions.exporter.audit_log import AUDIT_LOGGER, grpc_peer, record, record_refusal
 from otel_sessions.exporter.errors import NotFound, PermissionDenied, Throttled
 from otel_sessions.v1 import session_service_pb2 as pb
@@ -36,6 +37,14 @@ def guarded(redis_url, tmp_path):
                         query_token_file=str(tmp_path / "query.token"), cors_origins="https://app.example.com",
                         log_level="debug") as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _no_earlier_refusals():
+    """Refusals recorded by earlier tests (same route and client) would hold back these lines."""
+    audit_log._recent.clear()
+    yield
+    audit_log._recent.clear()
 
 
 def _audit_lines(caplog) -> list[str]:
@@ -83,8 +92,9 @@ def test_refusals_and_deletions_are_audited_and_no_token_is_logged(guarded, capl
                                                       "Access-Control-Request-Method": "POST"})[0] == 403
 
     lines = _audit_lines(caplog)
+    # two refusals of GET /v1/sessions from one client within REPEAT_S: one line
     assert len([line for line in lines if 'route="GET /v1/sessions"' in line and "status=401" in line
-                and "client=127.0.0.1 " in line]) == 2
+                and "client=127.0.0.1 " in line]) == 1
     _one(lines, "refused status=401", 'route="GET /v1/sessions/sess-x/usage"')
     _one(lines, "refused status=401", 'route="GET /api/services"')
     _one(lines, "refused status=401", 'route="POST /v1/traces"', "client=127.0.0.1")
@@ -130,6 +140,21 @@ def test_only_refusals_are_recorded_with_the_tenant_the_refusal_names(caplog):
     first, second = _audit_lines(caplog)
     assert "status=403" in first and "tenant=team-a" in first and "client=10.0.0.7" in first
     assert "status=429" in second and "tenant=team-b" in second
+
+
+def test_a_refusal_repeated_is_one_line_per_interval(caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    now = [1000.0]
+    monkeypatch.setattr(audit_log.time, "monotonic", lambda: now[0])
+    throttled = Throttled("spans_per_second quota used up", 1.0)
+    for _ in range(5):
+        record_refusal(throttled, route="POST /v1/traces", client="10.0.0.8:5000", tenant="team-b")
+    record_refusal(throttled, route="POST /v1/traces", client="10.0.0.9:5000", tenant="team-b")  # another client
+    now[0] += audit_log.REPEAT_S + 1
+    record_refusal(throttled, route="POST /v1/traces", client="10.0.0.8:6001", tenant="team-b")  # another port
+    lines = _audit_lines(caplog)
+    assert len(lines) == 3 and "repeated=" not in lines[0] and "client=10.0.0.9" in lines[1]
+    assert "repeated=4" in lines[2]
 
 
 class _Context:

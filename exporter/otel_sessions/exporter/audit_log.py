@@ -11,21 +11,31 @@ which carries no token (``errors.py``).
 Refusals are 401 (:class:`~.errors.Unauthenticated`), 403 (:class:`~.errors.PermissionDenied`),
 429 (:class:`~.errors.Throttled`: a rate or quota), and the HTTP port's own 421 (a Host header
 it does not serve) and 403 (a CORS preflight from an origin not listed).
+
+A client refused again and again (an exporter retrying against a quota, a wrong token in a
+loop) gives one line per :data:`REPEAT_S` seconds for the same status, route, tenant and client
+host, the next one saying how many were left out (``repeated=N``): the log stays readable and
+cannot be flooded. Deletions are always written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from urllib.parse import unquote
 
 from otel_sessions.exporter.errors import PermissionDenied, Throttled, Unauthenticated, classify
 
-__all__ = ["AUDIT_LOGGER", "record", "record_refusal", "grpc_peer"]
+__all__ = ["AUDIT_LOGGER", "REPEAT_S", "record", "record_refusal", "grpc_peer"]
 
 AUDIT_LOGGER = "otel_sessions.audit"
 log = logging.getLogger(AUDIT_LOGGER)
 _MAX_VALUE = 200
+#: Seconds between two lines of the same refusal (status, route, tenant, client host).
+REPEAT_S = 10.0
+_REPEATS_KEPT = 4096  # refusals remembered at most (then forgotten all at once)
+_recent: dict[tuple, list] = {}  # refusal -> [time of its last line, refusals left out since]
 
 
 def _value(value: object) -> str:
@@ -38,7 +48,7 @@ def _value(value: object) -> str:
 
 
 def record(event: str, *, route: str, client: str | None, tenant: str | None = None, status: int | None = None,
-           target: str | None = None, reason: str | None = None) -> None:
+           target: str | None = None, reason: str | None = None, repeated: int = 0) -> None:
     """Log one audit line. ``event``: ``refused`` or ``deleted``; ``route``: ``"GET /v1/sessions"``
     or ``"SessionService/DeleteSession"``; ``client``: the peer address (None when unknown);
     ``tenant``: the tenant's name when the request's token named one (None: no tenants, or not
@@ -53,7 +63,25 @@ def record(event: str, *, route: str, client: str | None, tenant: str | None = N
         fields.append(f"target={_value(target)}")
     if reason:
         fields.append(f"reason={_value(reason)}")
+    if repeated:
+        fields.append(f"repeated={repeated}")
     log.log(level, "audit: %s %s", event, " ".join(fields))
+
+
+def _admit(status: int, route: str, client: str | None, tenant: str | None, now: float) -> int | None:
+    """None when this refusal is left out (one alike was written less than REPEAT_S ago), else
+    how many alike were left out since the last line."""
+    host = (client or "").rsplit(":", 1)[0] if client and client.count(":") == 1 else client
+    key = (status, route, tenant, host)
+    seen = _recent.get(key)
+    if seen is not None and now - seen[0] < REPEAT_S:
+        seen[1] += 1
+        return None
+    if len(_recent) >= _REPEATS_KEPT:
+        _recent.clear()
+    left_out = seen[1] if seen is not None else 0
+    _recent[key] = [now, 0]
+    return left_out
 
 
 def record_refusal(exc: BaseException, *, route: str, client: str | None, tenant: str | None = None) -> None:
@@ -62,8 +90,14 @@ def record_refusal(exc: BaseException, *, route: str, client: str | None, tenant
     ``tenant``, else the exception's ``tenant`` attribute when the code that refused set one (a
     token known but without the scope, a tenant's quota)."""
     if isinstance(exc, (Unauthenticated, PermissionDenied, Throttled)):
-        record("refused", route=route, client=client, tenant=tenant or getattr(exc, "tenant", None),
-               status=classify(exc).http_status, reason=str(exc))
+        if not log.isEnabledFor(logging.WARNING):
+            return
+        tenant = tenant or getattr(exc, "tenant", None)
+        status = classify(exc).http_status
+        left_out = _admit(status, route, client, tenant, time.monotonic())
+        if left_out is not None:
+            record("refused", route=route, client=client, tenant=tenant, status=status, reason=str(exc),
+                   repeated=left_out)
 
 
 def grpc_peer(context) -> str | None:
