@@ -17,9 +17,12 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-__all__ = ["DEFAULT_SERVER", "ServiceError", "Client", "server_url"]
+__all__ = ["DEFAULT_SERVER", "ServiceError", "Client", "server_url", "TAIL_SILENCE_S", "tail_lines"]
 
 DEFAULT_SERVER = "http://127.0.0.1:4318"
+#: Seconds a tail (``sessions tail``, ``sessions logs --follow``) waits for a line: a span, a
+#: record or one of the service's ``: keep-alive`` comments, sent every 5 s.
+TAIL_SILENCE_S = 30.0
 
 
 def server_url(server: str) -> str:
@@ -100,3 +103,18 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
         return str(exc.reason)
     message = body.get("error") if isinstance(body, dict) else None
     return str(message) if message else str(exc.reason)
+
+
+def tail_lines(response, server: str, session_id: str, silence_s: float = TAIL_SILENCE_S):
+    """The lines of a tail stream (``response`` opened with ``timeout=silence_s``), then a
+    :class:`ServiceError` (exit status 1) once it ends: the service going away, a broken
+    connection, or no line for ``silence_s`` seconds."""
+    try:
+        yield from response
+    except TimeoutError:
+        raise ServiceError(f"nothing from the service at {server} for {silence_s:g} s (not even "
+                           f"a keep-alive): the tail of {session_id} is lost") from None
+    except (http.client.HTTPException, OSError) as exc:
+        raise ServiceError(f"the service at {server} ended the tail of {session_id} "
+                           f"({type(exc).__name__}): it stopped or restarted") from None
+    raise ServiceError(f"the service at {server} ended the tail of {session_id}: it stopped or restarted")

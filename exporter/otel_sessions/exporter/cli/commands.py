@@ -12,7 +12,6 @@ for a bad parameter).
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import urllib.parse
 from typing import Any
 
 from otel_sessions.exporter.cli import render
-from otel_sessions.exporter.cli.client import DEFAULT_SERVER, Client, ServiceError
+from otel_sessions.exporter.cli.client import DEFAULT_SERVER, TAIL_SILENCE_S, Client, ServiceError, tail_lines
 from otel_sessions.exporter.cli.grpc_command import add_grpc_command
 from otel_sessions.exporter.cli.logs_command import (
     add_session_logs_command,
@@ -130,11 +129,6 @@ def cmd_threads_transcript(args: argparse.Namespace) -> int:
     return _print_transcript(args, "/v1/threads/" + _quoted(args.id) + "/messages")
 
 
-#: Seconds ``sessions tail`` waits for a line (a span or one of the service's ``: keep-alive``
-#: comments, sent every 5 s) before it takes the connection as lost.
-TAIL_SILENCE_S = 30.0
-
-
 def cmd_sessions_tail(args: argparse.Namespace) -> int:
     """Follow a session until Ctrl-C (exit 0). The service going away, or no line for
     :data:`TAIL_SILENCE_S`, is one line on stderr and exit status 1."""
@@ -144,16 +138,8 @@ def cmd_sessions_tail(args: argparse.Namespace) -> int:
     event: list[str | None] = [None]  # the name of the event being read (log records: "logs")
     response = client.open("GET", path, timeout=TAIL_SILENCE_S)
     try:
-        try:
-            for raw in response:
-                _tail_line(args, console, raw.decode(errors="replace").rstrip("\n"), event)
-        except TimeoutError:
-            raise ServiceError(f"nothing from the service at {client.server} for {TAIL_SILENCE_S:g} s (not even "
-                               f"a keep-alive): the tail of {args.id} is lost") from None
-        except (http.client.HTTPException, OSError) as exc:
-            raise ServiceError(f"the service at {client.server} ended the tail of {args.id} "
-                               f"({type(exc).__name__}): it stopped or restarted") from None
-        raise ServiceError(f"the service at {client.server} ended the tail of {args.id}: it stopped or restarted")
+        for raw in tail_lines(response, client.server, args.id, TAIL_SILENCE_S):
+            _tail_line(args, console, raw.decode(errors="replace").rstrip("\n"), event)
     except KeyboardInterrupt:
         return 0
     finally:

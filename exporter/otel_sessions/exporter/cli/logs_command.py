@@ -13,7 +13,6 @@ line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import sys
 import time
@@ -21,10 +20,7 @@ import urllib.parse
 from typing import Any
 
 from otel_sessions.exporter.cli import render
-from otel_sessions.exporter.cli.client import Client, ServiceError
-
-#: Seconds ``--follow`` waits for a line (a record or the service's keep-alive, every 5 s).
-TAIL_SILENCE_S = 30.0
+from otel_sessions.exporter.cli.client import TAIL_SILENCE_S, Client, ServiceError, tail_lines
 
 __all__ = ["add_session_logs_command", "add_thread_logs_command", "log_line", "otlp_records"]
 
@@ -153,7 +149,7 @@ def cmd_session_logs(args: argparse.Namespace) -> int:
     try:
         printed: set[tuple] = set()
         event = None
-        for raw in _lines(response, client, args.id):
+        for raw in tail_lines(response, client.server, args.id, TAIL_SILENCE_S):
             line = raw.decode().rstrip("\n")
             if line.startswith(": tailing"):  # subscribed: what is stored now, then what arrives
                 records = _fetch(client, base + "/logs", args)["data"]
@@ -170,24 +166,10 @@ def cmd_session_logs(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
             elif not line:
                 event = None
-        raise ServiceError(f"the service at {client.server} ended the tail of {args.id}: it stopped or restarted")
     except KeyboardInterrupt:
         return 0
     finally:
         response.close()
-
-
-def _lines(response, client: Client, session_id: str):
-    """The stream's lines; a silence of :data:`TAIL_SILENCE_S` or a broken connection is a
-    :class:`ServiceError` (exit status 1)."""
-    try:
-        yield from response
-    except TimeoutError:
-        raise ServiceError(f"nothing from the service at {client.server} for {TAIL_SILENCE_S:g} s (not even "
-                           f"a keep-alive): the tail of {session_id} is lost") from None
-    except (http.client.HTTPException, OSError) as exc:
-        raise ServiceError(f"the service at {client.server} ended the tail of {session_id} "
-                           f"({type(exc).__name__}): it stopped or restarted") from None
 
 
 def _level_number(record: dict) -> int:
