@@ -41,14 +41,15 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from otel_sessions.exporter.forward.destinations import Destination
 from otel_sessions.exporter.forward.enrichment import Item
 from otel_sessions.exporter.forward.metrics import FORWARD_METRICS
 from otel_sessions.exporter.store.sessions import SessionStore
 
-__all__ = ["JoinWait", "LOOKUP_TIMEOUT_S"]
+__all__ = ["JoinWait", "LOOKUP_TIMEOUT_S", "look_up_owners", "run_deadlines"]
 
 log = logging.getLogger(__name__)
 
@@ -183,40 +184,53 @@ class JoinWait:
             destination.offer(item, reserved=True)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        entries = self._entries
-        while True:
-            while entries and not entries[0].traces:
-                entries.popleft()
-            if not entries:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            delay = entries[0].deadline - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue
-            now = loop.time()
-            due = []
-            for entry in entries:
-                if entry.deadline > now:
-                    break
-                if entry.traces:
-                    due.append(entry)
-            owners = await self._look_up(due)
-            for entry in due:  # spans joined meanwhile (learn) are gone from entry.traces
-                self._release(entry, {trace_id: owners.get(trace_id) for trace_id in entry.traces}, "timeout")
+        await run_deadlines(self._entries, self._wake, lambda entry: bool(entry.traces), self._release_due)
 
-    async def _look_up(self, due: list[_Held]) -> dict[bytes, str]:
-        """The sessions the store's trace map names for the traces of ``due`` (best effort)."""
-        traces = {trace_id for entry in due for trace_id in entry.traces}
-        if not traces or self.store is None:
-            return {}
-        try:
-            return await asyncio.wait_for(
-                self.store.get_trace_sessions(traces, min(entry.since_ms for entry in due)), LOOKUP_TIMEOUT_S)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # StoreUnavailable, a timeout: the spans go on as they are
-            log.debug("forwarding: cannot look up %d traces for the join wait: %s", len(traces), exc)
-            return {}
+    async def _release_due(self, due: list[_Held]) -> None:
+        owners = await look_up_owners(self.store, {t for entry in due for t in entry.traces},
+                                      min(entry.since_ms for entry in due), "join wait")
+        for entry in due:  # spans joined meanwhile (learn) are gone from entry.traces
+            self._release(entry, {trace_id: owners.get(trace_id) for trace_id in entry.traces}, "timeout")
+
+
+
+async def run_deadlines(entries: deque, wake: asyncio.Event, live: Callable[[Any], bool],
+                        on_due: Callable[[list], Awaitable[None]]) -> None:
+    """The loop of a join wait: ``entries`` (each with a ``deadline`` in loop time, appended in
+    deadline order) are handed to ``on_due`` once their deadline passed, those still ``live``,
+    a batch at a time; entries no longer live are dropped from the front; ``wake`` is set when an
+    entry is added to an empty wait. Runs until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        while entries and not live(entries[0]):
+            entries.popleft()
+        if not entries:
+            wake.clear()
+            await wake.wait()
+            continue
+        delay = entries[0].deadline - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+            continue
+        now = loop.time()
+        due = []
+        for entry in entries:
+            if entry.deadline > now:
+                break
+            if live(entry):
+                due.append(entry)
+        await on_due(due)
+
+
+async def look_up_owners(store: SessionStore | None, traces: set[bytes], since_ms: int, what: str) -> dict[bytes, str]:
+    """The sessions the store's trace map names for ``traces`` (written since ``since_ms``), best
+    effort: a failure or a look-up over :data:`LOOKUP_TIMEOUT_S` is nothing found."""
+    if not traces or store is None:
+        return {}
+    try:
+        return await asyncio.wait_for(store.get_trace_sessions(traces, since_ms), LOOKUP_TIMEOUT_S)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # StoreUnavailable, a timeout: the held data goes on as it is
+        log.debug("forwarding: cannot look up %d traces for the %s: %s", len(traces), what, exc)
+        return {}

@@ -29,20 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
 from otel_sessions.exporter.forward.destinations import Destination
-from otel_sessions.exporter.forward.joinwait import LOOKUP_TIMEOUT_S
+from otel_sessions.exporter.forward.joinwait import look_up_owners, run_deadlines
 from otel_sessions.exporter.forward.metrics import FORWARD_METRICS
 from otel_sessions.exporter.ingest.log_ingest import StoredLogs
 from otel_sessions.exporter.store.sessions import SessionStore
 
 __all__ = ["LogJoinWait"]
 
-log = logging.getLogger(__name__)
 
 
 class _Held:
@@ -170,42 +168,14 @@ class LogJoinWait:
         self.send(entry.stored, entry.destinations)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        entries = self._entries
-        while True:
-            while entries and entries[0].records == 0:
-                entries.popleft()
-            if not entries:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            delay = entries[0].deadline - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue
-            now = loop.time()
-            due = []
-            for entry in entries:
-                if entry.deadline > now:
-                    break
-                if entry.records:
-                    due.append(entry)
-            owners = await self._look_up(due)
-            for entry in due:  # joined meanwhile (learn): released already, records == 0
-                for trace_id in [t for t in entry.waiting if t in owners]:
-                    self._join(entry, trace_id, owners[trace_id])
-                self._release(entry, "timeout")
+        await run_deadlines(self._entries, self._wake, lambda entry: entry.records > 0, self._release_due)
 
-    async def _look_up(self, due: list[_Held]) -> dict[bytes, str]:
-        """The sessions the store's trace map names for the waiting traces of ``due`` (best effort)."""
-        traces = {trace_id for entry in due for trace_id in entry.waiting}
-        if not traces or self.store is None:
-            return {}
-        try:
-            return await asyncio.wait_for(
-                self.store.get_trace_sessions(traces, min(entry.since_ms for entry in due)), LOOKUP_TIMEOUT_S)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # StoreUnavailable, a timeout: the records go on as they are
-            log.debug("forwarding: cannot look up %d traces for the log join wait: %s", len(traces), exc)
-            return {}
+    async def _release_due(self, due: list[_Held]) -> None:
+        owners = await look_up_owners(self.store, {t for entry in due for t in entry.waiting},
+                                      min(entry.since_ms for entry in due), "log join wait")
+        for entry in due:  # joined meanwhile (learn): released already, records == 0
+            if not entry.records:
+                continue
+            for trace_id in [t for t in entry.waiting if t in owners]:
+                self._join(entry, trace_id, owners[trace_id])
+            self._release(entry, "timeout")
