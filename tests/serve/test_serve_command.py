@@ -173,6 +173,15 @@ def test_two_workers_share_the_ports(tmp_path):
             metrics = response.read().decode()
         stored = [x for x in metrics.splitlines() if x.startswith("otel_sessions_spans_stored_total ")]
         assert float(stored[0].split()[1]) == 8.0  # the workers' counters, summed
+        # a second serve on the same ports (another data folder) must not join them through
+        # SO_REUSEPORT: requests would then reach either store
+        second = subprocess.run(
+            [*SERVE, "--data-dir", str(tmp_path / "other"), "--workers", "2", "--grpc-listen",
+             f"127.0.0.1:{grpc_port}", "--http-listen", f"127.0.0.1:{http_port}"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "OTEL_SESSIONS_REDIS_URL": ""})
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"error: cannot listen on 127.0.0.1:{grpc_port} for gRPC (--grpc-listen)" in second.stdout + second.stderr
+        assert "another otel-sessions serve" in second.stdout + second.stderr
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)

@@ -58,6 +58,25 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             serve.add_argument(option.flag, dest=option.name, default=None, metavar=option.metavar, help=help_text)
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on by a socket without SO_REUSEPORT (a listener of
+    any process holds it), else None. The probe socket is closed at once."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve the address: {exc.strerror}"
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def access_line(settings: Settings) -> str:
     """What ``serve`` says about access at start: open, or the tenants and what needs no token."""
     if not settings.tenants:
@@ -132,7 +151,8 @@ def tokens(args: argparse.Namespace) -> int:
                           **({"file": args.out} if args.out else {})}))
         return 0
     print(f"token written to {args.out}" if args.out else f"token: {token}")
-    print("tenants file entry (paste under the tenant's tokens:):")
+    print("tenants file entry, for --tenants (paste under the tenant's tokens:; a single --ingest-token-file "
+          "or --query-token-file has its own scopes):")
     print(f"      - sha256: {token_sha256(token)}")
     print(f"        scopes: [{', '.join(scopes)}]")
     return 0
@@ -251,6 +271,16 @@ def serve(args: argparse.Namespace) -> int:
     if settings.workers > 1 and (settings.grpc_listen[1] == 0 or settings.http_listen[1] == 0):
         _say("error: --workers / OTEL_SESSIONS_WORKERS above 1 needs fixed ports, not port 0")
         return 2
+    if settings.workers > 1:
+        # the workers share the ports with SO_REUSEPORT, which would let them join another
+        # serve's ports too: a plain bind first finds a port in use, whoever holds it
+        for what, flag, (host, port) in (("gRPC", "--grpc-listen", settings.grpc_listen),
+                                         ("HTTP", "--http-listen", settings.http_listen)):
+            problem = port_in_use(host, port)
+            if problem:
+                _say(f"error: cannot listen on {host}:{port} for {what} ({flag}): {problem} "
+                     "(another otel-sessions serve?)")
+                return 1
     try:
         import grpc  # noqa: F401
         import redis  # noqa: F401

@@ -80,7 +80,10 @@ def scanner_problem() -> str | None:
     """None when the native scanner is usable (it is then configured from ``grouping.py``'s
     tables), else why not."""
     if _scan is None:
-        return f"native scanner not built: {_IMPORT_ERROR}"
+        if "cannot import name '_scan'" in _IMPORT_ERROR:  # pip built no extension
+            return ("native scanner not built: no C compiler or Python headers when this was installed "
+                    "(install gcc and python3-dev, then pip install again)")
+        return f"native scanner cannot be loaded: {_IMPORT_ERROR}"
     if _scan.schema() != descriptor_schema():
         return "the native scanner does not know this opentelemetry-proto's messages"
     t = scanner_tables()
@@ -92,8 +95,11 @@ def scanner_problem() -> str | None:
 @functools.cache
 def status() -> tuple[bool, str]:
     """(native scanner selected, a phrase saying which path reads requests and why)."""
-    if os.environ.get(ENV, "").strip().lower() in ("0", "false", "no", "off"):
+    value = os.environ.get(ENV, "").strip().lower()
+    if value in ("0", "false", "no", "off"):
         return False, f"pure-Python path ({ENV}={os.environ[ENV]})"
+    if value not in ("", "1", "true", "yes", "on"):
+        log.warning("%s=%r is neither 0/false/no/off nor 1/true/yes/on: taken as on", ENV, os.environ[ENV][:32])
     problem = scanner_problem()
     if problem is not None:
         return False, f"pure-Python path ({problem})"

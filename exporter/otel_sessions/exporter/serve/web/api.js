@@ -75,7 +75,8 @@ export async function api(path, { signal } = {}) {
       // 401: no token, or an unknown one; 403: a known token without the read scope (ingest only,
       // say): ask for another, this tab only
       const problem = await errorOf(response);
-      const why = response.status === 403 ? problem.message + ": a token with the read scope is needed" : problem.message;
+      const why = response.status === 403 ? problem.message + ": a token with the read scope is needed"
+        : hasToken() ? "The token given was not accepted: " + problem.message : problem.message;
       if (await askToken(why)) continue;
       throw problem;
     }
