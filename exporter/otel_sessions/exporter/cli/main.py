@@ -271,11 +271,12 @@ def serve(args: argparse.Namespace) -> int:
     if settings.workers > 1 and (settings.grpc_listen[1] == 0 or settings.http_listen[1] == 0):
         _say("error: --workers / OTEL_SESSIONS_WORKERS above 1 needs fixed ports, not port 0")
         return 2
-    if settings.workers > 1:
-        # the workers share the ports with SO_REUSEPORT, which would let them join another
-        # serve's ports too: a plain bind first finds a port in use, whoever holds it
-        for what, flag, (host, port) in (("gRPC", "--grpc-listen", settings.grpc_listen),
-                                         ("HTTP", "--http-listen", settings.http_listen)):
+    # workers share the ports with SO_REUSEPORT, which would let them join another serve's
+    # ports too: a plain bind first finds a port in use, whoever holds it (and says so before
+    # the embedded Redis starts, in one line)
+    for what, flag, (host, port) in (("gRPC", "--grpc-listen", settings.grpc_listen),
+                                     ("HTTP", "--http-listen", settings.http_listen)):
+        if port:
             problem = port_in_use(host, port)
             if problem:
                 _say(f"error: cannot listen on {host}:{port} for {what} ({flag}): {problem} "
