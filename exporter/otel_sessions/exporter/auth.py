@@ -55,15 +55,24 @@ def bearer_token(header: str | None) -> str | None:
 
 
 class Access:
-    """The tokens of a service and what each may do. Immutable; shared by every route."""
+    """The tokens of a service and what each may do; shared by every route, replaced whole when
+    the tenants file is read again (:meth:`replace`)."""
 
     def __init__(self, tenants: Iterable[Tenant] = ()) -> None:
         self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
         self.tenants: dict[str, Tenant] = {}
+        self.replace(tenants)
+
+    def replace(self, tenants: Iterable[Tenant]) -> None:
+        """Take ``tenants``' tokens in place of the current ones, at once (a reloaded tenants
+        file): a request checked after this sees only the new tokens."""
+        by_digest: dict[bytes, tuple[bytes, Principal]] = {}
+        named: dict[str, Tenant] = {}
         for tenant in tenants:
-            self.tenants[tenant.name] = tenant
+            named[tenant.name] = tenant
             for token in tenant.tokens:
-                self._by_digest[token.sha256] = (token.sha256, Principal(tenant.name, token.scopes))
+                by_digest[token.sha256] = (token.sha256, Principal(tenant.name, token.scopes))
+        self._by_digest, self.tenants = by_digest, named
 
     @property
     def open(self) -> bool:

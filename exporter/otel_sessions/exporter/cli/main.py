@@ -334,6 +334,7 @@ def serve(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGHUP, forward)  # each worker reads the tenants file again
         for process in workers:
             process.join()
         return max((p.exitcode or 0) for p in workers)

@@ -48,7 +48,7 @@ from otel_sessions.exporter.serve.tenancy import Tenancy
 from otel_sessions.exporter.store.gateway import RedisGateway
 from otel_sessions.exporter.store.redis_client import connect
 from otel_sessions.exporter.store.sessions import SessionStore
-from otel_sessions.exporter.tenants import DEFAULT_TENANT
+from otel_sessions.exporter.tenants import DEFAULT_TENANT, TenantsError, guessable_tokens, load_tenants
 
 __all__ = ["Service", "Listening", "grpc_server_options"]
 
@@ -252,13 +252,36 @@ class Service:
             self._gateway = None
             self.store = None
 
+    def reload_tenants(self) -> bool:
+        """Read the ``--tenants`` file again (SIGHUP) and use its tenants, tokens and quotas from
+        the next request on; a file that does not load is logged and the tenants in use are kept.
+        True when the new file is in use."""
+        path = self.settings.tenants_file
+        if path is None:
+            log.warning("SIGHUP: no --tenants file to read again (single tokens are read at start only)")
+            return False
+        try:
+            tenants = load_tenants(path)
+        except TenantsError as exc:
+            log.error("SIGHUP: the tenants file was not reloaded, the tenants in use stay: %s", exc)
+            return False
+        self.access.replace(tenants)
+        if self.tenancy is not None:
+            self.tenancy.replace_tenants(self.access.tenants)
+        for tenant, word in guessable_tokens(tenants):
+            log.warning("tenant %r has a token that is the SHA-256 of %r, which anyone can guess", tenant, word)
+        log.warning("SIGHUP: tenants reloaded from %s: %s", path, ", ".join(sorted(self.access.tenants)))
+        return True
+
     async def run_until_signal(self, on_ready: Callable[[Listening], None] | None = None) -> None:
         """Start, call ``on_ready``, serve until SIGTERM or SIGINT, then stop cleanly (the
-        signal handlers are in place before anyone is told the service is ready)."""
+        signal handlers are in place before anyone is told the service is ready); SIGHUP reads
+        the tenants file again (:meth:`reload_tenants`)."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_tenants)
         listening = await self.start()
         if on_ready is not None:
             on_ready(listening)

@@ -228,6 +228,7 @@ class Settings:
     abandon_after: float
     key_prefix: str
     tenants: tuple[Tenant, ...]  # of the --tenants file, else the default tenant of the single tokens, else ()
+    tenants_file: Path | None  # the --tenants file, read again on SIGHUP
     ingest_token: str | None = field(repr=False)
     query_token: str | None = field(repr=False)
     max_request_bytes: int
@@ -401,11 +402,13 @@ class Settings:
                                f"the file instead (a tenant named {DEFAULT_TENANT!r} keeps the data stored so far)")
             try:
                 values["tenants"] = load_tenants(raw["tenants"])
+                values["tenants_file"] = Path(raw["tenants"]).expanduser().absolute()
             except TenantsError as exc:
                 raise fail("tenants", str(exc)) from None
         else:
             single = single_token_tenant(values["ingest_token"], values["query_token"])
             values["tenants"] = (single,) if single is not None else ()
+            values["tenants_file"] = None
 
         try:
             values["allowed_hosts"] = tuple(_host_pattern(h) for h in _comma_list(raw["allowed_hosts"]))

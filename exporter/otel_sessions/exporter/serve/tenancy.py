@@ -142,6 +142,16 @@ class Tenancy:
         self._built[name] = services
         return services
 
+    def replace_tenants(self, tenants: dict[str, Tenant]) -> None:
+        """The tenants of a reloaded tenants file: their quotas apply from the next request (a
+        built tenant's quota is replaced, its counts start afresh); a tenant no longer in the
+        file keeps its data and components, but no token names it any more."""
+        self.tenants = dict(tenants)
+        for name, services in self._built.items():
+            tenant = self.tenants.get(name)
+            limits = tenant.quota if tenant is not None else Quota()
+            services.ingestor.quota = TenantQuota(name, limits, services.store) if limits.any else None
+
     def built(self, name: str) -> TenantServices | None:
         return self._built.get(name)
 
