@@ -136,7 +136,7 @@ OPTIONS: tuple[Option, ...] = (
            "Path of the tenants file (YAML, or JSON with a .json name): tenants, the SHA-256 of their tokens "
            "with scopes (ingest, read, admin, metrics) and quotas. Each tenant's data is apart from the others'; "
            "every route but /healthz and /readyz needs a token of the right scope. 'otel-sessions tokens new' "
-           "makes a token.", metavar="FILE"),
+           "makes a token. SIGHUP reads the file again.", metavar="FILE"),
     Option("metrics_public", "--metrics-public", "OTEL_SESSIONS_METRICS_PUBLIC", False,
            "Serve /metrics without a token even when tokens are set (for a Prometheus that cannot send one); "
            "its figures, per tenant too, are then open to anyone who reaches the HTTP port."),
