@@ -150,9 +150,8 @@ class SessionQueries:
                 verdicts.append((summary, None))  # the text may be in its messages
         unsure = [summary for summary, verdict in verdicts if verdict is None]
         unexamined = await self.figures.fill(unsure) if unsure else 0
-        matched = [summary for summary, verdict in verdicts
-                   if verdict or (verdict is None and summary.conversation is not None
-                                  and summary.conversation.mentions(q.q))]
+        # with its figures filled, q.matches reads the messages too (params.mentions)
+        matched = [summary for summary, verdict in verdicts if verdict or (verdict is None and q.matches(summary))]
         return matched, unexamined > 0
 
     async def _list_once(self, q: SessionQuery, stale: _Stale) -> ListResult:

@@ -13,7 +13,7 @@ import ipaddress
 from otel_sessions.exporter.serve.settings import OPTIONS, Settings
 from otel_sessions.exporter.tenants import guessable_tokens
 
-__all__ = ["is_loopback", "start_warnings"]
+__all__ = ["is_loopback", "start_warnings", "guessable_token_warnings"]
 
 _ENV_OF = {option.flag: option.env for option in OPTIONS}
 
@@ -47,7 +47,11 @@ def start_warnings(settings: Settings) -> list[str]:
         warnings.append(f"only the {given} token is set: once any token is set every route needs one of its scope, "
                         f"so {routes} 401 to everyone until the {missing} token (--{missing}-token-file or "
                         f"OTEL_SESSIONS_{missing.upper()}_TOKEN) is set too")
-    for tenant, word in guessable_tokens(settings.tenants):
-        warnings.append(f"tenant {tenant!r} has a token that is the SHA-256 of {word!r}, which anyone can guess: "
-                        "make tokens with 'otel-sessions tokens new'")
-    return warnings
+    return warnings + guessable_token_warnings(settings.tenants)
+
+
+def guessable_token_warnings(tenants) -> list[str]:
+    """One warning per tenant token that is the SHA-256 of a well-known word (at start, and when
+    the tenants file is read again)."""
+    return [f"tenant {tenant!r} has a token that is the SHA-256 of {word!r}, which anyone can guess: "
+            "make tokens with 'otel-sessions tokens new'" for tenant, word in guessable_tokens(tenants)]

@@ -39,6 +39,7 @@ from otel_sessions.exporter.metrics import METRICS
 from otel_sessions.exporter.serve import bad_http_log
 from otel_sessions.exporter.serve.app import create_app
 from otel_sessions.exporter.serve.cors import install_cors
+from otel_sessions.exporter.serve.exposure import guessable_token_warnings
 from otel_sessions.exporter.serve.grpc_service import SESSION_SERVICE, add_session_service
 from otel_sessions.exporter.serve.host_check import install_host_check
 from otel_sessions.exporter.serve.page import page_routes
@@ -48,7 +49,7 @@ from otel_sessions.exporter.serve.tenancy import Tenancy
 from otel_sessions.exporter.store.gateway import RedisGateway
 from otel_sessions.exporter.store.redis_client import connect
 from otel_sessions.exporter.store.sessions import SessionStore
-from otel_sessions.exporter.tenants import DEFAULT_TENANT, TenantsError, guessable_tokens, load_tenants
+from otel_sessions.exporter.tenants import DEFAULT_TENANT, TenantsError, load_tenants
 
 __all__ = ["Service", "Listening", "grpc_server_options"]
 
@@ -268,8 +269,8 @@ class Service:
         self.access.replace(tenants)
         if self.tenancy is not None:
             self.tenancy.replace_tenants(self.access.tenants)
-        for tenant, word in guessable_tokens(tenants):
-            log.warning("tenant %r has a token that is the SHA-256 of %r, which anyone can guess", tenant, word)
+        for warning in guessable_token_warnings(tenants):
+            log.warning("%s", warning)
         log.warning("SIGHUP: tenants reloaded from %s: %s", path, ", ".join(sorted(self.access.tenants)))
         return True
 
