@@ -16,6 +16,18 @@ from typing import Any
 from otel_sessions.exporter.auth import Access
 from otel_sessions.exporter.forward.forwarding import ForwardSettings
 from otel_sessions.exporter.ingest.redaction import Redactor
+from otel_sessions.exporter.serve.setting_values import (
+    AUTO_WORKERS_MAX,
+    auto_workers,
+    comma_list,
+    default_data_dir,
+    host_pattern,
+    origin,
+    parse_duration,
+    parse_listen,
+    read_token_file,
+    redact_url,
+)
 from otel_sessions.exporter.store.sessions import StoreSettings
 from otel_sessions.exporter.tenants import (
     DEFAULT_TENANT,
@@ -25,55 +37,12 @@ from otel_sessions.exporter.tenants import (
     single_token_tenant,
 )
 
-__all__ = ["Settings", "SettingsError", "parse_duration", "parse_listen", "default_data_dir", "OPTIONS"]
+__all__ = ["Settings", "SettingsError", "parse_duration", "parse_listen", "default_data_dir", "auto_workers",
+           "AUTO_WORKERS_MAX", "OPTIONS"]
 
 
 class SettingsError(ValueError):
     """A setting has an impossible value; the message names the flag and the env var."""
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(text: str) -> float:
-    """Parse ``"500ms"``, ``"30s"``, ``"5m"``, ``"24h"``, ``"7d"`` (or bare seconds) to seconds."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 24h)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """Parse ``host:port`` (``[::1]:4317`` for IPv6); port 0 picks a free port."""
-    host, sep, port = str(text).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"not a host:port address: {text!r}")
-    return host.strip("[]"), int(port)
-
-
-#: Most server processes ``--workers auto`` starts.
-AUTO_WORKERS_MAX = 8
-
-
-def auto_workers(grpc_port: int, http_port: int) -> int:
-    """``--workers auto``: one server process per core this process may run on (at most
-    :data:`AUTO_WORKERS_MAX`), so that grouping and encoding, the larger part of ingest CPU, run
-    on every core (on 2 cores the redis-server takes the rest); 1 when either port is 0, as
-    workers share their ports and a port the system picks differs per process."""
-    if grpc_port == 0 or http_port == 0:
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(AUTO_WORKERS_MAX, cores))
-
-
-def default_data_dir() -> Path:
-    """Per-user data folder: ``$XDG_DATA_HOME/otel-sessions`` or ``~/.local/share/otel-sessions``."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "otel-sessions"
 
 
 @dataclass(frozen=True)
@@ -362,7 +331,7 @@ class Settings:
 
         url = raw["redis_url"]
         if url is not None and not re.match(r"^(redis|rediss|unix)://", str(url)):
-            raise fail("redis_url", f"must start with redis://, rediss:// or unix:// (got {_redact(url)!r})")
+            raise fail("redis_url", f"must start with redis://, rediss:// or unix:// (got {redact_url(url)!r})")
         values["redis_url"] = url
         cluster = raw["redis_cluster"]
         values["redis_cluster"] = cluster if isinstance(cluster, bool) else str(cluster).lower() in ("1", "true", "yes")
@@ -411,11 +380,11 @@ class Settings:
             values["tenants_file"] = None
 
         try:
-            values["allowed_hosts"] = tuple(_host_pattern(h) for h in _comma_list(raw["allowed_hosts"]))
+            values["allowed_hosts"] = tuple(host_pattern(h) for h in comma_list(raw["allowed_hosts"]))
         except ValueError as exc:
             raise fail("allowed_hosts", str(exc)) from None
         try:
-            values["cors_origins"] = tuple(_origin(o) for o in _comma_list(raw["cors_origins"]))
+            values["cors_origins"] = tuple(origin(o) for o in comma_list(raw["cors_origins"]))
         except ValueError as exc:
             raise fail("cors_origins", str(exc)) from None
 
@@ -445,7 +414,7 @@ class Settings:
 
     @property
     def redacted_redis_url(self) -> str | None:
-        return _redact(self.redis_url) if self.redis_url else None
+        return redact_url(self.redis_url) if self.redis_url else None
 
 
 def _token(name: str, raw: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str | None, Path | None, str]:
@@ -471,61 +440,6 @@ def _token(name: str, raw: Mapping[str, Any], sources: Mapping[str, str]) -> tup
         return (str(token) if token is not None else None), None, token_source
     path = Path(str(path)).expanduser()
     try:
-        text = path.read_bytes().decode("utf-8").strip()
-    except FileNotFoundError:
-        raise SettingsError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"cannot read {path}: {exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}") from None
-    if not text:
-        raise SettingsError(f"{path} is empty")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
-        raise SettingsError(f"{path} holds more than one token, or control characters: put the token alone in it")
-    return text, path, file_source
-
-
-def _comma_list(value: Any) -> list[str]:
-    if value in (None, "", (), []):
-        return []
-    items = [value] if isinstance(value, str) else list(value)
-    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
-
-
-_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
-
-
-def _host_pattern(text: str) -> str:
-    """A ``--allowed-hosts`` entry, lower-cased: a host name, ``*.`` and a domain (any name
-    under it), an IPv4 address, or an IPv6 address in brackets; no port."""
-    host = text.strip().lower().rstrip(".")
-    if host.startswith("[") and host.endswith("]"):
-        import ipaddress
-
-        try:
-            return str(ipaddress.IPv6Address(host[1:-1]))
-        except ValueError:
-            raise ValueError(f"not an IPv6 address: {text!r}") from None
-    if not _HOST_NAME.fullmatch(host) or len(host) > 253:
-        raise ValueError(f"not a host name: {text!r} (a name without port or scheme, e.g. sessions.example.com, "
-                         "or *.example.com for every name under it)")
-    return host
-
-
-_ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?")
-
-
-def _origin(text: str) -> str:
-    """A ``--cors-origins`` entry as browsers send it in ``Origin``: scheme, host, port when not
-    the scheme's default; lower-cased, no path."""
-    origin = text.strip().lower().rstrip("/")
-    match = _ORIGIN.fullmatch(origin)
-    if not match:
-        raise ValueError(f"not an origin: {text!r} (scheme, host and port only, e.g. https://app.example.com)")
-    scheme, host, port = match.groups()
-    if port and port[1:] == {"http": "80", "https": "443"}[scheme]:
-        port = ""  # browsers leave a default port out of Origin
-    return f"{scheme}://{host}{port or ''}"
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a Redis URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        return read_token_file(path), path, file_source
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
