@@ -155,6 +155,8 @@ def test_a_refusal_repeated_is_one_line_per_interval(caplog, monkeypatch):
     lines = _audit_lines(caplog)
     assert len(lines) == 3 and "repeated=" not in lines[0] and "client=10.0.0.9" in lines[1]
     assert "repeated=4" in lines[2]
+    assert [audit_log._host(c) for c in ("10.0.0.5:51234", "[::1]:4000", "10.0.0.5", "::1", None)] == [
+        "10.0.0.5", "[::1]", "10.0.0.5", "::1", None]
 
 
 class _Context:

@@ -68,11 +68,21 @@ def record(event: str, *, route: str, client: str | None, tenant: str | None = N
     log.log(level, "audit: %s %s", event, " ".join(fields))
 
 
+def _host(client: str | None) -> str | None:
+    """The client's address without its port: ``10.0.0.5:51234`` and ``[::1]:4000`` (gRPC peers)
+    lose the port; ``10.0.0.5`` and ``::1`` (aiohttp's remote) stay as they are."""
+    if not client:
+        return client
+    head, sep, tail = client.rpartition(":")
+    if sep and tail.isdigit() and (":" not in head or head.endswith("]")):
+        return head
+    return client
+
+
 def _admit(status: int, route: str, client: str | None, tenant: str | None, now: float) -> int | None:
     """None when this refusal is left out (one alike was written less than REPEAT_S ago), else
     how many alike were left out since the last line."""
-    host = (client or "").rsplit(":", 1)[0] if client and client.count(":") == 1 else client
-    key = (status, route, tenant, host)
+    key = (status, route, tenant, _host(client))
     seen = _recent.get(key)
     if seen is not None and now - seen[0] < REPEAT_S:
         seen[1] += 1
