@@ -45,13 +45,13 @@ def test_the_issue_example_works_as_written(tmp_path):
     assert [sorted(t.scopes) for t in tenant.tokens] == [["ingest", "read"], ["admin"]]
     access = Access([tenant])
     # 9f86d0... is the SHA-256 of "test", 60303a... of "test2"
-    assert access.require("Bearer test", "read", "t").tenant == "team-a"
-    assert access.require("bearer test2", "admin", "t").tenant == "team-a"
+    assert access.require("Bearer test", "read").tenant == "team-a"
+    assert access.require("bearer test2", "admin").tenant == "team-a"
     with pytest.raises(PermissionDenied):
-        access.require("Bearer test", "admin", "t")
+        access.require("Bearer test", "admin")
     for header in (None, "", "Bearer", "Bearer wrong", "Basic test", "test"):
         with pytest.raises(Unauthenticated):
-            access.require(header, "read", "t")
+            access.require(header, "read")
 
 
 def test_json_with_the_same_keys(tmp_path):
@@ -117,24 +117,24 @@ def test_serve_stops_on_a_bad_file_naming_the_flag_and_env(tmp_path):
 def test_single_tokens_are_one_default_tenant():
     assert single_token_tenant(None, None) is None
     access = Access([single_token_tenant("in", "q")])
-    assert access.require("Bearer in", "ingest", "t").tenant == DEFAULT_TENANT
+    assert access.require("Bearer in", "ingest").tenant == DEFAULT_TENANT
     for scope in ("read", "admin", "metrics"):
-        assert access.require("Bearer q", scope, "t").tenant == DEFAULT_TENANT
+        assert access.require("Bearer q", scope).tenant == DEFAULT_TENANT
         with pytest.raises(PermissionDenied):
-            access.require("Bearer in", scope, "t")
+            access.require("Bearer in", scope)
     with pytest.raises(PermissionDenied):
-        access.require("Bearer q", "ingest", "t")
+        access.require("Bearer q", "ingest")
     # only an ingest token: lookups are closed too (no token has the read scope)
     only_ingest = Access([single_token_tenant("in", None)])
     with pytest.raises(PermissionDenied):
-        only_ingest.require("Bearer in", "read", "t")
+        only_ingest.require("Bearer in", "read")
     with pytest.raises(Unauthenticated):
-        only_ingest.require(None, "read", "t")
+        only_ingest.require(None, "read")
     # one token for both: every scope
     both = Access([single_token_tenant("same", "same")])
-    assert both.require("Bearer same", "ingest", "t").scopes == {"ingest", "read", "admin", "metrics"}
+    assert both.require("Bearer same", "ingest").scopes == {"ingest", "read", "admin", "metrics"}
     # no token at all: open, the default tenant
-    assert Access().require(None, "admin", "t").tenant == DEFAULT_TENANT
+    assert Access().require(None, "admin").tenant == DEFAULT_TENANT
 
 
 def test_namespaces_never_overlap():
@@ -187,7 +187,7 @@ def test_a_made_token_works_in_a_file(tmp_path):
     path = _write(tmp_path, f"tenants:\n  - name: ops\n    tokens:\n      - sha256: {made['sha256']}\n"
                   "        scopes: [read, admin]\n")
     access = Access(load_tenants(path))
-    assert access.require(f"Bearer {made['token']}", "admin", "t").tenant == "ops"
+    assert access.require(f"Bearer {made['token']}", "admin").tenant == "ops"
 
 
 def test_the_readme_example_file_and_commands(tmp_path):

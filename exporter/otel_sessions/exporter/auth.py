@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,8 +26,6 @@ from otel_sessions.exporter.errors import PermissionDenied, Unauthenticated
 from otel_sessions.exporter.tenants import DEFAULT_TENANT, SCOPES, Tenant
 
 __all__ = ["Access", "Principal", "bearer_token"]
-
-log = logging.getLogger(__name__)
 
 _NO_MATCH = bytes(32)
 
@@ -79,7 +76,7 @@ class Access:
         """True when no token is configured: every request is the default tenant, every scope."""
         return not self._by_digest
 
-    def identify(self, authorization: str | None, where: str) -> Principal:
+    def identify(self, authorization: str | None) -> Principal:
         """The principal of an ``Authorization`` header value, or :class:`Unauthenticated`."""
         if self.open:
             return OPEN
@@ -92,20 +89,19 @@ class Access:
                 return principal
         raise Unauthenticated("missing or unknown bearer token (Authorization: Bearer <token>)")
 
-    def require(self, authorization: str | None, scope: str, where: str) -> Principal:
+    def require(self, authorization: str | None, scope: str) -> Principal:
         """The principal of ``authorization`` when its token has ``scope``; else
         :class:`Unauthenticated` (no or an unknown token) or :class:`PermissionDenied`."""
-        principal = self.identify(authorization, where)
+        principal = self.identify(authorization)
         if scope not in principal.scopes:
             refusal = PermissionDenied(f"this token has no {scope!r} scope")
             refusal.tenant = principal.tenant
             raise refusal
         return principal
 
-    def require_grpc(self, metadata: Iterable[tuple[str, str | bytes]] | None, scope: str,
-                     where: str) -> Principal:
+    def require_grpc(self, metadata: Iterable[tuple[str, str | bytes]] | None, scope: str) -> Principal:
         """:meth:`require` on gRPC invocation metadata (the ``authorization`` key)."""
         if self.open:
             return OPEN
         value = next((v for k, v in metadata or () if k == "authorization"), None)
-        return self.require(value.decode() if isinstance(value, bytes) else value, scope, where)
+        return self.require(value.decode() if isinstance(value, bytes) else value, scope)

@@ -57,7 +57,7 @@ def jaeger_routes(access: Access, query_for: Callable[[str], Awaitable[JaegerQue
     def guarded(handler):
         async def wrapper(request: web.Request) -> web.StreamResponse:
             try:
-                principal = access.require(request.headers.get("Authorization"), "read", f"GET {request.path}")
+                principal = access.require(request.headers.get("Authorization"), "read")
                 return await handler(request, await query_for(principal.tenant))
             except Exception as exc:
                 audit_log.record_refusal(exc, route=f"GET {request.path}", client=request.remote)

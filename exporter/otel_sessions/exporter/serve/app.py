@@ -50,7 +50,7 @@ def _metrics(access: Access, public: bool, sample: Callable[[], Awaitable[None]]
         them as they were)."""
         if not public:
             try:
-                access.require(request.headers.get("Authorization"), "metrics", "GET /metrics")
+                access.require(request.headers.get("Authorization"), "metrics")
             except Exception as exc:
                 return http_error(exc, "GET /metrics")
         if sample is not None:

@@ -110,7 +110,7 @@ class SessionService(pb_grpc.SessionServiceServicer):
         self.tenancy = tenancy
 
     async def _tenant(self, context: grpc.aio.ServicerContext, method: str, scope: str) -> TenantServices:
-        principal = self.access.require_grpc(context.invocation_metadata(), scope, f"SessionService/{method}")
+        principal = self.access.require_grpc(context.invocation_metadata(), scope)
         return await self.tenancy.get(principal.tenant)
 
     async def _answer(self, context: grpc.aio.ServicerContext, method: str,

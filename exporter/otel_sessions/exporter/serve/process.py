@@ -149,12 +149,12 @@ class Service:
 
     async def _ingestor_for(self, authorization: str | None) -> Ingestor:
         """The span ingestor of the caller's tenant (a token with the ``ingest`` scope)."""
-        principal = self.access.require(authorization, "ingest", "OTLP export")
+        principal = self.access.require(authorization, "ingest")
         return (await self.tenancy.get(principal.tenant)).ingestor
 
     async def _log_ingest_for(self, authorization: str | None) -> LogIngest:
         """The log ingest of the caller's tenant (a token with the ``ingest`` scope)."""
-        principal = self.access.require(authorization, "ingest", "OTLP export")
+        principal = self.access.require(authorization, "ingest")
         return (await self.tenancy.get(principal.tenant)).log_ingest
 
     async def _jaeger_query_for(self, tenant: str) -> JaegerQuery:

@@ -76,14 +76,14 @@ def _guard(access: Access, tenancy: Tenancy, scope: str, handler: Callable) -> C
     and every error answered from the error table as JSON ``{"error", "parameter"}``."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
+        route = f"{request.method} {request.path}"
         try:
-            where = f"{request.method} {request.path}"
-            principal = access.require(request.headers.get("Authorization"), scope, where)
+            principal = access.require(request.headers.get("Authorization"), scope)
             request[TENANT] = await tenancy.get(principal.tenant)
             return await handler(request)
         except Exception as exc:
-            audit_log.record_refusal(exc, route=f"{request.method} {request.path}", client=request.remote)
-            return http_error(exc, f"{request.method} {request.path}")
+            audit_log.record_refusal(exc, route=route, client=request.remote)
+            return http_error(exc, route)
 
     return guarded
 
